@@ -1,0 +1,15 @@
+//! airlift moves container images across an air gap.
+//!
+//! The library has no user interface: it reads image lists ([`imagelist`]), maps them onto a
+//! destination ([`mapping`]), talks to registries ([`registry`]) and copies content through one
+//! plan/execute engine ([`transfer`]). Progress is reported through [`report::Reporter`]; the
+//! `airlift` binary supplies terminal and JSON front ends.
+
+pub mod imagelist;
+pub mod mapping;
+pub mod reference;
+pub mod registry;
+pub mod report;
+pub mod transfer;
+
+pub use reference::{Digest, ImageRef, Platform};

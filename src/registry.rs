@@ -1,0 +1,297 @@
+//! A client for the OCI distribution API (Docker registry API v2), written on reqwest because
+//! oci-client lacks resumable uploads, retries and multi-scope tokens.
+//!
+//! CONTRACT (filled in by the registry work): the public signatures below are what the
+//! transfer engine calls. Bodies and private submodules are free.
+//!
+//! Manifests travel as raw bytes so their digests never change; blobs travel as byte streams
+//! so nothing is held in memory whole. One [`RegistryClient`] (one connection pool, one token
+//! cache) serves every registry of a run; [`Repo`] is a cheap handle on one repository.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+
+use crate::reference::Digest;
+
+/// Media types of manifests airlift copies, in the order sent in `Accept`.
+pub const MANIFEST_MEDIA_TYPES: &[&str] = &[
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// Errors talking to a registry. Every variant names the URL or reference involved, never a
+/// credential.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// Connection, TLS or protocol failure.
+    #[error("cannot reach {url}")]
+    Transport {
+        /// The URL requested (no credentials in it).
+        url: String,
+        /// The underlying error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The registry answered with an unexpected status.
+    #[error("{method} {url} returned {status}{}", detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Status {
+        /// HTTP method.
+        method: String,
+        /// URL.
+        url: String,
+        /// Status code.
+        status: u16,
+        /// The registry's error code/message, if it sent one.
+        detail: Option<String>,
+    },
+    /// A manifest or blob does not exist.
+    #[error("{what} not found at {url}")]
+    NotFound {
+        /// "manifest `ref`" or "blob `digest`".
+        what: String,
+        /// URL.
+        url: String,
+    },
+    /// Authentication or authorisation failed.
+    #[error("access denied to {registry} ({scope}): {reason}")]
+    Auth {
+        /// Registry host.
+        registry: String,
+        /// The scope requested, e.g. `repository:foo:pull,push`.
+        scope: String,
+        /// Why.
+        reason: String,
+    },
+    /// Content did not match its digest.
+    #[error("digest mismatch for {url}: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// URL.
+        url: String,
+        /// What was asked for.
+        expected: Digest,
+        /// What arrived.
+        actual: Digest,
+    },
+    /// A response the protocol does not allow (bad header, unparseable body).
+    #[error("invalid response from {url}: {reason}")]
+    Protocol {
+        /// URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl RegistryError {
+    /// Whether retrying the same request may succeed (connection errors, 5xx, 408, 429).
+    pub fn is_retryable(&self) -> bool {
+        unimplemented!("filled in by the registry work")
+    }
+}
+
+/// Retry policy: exponential backoff with jitter, `Retry-After` honoured.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts after the first one.
+    pub max_retries: u32,
+    /// First delay.
+    pub base_delay: Duration,
+    /// Delay cap.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { max_retries: 5, base_delay: Duration::from_millis(250), max_delay: Duration::from_secs(20) }
+    }
+}
+
+/// Username/password for one registry.
+#[derive(Clone)]
+pub struct Credential {
+    /// User name.
+    pub username: String,
+    /// Password or token. Never printed: `Debug` redacts it.
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential").field("username", &self.username).field("password", &"<redacted>").finish()
+    }
+}
+
+/// Supplies credentials per registry host. Full docker/podman credential support plugs in here.
+pub trait CredentialSource: Send + Sync {
+    /// Credentials for `registry` (`host[:port]`), if any.
+    fn credential(&self, registry: &str) -> Option<Credential>;
+}
+
+/// Options for [`RegistryClient::new`].
+#[derive(Clone, Default)]
+pub struct ClientOptions {
+    /// Hosts (`host[:port]`) reached over plain HTTP or HTTPS without certificate checks, as
+    /// docker's `--insecure-registry`. Loopback hosts are always treated as insecure.
+    pub insecure_registries: Vec<String>,
+    /// Retry policy for every request.
+    pub retry: RetryPolicy,
+    /// Credentials; anonymous when `None`.
+    pub credentials: Option<Arc<dyn CredentialSource>>,
+    /// Per-request timeout for small requests (manifests, HEAD, upload start); blob bodies are
+    /// bounded by stall detection instead. `None` picks a default.
+    pub request_timeout: Option<Duration>,
+}
+
+/// A manifest exactly as the registry served it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// The raw bytes; their sha256 is `digest`.
+    pub bytes: Bytes,
+    /// The media type (from the body's `mediaType`, else the `Content-Type`).
+    pub media_type: String,
+    /// sha256 of `bytes`.
+    pub digest: Digest,
+}
+
+/// What a HEAD on a manifest says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestInfo {
+    /// `Docker-Content-Digest`.
+    pub digest: Digest,
+    /// `Content-Type`.
+    pub media_type: String,
+    /// `Content-Length`.
+    pub size: u64,
+}
+
+/// A blob body being received.
+pub struct BlobBody {
+    /// True when the registry honoured the requested range (206); false when it sent the whole
+    /// blob from offset 0 (200).
+    pub partial: bool,
+    /// `Content-Length` of this response.
+    pub content_length: Option<u64>,
+    /// The bytes.
+    pub stream: BoxStream<'static, Result<Bytes, RegistryError>>,
+}
+
+/// An upload session opened with POST.
+#[derive(Debug, Clone)]
+pub struct UploadSession {
+    /// Absolute `Location` URL to PATCH/PUT to.
+    pub location: url::Url,
+    /// Bytes the registry has accepted so far.
+    pub offset: u64,
+}
+
+/// Outcome of a cross-repository mount attempt.
+#[derive(Debug)]
+pub enum MountOutcome {
+    /// The blob now exists in the target repository.
+    Mounted,
+    /// The registry refused to mount and opened a normal upload instead.
+    Upload(UploadSession),
+}
+
+/// The shared client. Cheap to clone.
+#[derive(Clone)]
+pub struct RegistryClient {
+    #[allow(dead_code)]
+    inner: Arc<()>,
+}
+
+impl RegistryClient {
+    /// Creates a client with one connection pool and token cache.
+    pub fn new(_opts: ClientOptions) -> Result<Self, RegistryError> {
+        unimplemented!("filled in by the registry work")
+    }
+
+    /// A handle on `registry/repository`.
+    pub fn repo(&self, _registry: &str, _repository: &str) -> Repo {
+        unimplemented!("filled in by the registry work")
+    }
+}
+
+/// A handle on one repository of one registry.
+#[derive(Clone)]
+pub struct Repo {
+    #[allow(dead_code)]
+    inner: Arc<()>,
+}
+
+impl Repo {
+    /// `registry/repository`, for messages.
+    pub fn name(&self) -> String {
+        unimplemented!()
+    }
+
+    /// GET a manifest by tag or digest, accepting [`MANIFEST_MEDIA_TYPES`]. The digest is
+    /// computed from the bytes; when `locator` is a digest a mismatch is an error.
+    pub async fn get_manifest(&self, _locator: &str) -> Result<Manifest, RegistryError> {
+        unimplemented!()
+    }
+
+    /// HEAD a manifest; `None` when absent.
+    pub async fn head_manifest(&self, _locator: &str) -> Result<Option<ManifestInfo>, RegistryError> {
+        unimplemented!()
+    }
+
+    /// PUT a manifest under a tag or its digest, with its media type as `Content-Type`.
+    pub async fn put_manifest(&self, _locator: &str, _manifest: &Manifest) -> Result<(), RegistryError> {
+        unimplemented!()
+    }
+
+    /// HEAD a blob: its size when present, `None` when absent.
+    pub async fn blob_size(&self, _digest: &Digest) -> Result<Option<u64>, RegistryError> {
+        unimplemented!()
+    }
+
+    /// GET a blob from `offset` (to `end`, exclusive, when given) using `Range`.
+    pub async fn get_blob(&self, _digest: &Digest, _offset: u64, _end: Option<u64>) -> Result<BlobBody, RegistryError> {
+        unimplemented!()
+    }
+
+    /// Tries a cross-repository mount of `digest` from `from_repository` (same registry).
+    /// The token asks for `pull` on the source and `pull,push` on this repository at once.
+    pub async fn mount_blob(&self, _digest: &Digest, _from_repository: &str) -> Result<MountOutcome, RegistryError> {
+        unimplemented!()
+    }
+
+    /// Opens an upload session (POST).
+    pub async fn start_upload(&self) -> Result<UploadSession, RegistryError> {
+        unimplemented!()
+    }
+
+    /// Monolithic streaming upload: PUT `body` (exactly `size` bytes) to the session with
+    /// `?digest=`. The body is sent with a `Content-Length`.
+    pub async fn put_blob(
+        &self,
+        _session: UploadSession,
+        _digest: &Digest,
+        _size: u64,
+        _body: BoxStream<'static, Result<Bytes, std::io::Error>>,
+    ) -> Result<(), RegistryError> {
+        unimplemented!()
+    }
+
+    /// Chunked upload: PATCH one chunk at `session.offset` with `Content-Range`; returns the
+    /// session with the new location and offset.
+    pub async fn patch_chunk(&self, _session: UploadSession, _chunk: Bytes) -> Result<UploadSession, RegistryError> {
+        unimplemented!()
+    }
+
+    /// Completes a chunked upload: PUT with `?digest=` and an empty body.
+    pub async fn finish_upload(&self, _session: UploadSession, _digest: &Digest) -> Result<(), RegistryError> {
+        unimplemented!()
+    }
+
+    /// Asks the registry how much of an upload it holds (GET on the upload URL, `Range`).
+    pub async fn upload_status(&self, _session: &UploadSession) -> Result<UploadSession, RegistryError> {
+        unimplemented!()
+    }
+}

@@ -1,0 +1,104 @@
+//! Progress events and the final run report.
+//!
+//! The engine calls a [`Reporter`]; the binary decides whether that becomes progress bars, plain
+//! log lines or nothing. The [`RunReport`] is what `--json` prints at the end.
+
+use serde::Serialize;
+
+use crate::reference::Digest;
+
+/// Receives progress from the engine. Every method has an empty default so a front end
+/// implements only what it shows. Implementations must be cheap: `on_bytes` is called for
+/// every chunk.
+pub trait Reporter: Send + Sync {
+    /// The plan is known: how many blobs and bytes will move, how many are already present.
+    fn on_plan(&self, _plan: &PlanSummary) {}
+    /// A blob transfer starts.
+    fn on_blob_start(&self, _digest: &Digest, _size: u64) {}
+    /// `n` more bytes of a blob arrived (may go backwards by a retry: see `on_blob_retry`).
+    fn on_bytes(&self, _n: u64) {}
+    /// A blob attempt failed and will be retried; `lost` bytes will be transferred again.
+    fn on_blob_retry(&self, _digest: &Digest, _lost: u64, _error: &str) {}
+    /// A blob is done (pushed and verified, or mounted).
+    fn on_blob_done(&self, _digest: &Digest, _size: u64) {}
+    /// An image is finished (successfully or not).
+    fn on_image_done(&self, _image: &ImageReport) {}
+    /// A free-form warning, e.g. "index digest changes because of --platform".
+    fn on_warning(&self, _message: &str) {}
+}
+
+/// A reporter that shows nothing.
+pub struct NoReporter;
+impl Reporter for NoReporter {}
+
+/// Totals known once planning is done.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct PlanSummary {
+    /// Images in the plan.
+    pub images: usize,
+    /// Distinct blobs to transfer.
+    pub blobs_to_transfer: usize,
+    /// Bytes of those blobs.
+    pub bytes_to_transfer: u64,
+    /// Distinct blobs already at the destination.
+    pub blobs_present: usize,
+    /// Bytes of those blobs.
+    pub bytes_present: u64,
+    /// Manifests (including index children) to write.
+    pub manifests: usize,
+}
+
+/// Outcome of one image.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageStatus {
+    /// Copied (or already complete at the destination).
+    Ok,
+    /// Failed; see `error`.
+    Failed,
+    /// Planned only (`--dry-run`).
+    Planned,
+}
+
+/// One image in the report.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ImageReport {
+    /// Source reference as listed (normalised).
+    pub source: String,
+    /// Target reference written.
+    pub target: String,
+    /// Manifest digest written at the target (the source's unless platforms were filtered).
+    pub digest: Option<Digest>,
+    /// Source manifest digest.
+    pub source_digest: Option<Digest>,
+    /// Outcome.
+    pub status: ImageStatus,
+    /// Error message with its causes, when failed.
+    pub error: Option<String>,
+    /// `file:line` of the list entry.
+    pub origin: String,
+}
+
+/// The whole run, printed by `--json`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct RunReport {
+    /// Per-image outcomes, in list order.
+    pub images: Vec<ImageReport>,
+    /// Blobs copied (or mounted) this run.
+    pub blobs_transferred: usize,
+    /// Blobs that were already at the destination.
+    pub blobs_skipped: usize,
+    /// Bytes downloaded from the source and written to the destination this run.
+    pub bytes_transferred: u64,
+    /// Bytes of the skipped blobs.
+    pub bytes_skipped: u64,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+impl RunReport {
+    /// Number of failed images.
+    pub fn failed(&self) -> usize {
+        self.images.iter().filter(|i| i.status == ImageStatus::Failed).count()
+    }
+}
