@@ -322,3 +322,116 @@ impl Stream for Verify {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verify_over(
+        chunks: Vec<&'static [u8]>,
+        digest: Digest,
+        size: u64,
+    ) -> (Verify, Arc<Mutex<Option<TransferError>>>) {
+        let failure = Arc::new(Mutex::new(None));
+        let inner = stream::iter(chunks.into_iter().map(|c| Ok(Bytes::from_static(c)))).boxed();
+        let v = Verify {
+            inner,
+            hasher: Sha256::new(),
+            received: 0,
+            held: None,
+            digest,
+            size,
+            url: "src/repo@x".into(),
+            failure: failure.clone(),
+            finished: false,
+        };
+        (v, failure)
+    }
+
+    async fn drain(v: Verify) -> (Vec<u8>, Option<std::io::Error>) {
+        let mut out = Vec::new();
+        let mut s = v.boxed();
+        while let Some(item) = s.next().await {
+            match item {
+                Ok(b) => out.extend_from_slice(&b),
+                Err(e) => return (out, Some(e)),
+            }
+        }
+        (out, None)
+    }
+
+    #[tokio::test]
+    async fn correct_body_passes_through_whole() {
+        let data: &[u8] = b"hello world, this is a blob";
+        let (v, failure) = verify_over(
+            vec![&data[..5], &data[5..11], &data[11..]],
+            Digest::of(data),
+            data.len() as u64,
+        );
+        let (out, err) = drain(v).await;
+        assert!(err.is_none());
+        assert_eq!(out, data);
+        assert!(failure.lock().unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn wrong_digest_never_releases_the_last_chunk() {
+        let data: &[u8] = b"corrupted!";
+        let (v, failure) = verify_over(
+            vec![&data[..4], &data[4..]],
+            Digest::of(b"original!!"),
+            data.len() as u64,
+        );
+        let (out, err) = drain(v).await;
+        assert!(err.is_some());
+        // Only the first chunk went out: the body is incomplete, so nothing can be committed.
+        assert_eq!(out, &data[..4]);
+        let e = failure.lock().unwrap().take().unwrap();
+        assert!(
+            matches!(
+                e,
+                TransferError::Integrity {
+                    received: 10,
+                    expected_size: 10,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.is_integrity());
+    }
+
+    #[tokio::test]
+    async fn oversized_body_fails_as_soon_as_it_exceeds() {
+        let data: &[u8] = b"0123456789";
+        let (v, failure) = verify_over(vec![&data[..6], &data[6..]], Digest::of(&data[..6]), 6);
+        let (out, err) = drain(v).await;
+        assert!(err.is_some());
+        assert!(out.len() < 6);
+        assert!(matches!(
+            failure.lock().unwrap().take(),
+            Some(TransferError::Integrity { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn truncated_body_is_an_integrity_error() {
+        let data: &[u8] = b"0123456789";
+        let (v, failure) = verify_over(vec![&data[..4]], Digest::of(data), 10);
+        let (_, err) = drain(v).await;
+        assert!(err.is_some());
+        let e = failure.lock().unwrap().take().unwrap();
+        assert!(
+            matches!(e, TransferError::Integrity { received: 4, .. }),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn empty_blob_verifies() {
+        let (v, failure) = verify_over(vec![], Digest::of(b""), 0);
+        let (out, err) = drain(v).await;
+        assert!(err.is_none() && out.is_empty());
+        assert!(failure.lock().unwrap().is_none());
+    }
+}
