@@ -49,7 +49,7 @@ pub(crate) async fn copy(
                 attempt += 1;
                 ctx.reporter
                     .on_blob_retry(digest, 0, &super::error_chain(&e));
-                tokio::time::sleep(backoff(ctx, attempt)).await;
+                tokio::time::sleep(jitter(ctx.opts.retry_delay, attempt)).await;
             }
             Err(e) => {
                 return Err(TransferError::Blob {
@@ -81,7 +81,7 @@ async fn copy_once(
     let body = if size >= ctx.opts.segment_threshold {
         segmented(ctx, src, digest, size).await?
     } else {
-        whole(ctx, src, digest).await?
+        whole(ctx, src, digest, size).await?
     };
     let failure = Arc::new(Mutex::new(None));
     let verified = Verify {
@@ -103,29 +103,136 @@ async fn copy_once(
     result.map_err(TransferError::from)
 }
 
-/// Delay before attempt `attempt` (1-based): exponential with full jitter.
-pub(crate) fn backoff(ctx: &Ctx, attempt: u32) -> Duration {
-    let base = std::env::var("AIRLIFT_RETRY_DELAY_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map(Duration::from_millis)
-        .unwrap_or(ctx.opts.retry_delay);
-    let max = base.saturating_mul(1 << attempt.min(6));
-    if max.is_zero() {
-        return max;
-    }
-    max.mul_f64(rand::random::<f64>().max(0.1))
-}
-
 type ByteStream = BoxStream<'static, Result<Bytes, TransferError>>;
 
-/// The whole blob as one response.
-async fn whole(ctx: &Ctx, src: &Repo, digest: &Digest) -> Result<ByteStream, TransferError> {
-    let body = src.get_blob(digest, 0, None).await?;
-    Ok(counted(
-        ctx,
-        body.stream.map(|r| r.map_err(TransferError::from)).boxed(),
-    ))
+/// The whole blob as one response that survives connection drops: after an error mid-body it
+/// asks again with `Range` from the last byte received, so the hash state in [`Verify`]
+/// carries on. A server that ignores `Range` resends from zero and the bytes already seen are
+/// skipped.
+async fn whole(
+    ctx: &Ctx,
+    src: &Repo,
+    digest: &Digest,
+    size: u64,
+) -> Result<ByteStream, TransferError> {
+    let first = src.get_blob(digest, 0, None).await?;
+    let state = Resume {
+        src: src.clone(),
+        digest: digest.clone(),
+        size,
+        offset: 0,
+        skip: 0,
+        current: Some(first.stream),
+        attempts: 0,
+        max_attempts: ctx.opts.blob_retries,
+        delay: ctx.opts.retry_delay,
+        reporter: ctx.reporter.clone(),
+        done: false,
+    };
+    let s = stream::unfold(state, |mut st| async move {
+        let item = st.next_chunk().await?;
+        Some((item, st))
+    });
+    Ok(counted(ctx, s.boxed()))
+}
+
+struct Resume {
+    src: Repo,
+    digest: Digest,
+    size: u64,
+    offset: u64,
+    /// Bytes still to drop from a response that restarted at zero.
+    skip: u64,
+    current: Option<BoxStream<'static, Result<Bytes, crate::registry::RegistryError>>>,
+    attempts: u32,
+    max_attempts: u32,
+    delay: Duration,
+    reporter: Arc<dyn Reporter>,
+    done: bool,
+}
+
+impl Resume {
+    async fn next_chunk(&mut self) -> Option<Result<Bytes, TransferError>> {
+        if self.done {
+            return None;
+        }
+        loop {
+            let Some(current) = self.current.as_mut() else {
+                match self.src.get_blob(&self.digest, self.offset, None).await {
+                    Ok(body) => {
+                        self.skip = if body.partial { 0 } else { self.offset };
+                        self.current = Some(body.stream);
+                    }
+                    Err(e) => {
+                        let e = TransferError::from(e);
+                        if !self.retry(&e).await {
+                            self.done = true;
+                            return Some(Err(e));
+                        }
+                    }
+                }
+                continue;
+            };
+            match current.next().await {
+                Some(Ok(mut chunk)) => {
+                    if self.skip > 0 {
+                        let drop = self.skip.min(chunk.len() as u64);
+                        self.skip -= drop;
+                        let _ = chunk.split_to(drop as usize);
+                        if chunk.is_empty() {
+                            continue;
+                        }
+                    }
+                    self.offset += chunk.len() as u64;
+                    return Some(Ok(chunk));
+                }
+                Some(Err(e)) => {
+                    self.current = None;
+                    let e = TransferError::from(e);
+                    if !self.retry(&e).await {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                }
+                None if self.offset >= self.size => {
+                    self.done = true;
+                    return None;
+                }
+                None => {
+                    // The body ended early without an error: resume like after a reset.
+                    self.current = None;
+                    let e = TransferError::Registry(crate::registry::RegistryError::Protocol {
+                        url: format!("{}@{}", self.src.name(), self.digest),
+                        reason: format!("body ended at byte {} of {}", self.offset, self.size),
+                    });
+                    if !self.retry(&e).await {
+                        self.done = true;
+                        // Let the verifier report the short body with its digest.
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits before resuming; false when the error is final or attempts are used up.
+    async fn retry(&mut self, e: &TransferError) -> bool {
+        if !e.is_retryable() || self.attempts >= self.max_attempts {
+            return false;
+        }
+        self.attempts += 1;
+        self.reporter.on_blob_retry(
+            &self.digest,
+            0,
+            &format!(
+                "resuming at byte {}: {}",
+                self.offset,
+                super::error_chain(e)
+            ),
+        );
+        tokio::time::sleep(jitter(self.delay, self.attempts)).await;
+        true
+    }
 }
 
 /// Counts bytes into the run total and the reporter as they arrive.
@@ -212,6 +319,8 @@ async fn segmented(
         .boxed())
 }
 
+/// Delay before attempt `attempt` (1-based): exponential with full jitter.
+/// `AIRLIFT_RETRY_DELAY_MS` overrides the base (tests set 0).
 fn jitter(base: Duration, attempt: u32) -> Duration {
     let base = std::env::var("AIRLIFT_RETRY_DELAY_MS")
         .ok()
