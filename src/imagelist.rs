@@ -1,6 +1,14 @@
 //! Image lists: plain text (`container-images.txt` style) and YAML with mapping rules.
 //!
-//! CONTRACT (filled in by the image-list work): signatures below are fixed; bodies may change.
+//! Lists are validated as a whole: every problem in every file is collected and reported at
+//! once with its `file:line`, and a single bad line means no entry is returned, so a typo never
+//! leads to a partial sync. The formats are described in `docs/lists.md`; the two parsers live
+//! in the `text` and `yaml` submodules, the reference checks they share stay here.
+//!
+//! CONTRACT: the public signatures below are used by other modules and are fixed.
+
+mod text;
+mod yaml;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -98,7 +106,11 @@ pub enum ListError {
 }
 
 fn render_problems(problems: &[Problem]) -> String {
-    let mut s = format!("{} invalid image list entr{}:", problems.len(), if problems.len() == 1 { "y" } else { "ies" });
+    let mut s = format!(
+        "{} invalid image list entr{}:",
+        problems.len(),
+        if problems.len() == 1 { "y" } else { "ies" }
+    );
     for p in problems {
         s.push_str(&format!("\n  {}: {}", p.origin, p.message));
     }
@@ -107,16 +119,166 @@ fn render_problems(problems: &[Problem]) -> String {
 
 /// Reads and parses every list (YAML by `.yaml`/`.yml` extension, text otherwise), returning
 /// all entries in order, or every problem in every file.
-pub fn load(_paths: &[PathBuf]) -> Result<Vec<ListEntry>, ListError> {
-    unimplemented!("filled in by the image-list work")
+pub fn load(paths: &[PathBuf]) -> Result<Vec<ListEntry>, ListError> {
+    let mut entries = Vec::new();
+    let mut problems = Vec::new();
+    for path in paths {
+        // `std::fs` rather than `fs_err`: `ListError::Read` already names the path, and fs_err
+        // would repeat it inside the source error's message.
+        let text = std::fs::read_to_string(path).map_err(|source| ListError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let parsed = if is_yaml(path) {
+            parse_yaml(&text, path)
+        } else {
+            parse_text(&text, path)
+        };
+        match parsed {
+            Ok(mut found) => entries.append(&mut found),
+            Err(ListError::Invalid(mut found)) => problems.append(&mut found),
+            Err(other) => return Err(other),
+        }
+    }
+    if problems.is_empty() {
+        Ok(entries)
+    } else {
+        Err(ListError::Invalid(problems))
+    }
 }
 
 /// Parses a plain-text list.
-pub fn parse_text(_text: &str, _file: &Path) -> Result<Vec<ListEntry>, ListError> {
-    unimplemented!("filled in by the image-list work")
+pub fn parse_text(text: &str, file: &Path) -> Result<Vec<ListEntry>, ListError> {
+    text::parse(text, file)
 }
 
 /// Parses a YAML list.
-pub fn parse_yaml(_text: &str, _file: &Path) -> Result<Vec<ListEntry>, ListError> {
-    unimplemented!("filled in by the image-list work")
+pub fn parse_yaml(text: &str, file: &Path) -> Result<Vec<ListEntry>, ListError> {
+    yaml::parse(text, file)
+}
+
+fn is_yaml(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
+}
+
+/// Whether the first component of a `/`-separated name is a registry host, by docker's rule: it
+/// contains `.` or `:`, or is `localhost`. A name without `/` has no host (`app:1` is a tag).
+pub(crate) fn has_host(name: &str) -> bool {
+    match name.split_once('/') {
+        Some((first, _)) => first.contains(['.', ':']) || first == "localhost",
+        None => false,
+    }
+}
+
+/// Whether a reference as written names a tag or a digest. Needed because [`ImageRef`] adds
+/// `latest` to a bare name, and an explicit target without a tag must keep the source's tag.
+pub(crate) fn names_tag_or_digest(reference: &str) -> bool {
+    let last = reference.rsplit('/').next().unwrap_or(reference);
+    reference.contains('@') || last.contains(':')
+}
+
+/// Checks one repository path component against the distribution grammar
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.
+pub(crate) fn check_path_component(component: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("path component `{component}` {why}"));
+    if component.is_empty() {
+        return Err("empty path component".to_owned());
+    }
+    let mut separator = String::new();
+    for (i, c) in component.chars().enumerate() {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            if !separator.is_empty() {
+                let ok = matches!(separator.as_str(), "." | "_" | "__")
+                    || separator.chars().all(|s| s == '-');
+                if !ok || i == separator.len() {
+                    return bad(
+                        "has a misplaced separator (`.`, `_`, `__` or `-` go between letters or digits)",
+                    );
+                }
+                separator.clear();
+            }
+        } else if matches!(c, '.' | '_' | '-') {
+            separator.push(c);
+        } else if c.is_ascii_uppercase() {
+            return bad("must be lowercase");
+        } else {
+            return bad(&format!(
+                "contains `{c}` (allowed: a-z, 0-9, `.`, `_`, `-`)"
+            ));
+        }
+    }
+    if separator.is_empty() {
+        Ok(())
+    } else {
+        bad("has a misplaced separator (`.`, `_`, `__` or `-` go between letters or digits)")
+    }
+}
+
+/// Checks a `/`-separated repository path (or prefix) component by component.
+pub(crate) fn check_repository(path: &str) -> Result<(), String> {
+    path.split('/').try_for_each(check_path_component)
+}
+
+/// Checks a tag against `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub(crate) fn check_tag(tag: &str) -> Result<(), String> {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut chars = tag.chars();
+    let ok = chars.next().is_some_and(word)
+        && chars.all(|c| word(c) || c == '.' || c == '-')
+        && tag.len() <= 128;
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "tag `{tag}` must be 1 to 128 letters, digits, `_`, `.` or `-`, not starting with `.` or `-`"
+        ))
+    }
+}
+
+/// Parses a source reference as written in a list.
+pub(crate) fn parse_source(text: &str) -> Result<ImageRef, String> {
+    text.parse::<ImageRef>().map_err(|e| e.to_string())
+}
+
+/// Parses an explicit target as written in a list. A target with a registry host is a full
+/// reference; without a tag or digest it takes the source's, as a mapped target would.
+/// Anything else is a repository path (and tag) relative to the destination.
+pub(crate) fn parse_target(text: &str, source: &ImageRef) -> Result<TargetSpec, String> {
+    let invalid = |why: String| format!("invalid target `{text}`: {why}");
+    if has_host(text) {
+        let full: ImageRef =
+            text.parse()
+                .map_err(|e: crate::reference::ReferenceError| match e {
+                    crate::reference::ReferenceError::Reference { reason, .. } => invalid(reason),
+                    other => invalid(other.to_string()),
+                })?;
+        if names_tag_or_digest(text) {
+            Ok(TargetSpec::Full(full))
+        } else {
+            Ok(TargetSpec::Full(full.with(
+                source.tag().map(str::to_owned),
+                source.digest().cloned(),
+            )))
+        }
+    } else {
+        if text.contains('@') {
+            return Err(invalid(
+                "a target without a registry host takes a tag, not a digest".to_owned(),
+            ));
+        }
+        let (repository, tag) = match text.rsplit_once(':') {
+            Some((repository, tag)) => (repository, Some(tag)),
+            None => (text, None),
+        };
+        check_repository(repository).map_err(invalid)?;
+        if let Some(tag) = tag {
+            check_tag(tag).map_err(invalid)?;
+        }
+        Ok(TargetSpec::Relative {
+            repository: repository.to_owned(),
+            tag: tag.map(str::to_owned),
+        })
+    }
 }
