@@ -184,7 +184,7 @@ pub(crate) fn names_tag_or_digest(reference: &str) -> bool {
 pub(crate) fn check_path_component(component: &str) -> Result<(), String> {
     let bad = |why: &str| Err(format!("path component `{component}` {why}"));
     if component.is_empty() {
-        return Err("empty path component".to_owned());
+        return Err("path component is empty (`//` or a leading `/`)".to_owned());
     }
     let mut separator = String::new();
     for (i, c) in component.chars().enumerate() {
@@ -239,7 +239,12 @@ pub(crate) fn check_tag(tag: &str) -> Result<(), String> {
 
 /// Parses a source reference as written in a list.
 pub(crate) fn parse_source(text: &str) -> Result<ImageRef, String> {
-    text.parse::<ImageRef>().map_err(|e| e.to_string())
+    let source = text.parse::<ImageRef>().map_err(|e| e.to_string())?;
+    // oci-spec takes an uppercase first component for a registry host (`Harness/app` parses
+    // as `docker.io/Harness/app`, a name no registry accepts), so the path is checked again.
+    check_repository(source.repository())
+        .map_err(|why| format!("invalid image reference `{text}`: {why}"))?;
+    Ok(source)
 }
 
 /// Parses an explicit target as written in a list. A target with a registry host is a full

@@ -276,6 +276,19 @@ mod tests {
     }
 
     #[test]
+    fn uppercase_repositories_are_refused() {
+        let p = problems("Harness/chaos-ddcr:1.47.0\n");
+        assert_eq!(
+            p,
+            [(
+                1,
+                "invalid image reference `Harness/chaos-ddcr:1.47.0`: path component `Harness` must be lowercase"
+                    .to_owned()
+            )]
+        );
+    }
+
+    #[test]
     fn an_empty_list_is_empty() {
         assert!(parse_ok("").is_empty());
         assert!(parse_ok("# only a comment\n\n   \n").is_empty());
