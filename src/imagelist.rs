@@ -287,3 +287,229 @@ pub(crate) fn parse_target(text: &str, source: &ImageRef) -> Result<TargetSpec, 
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root(rel: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+    }
+
+    fn sources(entries: &[ListEntry]) -> Vec<String> {
+        entries.iter().map(|e| e.source.to_string()).collect()
+    }
+
+    fn problems(result: Result<Vec<ListEntry>, ListError>) -> Vec<Problem> {
+        match result {
+            Err(ListError::Invalid(p)) => p,
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    fn lines_of(problems: &[Problem], file: &str) -> Vec<usize> {
+        problems
+            .iter()
+            .filter(|p| p.origin.file.ends_with(file))
+            .map(|p| p.origin.line)
+            .collect()
+    }
+
+    const HARNESS: [&str; 12] = [
+        "docker.io/harness/chaos-ddcr:1.47.0",
+        "docker.io/harness/chaos-log-watcher:1.47.0",
+        "docker.io/harness/service-discovery-collector:0.27.0",
+        "docker.io/harness/chaos-ddcr-faults:1.47.0",
+        "docker.io/harness/chaos-workflow-controller:v3.4.16",
+        "docker.io/harness/chaos-argoexec:v3.4.16",
+        "docker.io/harness/chaos-exporter:1.47.0",
+        "docker.io/harness/chaos-operator:1.47.0",
+        "docker.io/harness/chaos-runner:1.47.0",
+        "docker.io/harness/chaos-subscriber:1.47.0",
+        "docker.io/harness/chaos-go-runner:1.47.0",
+        "docker.io/harness/k8s-chaos-infrastructure-upgrader:1.47.0",
+    ];
+
+    const KUBERNETES: [&str; 7] = [
+        "registry.k8s.io/kube-apiserver:v1.34.0",
+        "registry.k8s.io/kube-controller-manager:v1.34.0",
+        "registry.k8s.io/kube-scheduler:v1.34.0",
+        "registry.k8s.io/kube-proxy:v1.34.0",
+        "registry.k8s.io/coredns/coredns:v1.12.1",
+        "registry.k8s.io/pause:3.10.1",
+        "registry.k8s.io/etcd:3.6.4-0",
+    ];
+
+    #[test]
+    fn harness_list_as_published() {
+        // 13 image lines, chaos-log-watcher twice: 12 images.
+        let entries = load(&[root("manifests/harness-chaos-1.47.txt")]).unwrap();
+        assert_eq!(sources(&entries), HARNESS);
+        assert_eq!(entries[0].origin.line, 10);
+        assert_eq!(entries[11].origin.line, 22);
+        assert!(entries.iter().all(|e| e.target.is_none()));
+        let yaml = load(&[root("manifests/harness-chaos-1.47.yaml")]).unwrap();
+        assert_eq!(sources(&yaml), HARNESS);
+    }
+
+    #[test]
+    fn kubernetes_lists_agree() {
+        for file in [
+            "manifests/kubernetes-v1.34.txt",
+            "manifests/kubernetes-v1.34.yaml",
+        ] {
+            let entries = load(&[root(file)]).unwrap();
+            assert_eq!(sources(&entries), KUBERNETES, "{file}");
+            assert!(
+                entries
+                    .iter()
+                    .all(|e| e.platforms.is_empty() && e.target.is_none())
+            );
+        }
+    }
+
+    #[test]
+    fn every_manifest_loads() {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(root("manifests"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        paths.sort();
+        assert_eq!(
+            paths.len(),
+            4,
+            "update the expectations for new manifests: {paths:?}"
+        );
+        let entries = load(&paths).unwrap();
+        assert_eq!(entries.len(), 2 * HARNESS.len() + 2 * KUBERNETES.len());
+    }
+
+    #[test]
+    fn good_fixtures() {
+        let text = load(&[root("testdata/lists/good.txt")]).unwrap();
+        assert_eq!(
+            sources(&text),
+            [
+                "registry.k8s.io/pause:3.10.1",
+                "docker.io/library/nginx:1.27",
+                "docker.io/harness/chaos-ddcr:1.47.0",
+                "docker.io/harness/chaos-runner:1.47.0",
+                "registry.k8s.io/etcd:3.6.4-0",
+                "registry.k8s.io/etcd:3.6.4-0",
+            ]
+        );
+        let lines: Vec<usize> = text.iter().map(|e| e.origin.line).collect();
+        assert_eq!(lines, [2, 3, 4, 5, 7, 8]);
+        let full: ImageRef = "registry.example.com:5000/backup/etcd:3.6.4"
+            .parse()
+            .unwrap();
+        assert_eq!(text[5].target, Some(TargetSpec::Full(full)));
+
+        let yaml = load(&[root("testdata/lists/good.yaml")]).unwrap();
+        assert_eq!(yaml.len(), 4);
+        assert_eq!(
+            yaml[1].source.digest().map(|d| d.short()),
+            Some("000000000000")
+        );
+        assert_eq!(yaml[3].source.to_string(), "registry.k8s.io/etcd:3.6.4-0");
+        assert_eq!(yaml[3].origin.line, 14);
+        assert_eq!(yaml[0].defaults.mode, Some(MappingMode::KeepHost));
+        assert_eq!(yaml[0].platforms.len(), 2);
+        assert_eq!(yaml[1].platforms.len(), 1);
+    }
+
+    #[test]
+    fn problems_of_all_files_are_reported_together() {
+        let files = [
+            root("testdata/lists/bad.txt"),
+            root("testdata/lists/good.txt"),
+            root("testdata/lists/bad.yaml"),
+            root("testdata/lists/unknown-key.yaml"),
+        ];
+        let found = problems(load(&files));
+        assert_eq!(lines_of(&found, "bad.txt"), [3, 4, 5, 6]);
+        assert_eq!(lines_of(&found, "bad.yaml"), [3, 6, 7, 9]);
+        assert_eq!(lines_of(&found, "unknown-key.yaml"), [5]);
+        assert_eq!(found.len(), 9);
+        let rendered = ListError::Invalid(found).to_string();
+        let bad_txt = root("testdata/lists/bad.txt");
+        assert!(
+            rendered.starts_with("9 invalid image list entries:\n"),
+            "{rendered}"
+        );
+        assert!(
+            rendered.contains(&format!(
+                "{}:3: invalid image reference `Foo`: ",
+                bad_txt.display()
+            )),
+            "{rendered}"
+        );
+        assert!(
+            rendered.contains(&format!(
+                "{}:5: expected `SOURCE [TARGET]`, found 4 fields in `Harness Delegate / DDCR`",
+                bad_txt.display()
+            )),
+            "{rendered}"
+        );
+        assert!(
+            rendered.contains("unknown-key.yaml:5: unknown field `platform`"),
+            "{rendered}"
+        );
+    }
+
+    #[test]
+    fn unreadable_list_names_the_path_once() {
+        let missing = root("testdata/lists/missing.txt");
+        match load(&[root("testdata/lists/good.txt"), missing.clone()]) {
+            Err(ListError::Read { path, source }) => {
+                assert_eq!(path, missing);
+                assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+                assert!(!source.to_string().contains("missing.txt"), "{source}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn format_follows_the_extension() {
+        let dir = tempfile::tempdir().unwrap();
+        // The same text read as YAML is a one-element sequence at the top: not a list document.
+        let body = "- nginx\n";
+        for (name, ok) in [
+            ("a.yml", false),
+            ("a.YAML", false),
+            ("a.txt", true),
+            ("images", true),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, body).unwrap();
+            assert_eq!(load(&[path]).is_ok(), ok, "{name}");
+        }
+    }
+
+    #[test]
+    fn reference_checks() {
+        assert!(has_host("reg.example.com/a"));
+        assert!(has_host("host:5000/a"));
+        assert!(has_host("localhost/a"));
+        assert!(!has_host("team/app"));
+        assert!(!has_host("app:1"));
+        assert!(!has_host("localhost"));
+        assert!(names_tag_or_digest("reg.example.com:5000/a:1"));
+        assert!(!names_tag_or_digest("reg.example.com:5000/a"));
+        assert!(names_tag_or_digest("a@sha256:00"));
+        for good in ["a", "a0", "a.b", "a_b", "a__b", "a---b", "0"] {
+            assert_eq!(check_path_component(good), Ok(()), "{good}");
+        }
+        for bad in ["", "-a", "a-", "a..b", "a___b", "a._b", "A", "a:b", "_a"] {
+            assert!(check_path_component(bad).is_err(), "{bad}");
+        }
+        assert!(check_tag("v1.34.0").is_ok());
+        assert!(check_tag("_x").is_ok());
+        assert!(check_tag(&"a".repeat(128)).is_ok());
+        for bad in ["", ".a", "-a", "a/b", "a:b"] {
+            assert!(check_tag(bad).is_err(), "{bad}");
+        }
+        assert!(check_tag(&"a".repeat(129)).is_err());
+    }
+}
