@@ -262,7 +262,7 @@ fn expand(
     };
     if sources.len() > 1 && names_tag_or_digest(target) {
         return Err(format!(
-            "`target` `{target}` names a tag, so all {} `tags` would land on it: leave the tag out to keep each one",
+            "`target` `{target}` names a tag or digest, so all {} `tags` would land on it: leave it out to keep each tag",
             sources.len()
         ));
     }
