@@ -277,14 +277,14 @@ mod tests {
 
     #[test]
     fn uppercase_repositories_are_refused() {
-        let p = problems("Harness/chaos-ddcr:1.47.0\n");
-        assert_eq!(
-            p,
-            [(
-                1,
-                "invalid image reference `Harness/chaos-ddcr:1.47.0`: path component `Harness` must be lowercase"
-                    .to_owned()
-            )]
+        let p = problems("docker.io/Harness/chaos-ddcr:1.47.0\n");
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].0, 1);
+        assert!(
+            p[0].1
+                .starts_with("invalid image reference `docker.io/Harness/chaos-ddcr:1.47.0`"),
+            "{}",
+            p[0].1
         );
     }
 
