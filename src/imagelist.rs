@@ -98,7 +98,11 @@ pub enum ListError {
 }
 
 fn render_problems(problems: &[Problem]) -> String {
-    let mut s = format!("{} invalid image list entr{}:", problems.len(), if problems.len() == 1 { "y" } else { "ies" });
+    let mut s = format!(
+        "{} invalid image list entr{}:",
+        problems.len(),
+        if problems.len() == 1 { "y" } else { "ies" }
+    );
     for p in problems {
         s.push_str(&format!("\n  {}: {}", p.origin, p.message));
     }

@@ -265,7 +265,11 @@ impl FromStr for Platform {
     type Err = ReferenceError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let parts: Vec<&str> = s.split('/').collect();
-        let valid = |p: &&str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let valid = |p: &&str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
         match parts.as_slice() {
             [os, arch] if valid(os) && valid(arch) => Ok(Platform {
                 os: os.to_string(),
@@ -327,7 +331,10 @@ mod tests {
         let r: ImageRef = "localhost/foo".parse().unwrap();
         assert_eq!(r.registry(), "localhost");
         let r: ImageRef = "127.0.0.1:5001/a/b:v1".parse().unwrap();
-        assert_eq!((r.registry(), r.repository(), r.tag()), ("127.0.0.1:5001", "a/b", Some("v1")));
+        assert_eq!(
+            (r.registry(), r.repository(), r.tag()),
+            ("127.0.0.1:5001", "a/b", Some("v1"))
+        );
     }
 
     #[test]
@@ -350,8 +357,16 @@ mod tests {
 
     #[test]
     fn digest_validation() {
-        assert!(format!("sha256:{}", "0".repeat(64)).parse::<Digest>().is_ok());
-        assert!(format!("sha256:{}", "A".repeat(64)).parse::<Digest>().is_err());
+        assert!(
+            format!("sha256:{}", "0".repeat(64))
+                .parse::<Digest>()
+                .is_ok()
+        );
+        assert!(
+            format!("sha256:{}", "A".repeat(64))
+                .parse::<Digest>()
+                .is_err()
+        );
         assert!("md5:abc".parse::<Digest>().is_err());
         assert_eq!(
             Digest::of(b"").as_str(),

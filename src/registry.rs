@@ -107,7 +107,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_retries: 5, base_delay: Duration::from_millis(250), max_delay: Duration::from_secs(20) }
+        RetryPolicy {
+            max_retries: 5,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(20),
+        }
     }
 }
 
@@ -122,7 +126,10 @@ pub struct Credential {
 
 impl std::fmt::Debug for Credential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credential").field("username", &self.username).field("password", &"<redacted>").finish()
+        f.debug_struct("Credential")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
     }
 }
 
@@ -237,12 +244,19 @@ impl Repo {
     }
 
     /// HEAD a manifest; `None` when absent.
-    pub async fn head_manifest(&self, _locator: &str) -> Result<Option<ManifestInfo>, RegistryError> {
+    pub async fn head_manifest(
+        &self,
+        _locator: &str,
+    ) -> Result<Option<ManifestInfo>, RegistryError> {
         unimplemented!()
     }
 
     /// PUT a manifest under a tag or its digest, with its media type as `Content-Type`.
-    pub async fn put_manifest(&self, _locator: &str, _manifest: &Manifest) -> Result<(), RegistryError> {
+    pub async fn put_manifest(
+        &self,
+        _locator: &str,
+        _manifest: &Manifest,
+    ) -> Result<(), RegistryError> {
         unimplemented!()
     }
 
@@ -252,13 +266,22 @@ impl Repo {
     }
 
     /// GET a blob from `offset` (to `end`, exclusive, when given) using `Range`.
-    pub async fn get_blob(&self, _digest: &Digest, _offset: u64, _end: Option<u64>) -> Result<BlobBody, RegistryError> {
+    pub async fn get_blob(
+        &self,
+        _digest: &Digest,
+        _offset: u64,
+        _end: Option<u64>,
+    ) -> Result<BlobBody, RegistryError> {
         unimplemented!()
     }
 
     /// Tries a cross-repository mount of `digest` from `from_repository` (same registry).
     /// The token asks for `pull` on the source and `pull,push` on this repository at once.
-    pub async fn mount_blob(&self, _digest: &Digest, _from_repository: &str) -> Result<MountOutcome, RegistryError> {
+    pub async fn mount_blob(
+        &self,
+        _digest: &Digest,
+        _from_repository: &str,
+    ) -> Result<MountOutcome, RegistryError> {
         unimplemented!()
     }
 
@@ -281,17 +304,28 @@ impl Repo {
 
     /// Chunked upload: PATCH one chunk at `session.offset` with `Content-Range`; returns the
     /// session with the new location and offset.
-    pub async fn patch_chunk(&self, _session: UploadSession, _chunk: Bytes) -> Result<UploadSession, RegistryError> {
+    pub async fn patch_chunk(
+        &self,
+        _session: UploadSession,
+        _chunk: Bytes,
+    ) -> Result<UploadSession, RegistryError> {
         unimplemented!()
     }
 
     /// Completes a chunked upload: PUT with `?digest=` and an empty body.
-    pub async fn finish_upload(&self, _session: UploadSession, _digest: &Digest) -> Result<(), RegistryError> {
+    pub async fn finish_upload(
+        &self,
+        _session: UploadSession,
+        _digest: &Digest,
+    ) -> Result<(), RegistryError> {
         unimplemented!()
     }
 
     /// Asks the registry how much of an upload it holds (GET on the upload URL, `Range`).
-    pub async fn upload_status(&self, _session: &UploadSession) -> Result<UploadSession, RegistryError> {
+    pub async fn upload_status(
+        &self,
+        _session: &UploadSession,
+    ) -> Result<UploadSession, RegistryError> {
         unimplemented!()
     }
 }

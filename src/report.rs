@@ -99,6 +99,9 @@ pub struct RunReport {
 impl RunReport {
     /// Number of failed images.
     pub fn failed(&self) -> usize {
-        self.images.iter().filter(|i| i.status == ImageStatus::Failed).count()
+        self.images
+            .iter()
+            .filter(|i| i.status == ImageStatus::Failed)
+            .count()
     }
 }
