@@ -1,1 +1,3 @@
+//! The `airlift` command line (placeholder until the CLI lands).
+
 fn main() {}
