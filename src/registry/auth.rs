@@ -86,6 +86,17 @@ pub(super) fn refresh_after(lifetime: Duration, age: Duration) -> Duration {
     lifetime.saturating_sub(age).saturating_sub(margin)
 }
 
+/// How long ago a token was issued, per its `issued_at`. A timestamp in the future or older
+/// than the whole lifetime says more about clock skew than about the token, so it is ignored:
+/// trusting it would make every token look expired and refetched on every request.
+pub(super) fn token_age(issued_at: Option<&str>, now: SystemTime, lifetime: Duration) -> Duration {
+    issued_at
+        .and_then(dates::parse_rfc3339)
+        .and_then(|issued| now.duration_since(issued).ok())
+        .filter(|age| *age < lifetime)
+        .unwrap_or(Duration::ZERO)
+}
+
 #[derive(Deserialize)]
 struct TokenResponse {
     token: Option<String>,
@@ -224,13 +235,7 @@ async fn fetch(req: &TokenRequest<'_>, key: &[String]) -> Result<Token, Registry
         })?;
     // docker treats lifetimes under a minute as a minute; so do we.
     let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(60).max(60));
-    let age = parsed
-        .issued_at
-        .as_deref()
-        .and_then(dates::parse_rfc3339)
-        .and_then(|issued| SystemTime::now().duration_since(issued).ok())
-        .unwrap_or(Duration::ZERO)
-        .min(lifetime);
+    let age = token_age(parsed.issued_at.as_deref(), SystemTime::now(), lifetime);
     Ok(Token {
         secret: secret.into(),
         refresh_at: Instant::now() + refresh_after(lifetime, age),
@@ -297,6 +302,26 @@ mod tests {
             refresh_after(Duration::from_secs(60), Duration::from_secs(60)),
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn issued_at_only_trusted_when_plausible() {
+        let now = dates::parse_rfc3339("2024-01-01T00:01:00Z").unwrap();
+        let life = Duration::from_secs(300);
+        assert_eq!(
+            token_age(Some("2024-01-01T00:00:00Z"), now, life),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            token_age(Some("2020-01-01T00:00:00Z"), now, life),
+            Duration::ZERO
+        );
+        assert_eq!(
+            token_age(Some("2024-01-01T00:05:00Z"), now, life),
+            Duration::ZERO
+        );
+        assert_eq!(token_age(Some("not a date"), now, life), Duration::ZERO);
+        assert_eq!(token_age(None, now, life), Duration::ZERO);
     }
 
     #[test]
