@@ -865,3 +865,71 @@ async fn media_type_falls_back_to_content_type_without_parameters() {
         .unwrap();
     assert_eq!(m.media_type, DOCKER_MANIFEST);
 }
+
+#[tokio::test]
+async fn concurrent_first_requests_share_one_probe() {
+    let probes = Arc::new(AtomicUsize::new(0));
+    let p = probes.clone();
+    let server = fake::serve(move |req| match req.path() {
+        "/v2/" => {
+            counted(&p);
+            Resp::new(200).delay(Duration::from_millis(100))
+        }
+        _ => Resp::new(200)
+            .header("Content-Type", OCI_MANIFEST)
+            .body("{}"),
+    })
+    .await;
+    let repo = client().repo(&server.registry(), "app");
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let repo = repo.clone();
+            tokio::spawn(async move { repo.get_manifest("latest").await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(probes.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn redirected_blob_get_does_not_forward_credentials() {
+    let storage_seen = Arc::new(Mutex::new(Vec::<Req>::new()));
+    let seen = storage_seen.clone();
+    let storage = fake::serve(move |req| {
+        seen.lock().unwrap().push(req.clone());
+        Resp::new(200).body("blob-bytes")
+    })
+    .await;
+    let storage_addr = storage.registry();
+    let registry = fake::serve(move |req| {
+        if req.header("authorization") != Some("Basic YWxpY2U6cHc=") {
+            return Resp::new(401).header("WWW-Authenticate", r#"Basic realm="fake""#);
+        }
+        match req.path() {
+            "/v2/" => Resp::new(200),
+            _ => Resp::new(307).header(
+                "Location",
+                &format!("http://{storage_addr}/signed/blob?sig=1"),
+            ),
+        }
+    })
+    .await;
+    let repo =
+        client_with_creds(&registry.registry(), "alice", "pw").repo(&registry.registry(), "app");
+    let body = repo
+        .get_blob(&Digest::of(b"blob-bytes"), 0, None)
+        .await
+        .unwrap();
+    assert!(!body.partial);
+    assert_eq!(read_all(body).await, b"blob-bytes");
+    let seen = storage_seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].target, "/signed/blob?sig=1");
+    assert_eq!(
+        seen[0].header("authorization"),
+        None,
+        "credentials leaked to the storage host"
+    );
+}
