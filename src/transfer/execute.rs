@@ -82,7 +82,7 @@ pub async fn execute(
         let src = src_client.repo(&b.source.0, &b.source.1);
         let mut primary: Option<(BlobFuture, String, String)> = None;
         for t in b.targets.iter().filter(|t| !t.present) {
-            let dst = dst_client.repo(&t.registry, &t.repository);
+            let dst = dst_client.repo(&t.registry, &t.repository).for_push();
             // Mount from the first target repository once it has the blob, or straight from
             // the source repository when source and target share a registry.
             let (after, mount_from) = match &primary {
@@ -198,7 +198,7 @@ async fn finish_image(
         }
     }
     let target = &image.job.target;
-    let repo = dst_client.repo(target.registry(), target.repository());
+    let repo = dst_client.repo(target.registry(), target.repository()).for_push();
     let (children, top) = image.manifests.split_at(image.manifests.len() - 1);
     for m in children {
         repo.put_manifest(m.digest.as_str(), m)

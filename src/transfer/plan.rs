@@ -365,6 +365,7 @@ impl Sink {
         match self {
             Sink::Registry(client) => client
                 .repo(image.registry(), image.repository())
+                .for_push()
                 .head_manifest(locator)
                 .await
                 .map(|i| i.map(|i| i.digest))
@@ -385,6 +386,7 @@ impl Sink {
         match self {
             Sink::Registry(client) => client
                 .repo(registry, repository)
+                .for_push()
                 .blob_size(digest)
                 .await
                 .map(|s| s.is_some())
