@@ -179,6 +179,35 @@ mod tests {
         assert_eq!(tar_budget(100), 0);
     }
 
+    /// The bound must hold for what the writer's encoder really produces from incompressible
+    /// data, at every thread count and at the levels worth using.
+    #[test]
+    fn bound_holds_for_real_zstd_output() {
+        use rand::{RngCore, SeedableRng};
+        use std::io::Write;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        for n in [0usize, 1000, 100_000, (1 << 20) + 3, 5 << 20] {
+            let mut data = vec![0; n];
+            rng.fill_bytes(&mut data);
+            for (level, threads) in [(3, 1), (3, 2), (1, 4), (9, 2)] {
+                let opts = crate::bundle::WriteOptions {
+                    zstd_level: level,
+                    threads,
+                    ..Default::default()
+                };
+                let mut enc = crate::bundle::writer::encoder(Vec::new(), &opts).unwrap();
+                enc.write_all(&data).unwrap();
+                let out = enc.finish().unwrap().len() as u64;
+                // Incompressible indeed: without a margin the volume would overflow.
+                assert!(out > n as u64, "{n} bytes compressed to {out}");
+                assert!(
+                    out <= compressed_bound(n as u64),
+                    "{n} -> {out}, level {level}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn single_volume_without_limit() {
         let blobs = vec![(d(1), 10), (d(2), 1 << 40)];

@@ -460,6 +460,22 @@ fn write_volume(
     Ok(())
 }
 
+/// The zstd encoder volumes are written with: frame checksum on (the reader's zstd verifies
+/// it), one worker per core unless told otherwise.
+pub(crate) fn encoder<W: Write>(
+    out: W,
+    opts: &WriteOptions,
+) -> io::Result<zstd::stream::Encoder<'static, W>> {
+    let threads = match opts.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        n => n,
+    };
+    let mut enc = zstd::stream::Encoder::new(out, opts.zstd_level)?;
+    enc.include_checksum(true)?;
+    enc.multithread(threads)?;
+    Ok(enc)
+}
+
 fn write_partial(
     staging: &Staging,
     job: &VolumeJob,
@@ -470,15 +486,8 @@ fn write_partial(
 ) -> Result<(), BundleError> {
     let werr = io_err(partial);
     let file = fs_err::File::create(partial).map_err(io_err(partial))?;
-    let threads = match opts.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
-        n => n,
-    };
-    let mut enc =
-        zstd::stream::Encoder::new(io::BufWriter::with_capacity(1 << 20, file), opts.zstd_level)
-            .map_err(io_err(partial))?;
-    enc.include_checksum(true).map_err(io_err(partial))?;
-    enc.multithread(threads).map_err(io_err(partial))?;
+    let enc =
+        encoder(io::BufWriter::with_capacity(1 << 20, file), opts).map_err(io_err(partial))?;
     let mut tar = tar::Builder::new(enc);
 
     let descriptor = job.descriptor.to_bytes();
