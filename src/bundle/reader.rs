@@ -127,8 +127,7 @@ impl VolumeReader {
         if size > MAX_DESCRIPTOR {
             return Err(reader.unexpected(&name, format!("{size} bytes is too large")));
         }
-        let mut raw = vec![0; size as usize];
-        reader.read_body(&mut raw)?;
+        let raw = reader.read_body(size)?;
         reader.descriptor = Descriptor::parse(&raw, &reader.path)?;
         reader.raw_descriptor = raw;
         reader.seen.insert(name);
@@ -446,10 +445,21 @@ impl VolumeReader {
     }
 
     /// Reads the whole body of the current entry into `buf` (sized to it).
-    fn read_body(&mut self, buf: &mut [u8]) -> Result<(), BundleError> {
-        self.read_exact_stream(buf)?;
-        self.remaining -= buf.len() as u64;
-        Ok(())
+    /// Reads the whole body (`size` bytes) of the current entry. The buffer grows as bytes
+    /// arrive rather than being allocated from the declared size, so a tiny hostile file
+    /// cannot make us allocate the maximum.
+    fn read_body(&mut self, size: u64) -> Result<Vec<u8>, BundleError> {
+        let mut buf = Vec::new();
+        let result = {
+            let mut raw = ReadStream(self);
+            (&mut raw).take(size).read_to_end(&mut buf)
+        };
+        result.map_err(|e| self.wrap_io(e))?;
+        if buf.len() as u64 != size {
+            return Err(self.truncated());
+        }
+        self.remaining -= size;
+        Ok(buf)
     }
 
     fn read_exact_stream(&mut self, buf: &mut [u8]) -> Result<(), BundleError> {
@@ -632,6 +642,9 @@ impl Entry<'_> {
 
 impl Read for Entry<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
         if self.reader.remaining == 0 {
             // The end: report corruption instead of end-of-file.
             if let Some((digest, what, blob)) = &self.expected
