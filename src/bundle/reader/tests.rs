@@ -326,3 +326,55 @@ fn extraction_does_not_follow_planted_symlinks() {
         0
     );
 }
+
+#[test]
+fn entries_can_be_skipped_or_streamed() {
+    // The loader moves the reader into spawn_blocking.
+    fn is_send<T: Send>() {}
+    is_send::<VolumeReader>();
+
+    let bytes = volume_with(vec![]);
+    let mut reader =
+        VolumeReader::from_reader("stdin", std::io::Cursor::new(bytes.clone())).unwrap();
+    let mut kinds = Vec::new();
+    while let Some(mut e) = reader.next_entry().unwrap() {
+        kinds.push(e.kind().clone());
+        if let EntryKind::Blob { digest } = e.kind().clone() {
+            // Read in small pieces, including an empty read, as an uploader might.
+            let mut got = Vec::new();
+            let mut buf = [0u8; 3];
+            assert_eq!(e.read(&mut []).unwrap(), 0);
+            loop {
+                let n = e.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(got, BLOB);
+            assert_eq!(digest, Digest::of(BLOB));
+        }
+        // Everything else is skipped unread.
+    }
+    assert_eq!(
+        kinds,
+        [
+            EntryKind::OciLayout,
+            EntryKind::Index,
+            EntryKind::Manifest {
+                digest: Digest::of(MANIFEST)
+            },
+            EntryKind::Blob {
+                digest: Digest::of(BLOB)
+            },
+        ]
+    );
+    reader.finish().unwrap();
+
+    // A reader abandoned half way can still be finished (skipping the rest).
+    let mut reader = VolumeReader::from_reader("stdin", std::io::Cursor::new(bytes)).unwrap();
+    let mut e = reader.next_entry().unwrap().unwrap();
+    let mut one = [0u8; 1];
+    e.read_exact(&mut one).unwrap();
+    reader.finish().unwrap();
+}
