@@ -44,7 +44,7 @@ pub use inspect::{BundleSummary, ImageSummary, VolumeSummary, inspect};
 pub use parts::{AssembledBlob, PartAssembler};
 pub use reader::{Entry, EntryKind, VolumeReader};
 pub use staging::{StagedBlob, Staging};
-pub use verify::{Problem, ProblemKind, VerifyReport, verify};
+pub use verify::{ImageCheck, Problem, ProblemKind, VerifyReport, VolumeCheck, verify};
 pub use writer::{BundleImage, BundleInput, WriteOptions, volume_paths, write_bundle};
 
 use crate::reference::Digest;
