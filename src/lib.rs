@@ -5,6 +5,7 @@
 //! plan/execute engine ([`transfer`]). Progress is reported through [`report::Reporter`]; the
 //! `airlift` binary supplies terminal and JSON front ends.
 
+pub mod credentials;
 pub mod imagelist;
 pub mod mapping;
 pub mod reference;
