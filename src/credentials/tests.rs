@@ -439,3 +439,20 @@ fn normalisation() {
     assert_eq!(server_address("docker.io"), "https://index.docker.io/v1/");
     assert_eq!(server_address("https://reg:5000/v2/"), "reg:5000");
 }
+
+#[test]
+fn futures_are_send_and_credentials_plug_into_the_client() {
+    fn assert_send<T: Send>(_: &T) {}
+    let tmp = tempfile::tempdir().unwrap();
+    let o = opts(tmp.path());
+    let creds = Credentials::load(o.clone()).unwrap();
+    let hosts = vec!["r.example".to_owned()];
+    assert_send(&creds.prepare(&hosts));
+    assert_send(&login("r.example", "u", "p", &o));
+    assert_send(&logout("r.example", &o));
+    let client = crate::registry::ClientOptions {
+        credentials: Some(std::sync::Arc::new(creds)),
+        ..Default::default()
+    };
+    assert!(client.credentials.is_some());
+}
