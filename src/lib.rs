@@ -7,6 +7,7 @@
 //! and JSON front ends.
 
 pub mod bundle;
+pub mod credentials;
 pub mod imagelist;
 pub mod mapping;
 pub mod reference;
