@@ -31,6 +31,11 @@ pub enum Command {
     /// Registry-to-registry mirroring.
     #[command(subcommand)]
     Mirror(MirrorCommand),
+    /// Content bundles for air-gap media: create, load, verify, inspect.
+    #[command(subcommand)]
+    Bundle(BundleCommand),
+    /// Export the digests a registry already holds, for differential bundles.
+    Inventory(InventoryArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 }
@@ -41,6 +46,124 @@ pub enum MirrorCommand {
     /// Copy every image of the lists to a registry, digests unchanged. Re-running transfers
     /// only what the destination lacks.
     Sync(SyncArgs),
+}
+
+/// `airlift bundle ...`
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// Pull the images of the lists into a bundle: one or more zstd-compressed tar volumes
+    /// holding an OCI layout. Re-running after an interruption downloads only what is missing.
+    Create(BundleCreateArgs),
+    /// Push a bundle's images into a registry, streaming from the volumes.
+    Load(BundleLoadArgs),
+    /// Check every blob's digest and size and that every image is complete (exit code 3 on
+    /// a problem).
+    Verify(BundleVerifyArgs),
+    /// List a bundle's images, platforms, sizes and volumes.
+    Inspect(BundleInspectArgs),
+}
+
+/// Arguments of `airlift bundle create`.
+#[derive(Debug, Args)]
+pub struct BundleCreateArgs {
+    /// Image list (text or YAML), as for `mirror sync`. Repeatable.
+    #[arg(short, long = "list", value_name = "FILE", required = true)]
+    pub lists: Vec<PathBuf>,
+    /// The bundle file (`release.tar.zst`); several volumes are named `release.001.tar.zst`, ...
+    #[arg(short, long, value_name = "PATH")]
+    pub output: PathBuf,
+    /// Split into volumes of at most this size (`4G`, `700M`).
+    #[arg(long, value_name = "SIZE")]
+    pub max_volume_size: Option<String>,
+    /// zstd compression level (1-19).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub zstd_level: i32,
+    /// Leave out blobs listed in this inventory (`airlift inventory -o FILE` at the site).
+    #[arg(long, value_name = "FILE")]
+    pub exclude_from: Vec<PathBuf>,
+    /// Leave out blobs already in this older bundle (its volumes). Repeatable.
+    #[arg(long, value_name = "OLD_BUNDLE")]
+    pub since: Vec<PathBuf>,
+    /// Where downloaded blobs are kept until the volumes are written (default: next to the
+    /// output, `PATH.staging/`). Keeping it makes a re-run resume.
+    #[arg(long, value_name = "DIR")]
+    pub staging_dir: Option<PathBuf>,
+    /// Keep only these platforms of multi-arch images (`os/arch[/variant]`).
+    #[arg(
+        long = "platform",
+        value_name = "OS/ARCH[/VARIANT]",
+        value_delimiter = ','
+    )]
+    pub platforms: Vec<String>,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub output_args: OutputArgs,
+    /// Print the plan without downloading.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Arguments of `airlift bundle load`.
+#[derive(Debug, Args)]
+pub struct BundleLoadArgs {
+    /// Volume files, in any order.
+    #[arg(required = true, value_name = "VOLUME")]
+    pub volumes: Vec<PathBuf>,
+    /// Destination `REGISTRY[/PREFIX]`.
+    #[arg(long, value_name = "REGISTRY[/PREFIX]", required = true)]
+    pub to: String,
+    #[command(flatten)]
+    pub mapping: MappingArgs,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Where parts of blobs split across volumes wait for their other parts.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Print the plan without pushing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Arguments of `airlift bundle verify`.
+#[derive(Debug, Args)]
+pub struct BundleVerifyArgs {
+    /// Volume files.
+    #[arg(required = true, value_name = "VOLUME")]
+    pub volumes: Vec<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `airlift bundle inspect`.
+#[derive(Debug, Args)]
+pub struct BundleInspectArgs {
+    /// Volume files.
+    #[arg(required = true, value_name = "VOLUME")]
+    pub volumes: Vec<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `airlift inventory`.
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// The registry (and optional prefix) to list.
+    #[arg(long, value_name = "REGISTRY[/PREFIX]")]
+    pub registry: String,
+    /// Where to write the inventory (JSON).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub registry_args: RegistryArgs,
 }
 
 /// Arguments of `airlift mirror sync`.

@@ -1,10 +1,15 @@
 //! One file per command; this one dispatches and defines the exit statuses.
 
+mod bundle;
 mod mirror;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command, MirrorCommand};
+use airlift::report::RunReport;
+
+use crate::cli::{BundleCommand, Cli, Command, MirrorCommand};
+use crate::output;
+use crate::settings::OutputSettings;
 
 /// What a command ended with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +36,11 @@ impl From<Status> for std::process::ExitCode {
 pub async fn run(cli: Cli) -> Result<Status> {
     match cli.command {
         Command::Mirror(MirrorCommand::Sync(args)) => mirror::sync(args, cli.quiet).await,
+        Command::Bundle(BundleCommand::Create(args)) => bundle::create(args, cli.quiet).await,
+        Command::Bundle(BundleCommand::Load(args)) => bundle::load(args, cli.quiet).await,
+        Command::Bundle(BundleCommand::Verify(args)) => bundle::verify(args).await,
+        Command::Bundle(BundleCommand::Inspect(args)) => bundle::inspect(args).await,
+        Command::Inventory(args) => bundle::inventory(args).await,
         Command::Completions(args) => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
@@ -47,10 +57,82 @@ pub fn exit_code_for(error: &anyhow::Error) -> Status {
             || e.is::<airlift::reference::ReferenceError>()
             || e.is::<UsageError>()
     });
-    if input { Status::Usage } else { Status::Failed }
+    let integrity = error.chain().any(|e| {
+        e.downcast_ref::<airlift::bundle::BundleError>()
+            .is_some_and(|b| b.is_integrity())
+    });
+    if input {
+        Status::Usage
+    } else if integrity {
+        Status::Integrity
+    } else {
+        Status::Failed
+    }
 }
 
 /// A usage problem found after parsing (e.g. a flag value that is checked late).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
+
+/// Prints a finished run (JSON report and/or summary) and turns it into a status.
+fn finish_run(report: &RunReport, settings: &OutputSettings, dry_run: bool) -> Result<Status> {
+    if settings.json {
+        output::print_json(report)?;
+    }
+    if !settings.quiet && !dry_run {
+        output::print_summary(report);
+    }
+    let integrity = report.images.iter().any(|i| i.integrity_error);
+    Ok(match report.failed() {
+        0 => Status::Success,
+        _ if integrity => Status::Integrity,
+        _ => Status::Failed,
+    })
+}
+
+/// How a planned run ended.
+enum Outcome {
+    /// It ran (or was planned only): the plan and the report.
+    Done(Box<airlift::transfer::Plan>, RunReport),
+    /// Ctrl-C.
+    Interrupted,
+}
+
+/// Plans `jobs`, then either prints the plan (`dry_run`) or executes it with progress,
+/// stopping cleanly on Ctrl-C. Shared by `mirror sync`, `bundle create` and `bundle load`.
+async fn plan_and_run(
+    source: &airlift::transfer::Source,
+    sink: &airlift::transfer::Sink,
+    jobs: Vec<airlift::mapping::ImageJob>,
+    transfer: &airlift::transfer::TransferOptions,
+    settings: &OutputSettings,
+    dry_run: bool,
+    started: std::time::Instant,
+) -> Result<Outcome> {
+    use airlift::transfer;
+    let progress = output::reporter(settings);
+    let reporter = output::as_reporter(&progress);
+    progress.start();
+    let plan = transfer::plan(source, sink, jobs, transfer, &*reporter).await;
+    if dry_run {
+        progress.finish();
+        if !settings.json {
+            output::print_plan(&plan)?;
+        }
+        let report = transfer::dry_run_report(&plan, started);
+        return Ok(Outcome::Done(Box::new(plan), report));
+    }
+    let run = transfer::execute(source, sink, plan.clone(), transfer, reporter, started);
+    tokio::select! {
+        report = run => {
+            progress.finish();
+            Ok(Outcome::Done(Box::new(plan), report))
+        }
+        _ = tokio::signal::ctrl_c() => {
+            progress.finish();
+            eprintln!("interrupted: what was already copied is kept; run the same command again to finish");
+            Ok(Outcome::Interrupted)
+        }
+    }
+}

@@ -9,6 +9,7 @@
 pub mod bundle;
 pub mod credentials;
 pub mod imagelist;
+pub mod inventory;
 pub mod mapping;
 pub mod reference;
 pub mod registry;

@@ -1,7 +1,8 @@
 //! The `airlift` binary: parse arguments, run the command, map the outcome to an exit code.
 //!
 //! Exit codes: 0 success, 1 some images failed (or another runtime error), 2 usage or input
-//! error, 3 integrity error, 130 interrupted.
+//! error, 3 integrity error, 130 interrupted. `-v` logs airlift's info, `-vv` its debug
+//! lines, `-vvv` every crate's.
 
 mod cli;
 mod commands;
@@ -27,6 +28,15 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(commands::run(cli)) {
         Ok(status) => status.into(),
+        // `airlift ... --json | head` closing the pipe is not a failure (as in ripgrep).
+        Err(error)
+            if error.chain().any(|e| {
+                e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(error) => {
             eprintln!("error: {error}");
             for cause in error.chain().skip(1) {
@@ -42,7 +52,8 @@ fn init_tracing(verbose: u8, quiet: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
-        (false, 1) => "info",
+        (false, 1) => "warn,airlift=info",
+        (false, 2) => "warn,airlift=debug",
         (false, _) => "debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

@@ -68,8 +68,13 @@ pub fn print_plan(plan: &Plan) -> std::io::Result<()> {
 
 /// Prints the JSON report on stdout.
 pub fn print_json(report: &RunReport) -> std::io::Result<()> {
+    print_json_value(report)
+}
+
+/// Prints any serialisable result as pretty JSON on stdout.
+pub fn print_json_value<T: serde::Serialize>(value: &T) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, report)?;
+    serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)
 }
 

@@ -116,3 +116,119 @@ fn output_settings(args: OutputArgs, quiet: bool) -> OutputSettings {
         quiet,
     }
 }
+
+/// Everything `bundle create` needs.
+pub struct CreateSettings {
+    pub lists: Vec<PathBuf>,
+    pub output: PathBuf,
+    pub max_volume_size: Option<u64>,
+    pub zstd_level: i32,
+    pub exclude_from: Vec<PathBuf>,
+    pub since: Vec<PathBuf>,
+    pub staging_dir: PathBuf,
+    /// The staging directory was chosen by the user: keep it after success.
+    pub keep_staging: bool,
+    pub platforms: Vec<Platform>,
+    pub transfer: TransferOptions,
+    pub client: ClientOptions,
+    pub output_settings: OutputSettings,
+    pub dry_run: bool,
+}
+
+impl CreateSettings {
+    pub fn resolve(args: crate::cli::BundleCreateArgs, quiet: bool) -> Result<Self> {
+        let crate::cli::BundleCreateArgs {
+            lists,
+            output,
+            max_volume_size,
+            zstd_level,
+            exclude_from,
+            since,
+            staging_dir,
+            platforms,
+            transfer,
+            registry,
+            output_args,
+            dry_run,
+        } = args;
+        let max_volume_size = max_volume_size
+            .map(|s| airlift::bundle::parse_size(&s))
+            .transpose()
+            .context("invalid --max-volume-size")?;
+        let (_, platforms) = mapping_settings(MappingArgs {
+            keep_host: false,
+            flatten: false,
+            platforms,
+        })?;
+        let keep_staging = staging_dir.is_some();
+        let staging_dir = staging_dir.unwrap_or_else(|| {
+            let mut s = output.clone().into_os_string();
+            s.push(".staging");
+            PathBuf::from(s)
+        });
+        Ok(CreateSettings {
+            lists,
+            output,
+            max_volume_size,
+            zstd_level,
+            exclude_from,
+            since,
+            staging_dir,
+            keep_staging,
+            platforms,
+            transfer: transfer_settings(transfer)?,
+            client: client_settings(registry),
+            output_settings: output_settings(output_args, quiet),
+            dry_run,
+        })
+    }
+}
+
+/// Everything `bundle load` needs.
+pub struct LoadSettings {
+    pub volumes: Vec<PathBuf>,
+    pub dest: Destination,
+    pub mode: MappingMode,
+    pub platforms: Vec<Platform>,
+    pub transfer: TransferOptions,
+    pub client: ClientOptions,
+    pub output: OutputSettings,
+    pub state_dir: PathBuf,
+    pub dry_run: bool,
+}
+
+impl LoadSettings {
+    pub fn resolve(args: crate::cli::BundleLoadArgs, quiet: bool) -> Result<Self> {
+        let crate::cli::BundleLoadArgs {
+            volumes,
+            to,
+            mapping,
+            transfer,
+            registry,
+            output,
+            state_dir,
+            dry_run,
+        } = args;
+        let dest = to.parse::<Destination>().context("invalid --to")?;
+        let (mode, platforms) = mapping_settings(mapping)?;
+        // Volumes often sit on read-only media: split-blob parts wait in the user's cache.
+        let state_dir = state_dir.unwrap_or_else(|| {
+            let base = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .unwrap_or_else(std::env::temp_dir);
+            base.join("airlift").join("load")
+        });
+        Ok(LoadSettings {
+            volumes,
+            dest,
+            mode: mode.unwrap_or_default(),
+            platforms,
+            transfer: transfer_settings(transfer)?,
+            client: client_settings(registry),
+            output: output_settings(output, quiet),
+            state_dir,
+            dry_run,
+        })
+    }
+}

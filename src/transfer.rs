@@ -8,14 +8,18 @@
 //! plan computed again: whatever already arrived is found present and skipped.
 
 mod blob;
+mod create;
 mod execute;
+mod load;
 mod plan;
 pub mod walk;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use create::bundle_images;
 pub use execute::{dry_run_report, execute};
+pub use load::BundleSource;
 pub use plan::{Plan, PlannedBlob, PlannedImage, plan};
 
 use crate::reference::Digest;
@@ -55,12 +59,14 @@ impl Default for TransferOptions {
     }
 }
 
-/// Where images are read from. Today a registry; bundles join as further variants, so the
-/// planner and executor stay one engine.
+/// Where images are read from. Both variants go through the same planner; a bundle, being
+/// a sequential source, is executed by reading its volumes front to back.
 #[derive(Clone)]
 pub enum Source {
     /// Registries named by each image's source reference.
     Registry(RegistryClient),
+    /// The volumes of a bundle (`bundle load`).
+    Bundle(Arc<BundleSource>),
 }
 
 /// Where images are written.
@@ -183,6 +189,28 @@ pub enum TransferError {
         digest: Digest,
         /// The blob's error, rendered with its causes.
         message: String,
+    },
+    /// Some of an image's blobs are neither at the destination nor in the volumes loaded.
+    #[error(
+        "{reference}: {missing} blobs missing at the destination{}{}",
+        if volumes.is_empty() { String::new() } else { format!("; load volume(s) {} of the bundle", volumes.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")) },
+        if *at_site > 0 { format!("; {at_site} of them were left out of this differential bundle and must already be at the site") } else { String::new() }
+    )]
+    Incomplete {
+        /// The image.
+        reference: String,
+        /// How many blobs are missing.
+        missing: usize,
+        /// Volumes holding them.
+        volumes: Vec<u32>,
+        /// How many were expected at the site (not in the bundle).
+        at_site: usize,
+    },
+    /// A manifest the bundle should hold is not in it.
+    #[error("{reference}: manifest not in the bundle")]
+    NotInBundle {
+        /// The reference or digest.
+        reference: String,
     },
     /// The run was cancelled (fail-fast after another image failed).
     #[error("cancelled after another image failed")]

@@ -5,12 +5,11 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use airlift::registry::RegistryClient;
-use airlift::transfer::{self, Sink, Source};
+use airlift::transfer::{Sink, Source};
 use airlift::{imagelist, mapping};
 
 use super::{Status, UsageError};
 use crate::cli::SyncArgs;
-use crate::output;
 use crate::settings::SyncSettings;
 
 /// Runs `mirror sync`.
@@ -28,41 +27,20 @@ pub async fn sync(args: SyncArgs, quiet: bool) -> Result<Status> {
         .context("cannot set up the registry client")?;
     let (source, sink) = (Source::Registry(client.clone()), Sink::Registry(client));
 
-    let progress = output::reporter(&settings.output);
-    let reporter = output::as_reporter(&progress);
-    progress.start();
-    let plan = transfer::plan(&source, &sink, jobs, &settings.transfer, &*reporter).await;
-
-    let report = if settings.dry_run {
-        progress.finish();
-        if !settings.output.json {
-            output::print_plan(&plan)?;
+    let outcome = super::plan_and_run(
+        &source,
+        &sink,
+        jobs,
+        &settings.transfer,
+        &settings.output,
+        settings.dry_run,
+        started,
+    )
+    .await?;
+    match outcome {
+        super::Outcome::Done(_, report) => {
+            super::finish_run(&report, &settings.output, settings.dry_run)
         }
-        transfer::dry_run_report(&plan, started)
-    } else {
-        let run = transfer::execute(&source, &sink, plan, &settings.transfer, reporter, started);
-        tokio::select! {
-            report = run => {
-                progress.finish();
-                report
-            }
-            _ = tokio::signal::ctrl_c() => {
-                progress.finish();
-                eprintln!("interrupted: blobs already copied are kept; run the same command again to finish");
-                return Ok(Status::Interrupted);
-            }
-        }
-    };
-    if settings.output.json {
-        output::print_json(&report)?;
+        super::Outcome::Interrupted => Ok(Status::Interrupted),
     }
-    if !settings.output.quiet && !settings.dry_run {
-        output::print_summary(&report);
-    }
-    let integrity = report.images.iter().any(|i| i.integrity_error);
-    Ok(match report.failed() {
-        0 => Status::Success,
-        _ if integrity => Status::Integrity,
-        _ => Status::Failed,
-    })
 }

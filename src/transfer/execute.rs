@@ -65,7 +65,16 @@ pub async fn execute(
     reporter: Arc<dyn Reporter>,
     started: Instant,
 ) -> RunReport {
-    let Source::Registry(src_client) = source;
+    let src_client = match (source, sink) {
+        (Source::Registry(client), _) => client,
+        (Source::Bundle(bundle), Sink::Registry(dst)) => {
+            return super::load::execute_load(bundle.clone(), dst, plan, opts, reporter, started)
+                .await;
+        }
+        (Source::Bundle(_), Sink::Bundle(_)) => {
+            unreachable!("bundle to bundle is not offered by the CLI")
+        }
+    };
     let ctx = Arc::new(Ctx {
         opts: opts.clone(),
         reporter: reporter.clone(),
@@ -140,11 +149,8 @@ pub async fn execute(
             .blobs
             .iter()
             .filter_map(|d| {
-                let key = (
-                    d.clone(),
-                    image.job.target.registry().to_owned(),
-                    image.job.target.repository().to_owned(),
-                );
+                let (registry, repository) = sink.scope(&image.job.target);
+                let key = (d.clone(), registry, repository);
                 futures.get(&key).map(|f| (d.clone(), f.clone()))
             })
             .collect();
@@ -203,7 +209,6 @@ async fn finish_image(
             }));
         }
     }
-    let target = &image.job.target;
     let dst_client = match sink {
         Sink::Registry(client) => client,
         Sink::Bundle(b) => {
@@ -216,6 +221,16 @@ async fn finish_image(
             return Ok(());
         }
     };
+    push_manifests(image, dst_client).await
+}
+
+/// Writes an image's manifests to its target: index children by digest, then the top
+/// manifest under its tag (or digest), so a tag never points at something incomplete.
+pub(super) async fn push_manifests(
+    image: &PlannedImage,
+    dst_client: &crate::registry::RegistryClient,
+) -> Result<(), SharedError> {
+    let target = &image.job.target;
     let repo = dst_client
         .repo(target.registry(), target.repository())
         .for_push();
@@ -241,7 +256,7 @@ async fn finish_image(
     Ok(())
 }
 
-fn image_report(image: &PlannedImage, result: Result<(), SharedError>) -> ImageReport {
+pub(super) fn image_report(image: &PlannedImage, result: Result<(), SharedError>) -> ImageReport {
     let (status, error, integrity_error) = match &result {
         Ok(()) => (ImageStatus::Ok, None, false),
         Err(e) => (

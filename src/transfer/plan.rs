@@ -352,6 +352,13 @@ impl Source {
                     },
                     source,
                 }),
+            Source::Bundle(bundle) => {
+                bundle
+                    .manifest(image, locator)
+                    .ok_or_else(|| TransferError::NotInBundle {
+                        reference: format!("{image} ({locator})"),
+                    })
+            }
         }
     }
 }

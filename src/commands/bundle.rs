@@ -1,0 +1,304 @@
+//! `airlift bundle create | load | verify | inspect` and `airlift inventory`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use indicatif::HumanBytes;
+
+use airlift::bundle::{self, BundleInput, Staging, WriteOptions};
+use airlift::imagelist::{self, Origin};
+use airlift::mapping::{self, ImageJob};
+use airlift::registry::RegistryClient;
+use airlift::report::NoReporter;
+use airlift::transfer::{self, BundleSink, BundleSource, Sink, Source};
+use airlift::{Digest, ImageRef};
+
+use super::{Outcome, Status, UsageError};
+use crate::cli::{
+    BundleCreateArgs, BundleInspectArgs, BundleLoadArgs, BundleVerifyArgs, InventoryArgs,
+};
+use crate::output;
+use crate::settings::{CreateSettings, LoadSettings};
+
+/// `bundle create`: plan against the staging directory, fetch what it lacks, then write the
+/// volumes from it.
+pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
+    let started = Instant::now();
+    let s = CreateSettings::resolve(args, quiet).map_err(|e| UsageError(format!("{e:#}")))?;
+    let entries = imagelist::load(&s.lists)?;
+    // A bundle keeps source names; the mapping to the site registry happens at load time.
+    let mut jobs: Vec<ImageJob> = Vec::new();
+    for e in entries {
+        if jobs.iter().any(|j| j.source == e.source) {
+            continue;
+        }
+        let platforms = if s.platforms.is_empty() {
+            e.platforms
+        } else {
+            s.platforms.clone()
+        };
+        jobs.push(ImageJob {
+            target: e.source.clone(),
+            source: e.source,
+            platforms,
+            origin: e.origin,
+        });
+    }
+    let excluded = exclusions(&s).await?;
+    let staging = Staging::open(&s.staging_dir)?;
+    let client =
+        RegistryClient::new(s.client.clone()).context("cannot set up the registry client")?;
+    let source = Source::Registry(client);
+    let sink = Sink::Bundle(BundleSink {
+        staging: staging.clone(),
+        excluded: Arc::new(excluded.clone()),
+    });
+    let outcome = super::plan_and_run(
+        &source,
+        &sink,
+        jobs,
+        &s.transfer,
+        &s.output_settings,
+        s.dry_run,
+        started,
+    )
+    .await?;
+    let (plan, mut report) = match outcome {
+        Outcome::Done(plan, report) => (plan, report),
+        Outcome::Interrupted => return Ok(Status::Interrupted),
+    };
+    if s.dry_run {
+        return super::finish_run(&report, &s.output_settings, true);
+    }
+    let images = transfer::bundle_images(&plan, &report, &staging);
+    if images.is_empty() {
+        super::finish_run(&report, &s.output_settings, false)?;
+        anyhow::bail!("no image could be staged: no bundle written");
+    }
+    let created = staging.pinned_created(&bundle::now_rfc3339()).await?;
+    let input = BundleInput {
+        images,
+        lists: s.lists.iter().map(|p| p.display().to_string()).collect(),
+        created,
+    };
+    let _ = &excluded;
+    let opts = WriteOptions {
+        max_volume_size: s.max_volume_size,
+        zstd_level: s.zstd_level,
+        ..WriteOptions::default()
+    };
+    let (out, staging2) = (s.output.clone(), staging.clone());
+    let volumes = tokio::task::spawn_blocking(move || {
+        bundle::write_bundle(&staging2, &input, &out, &opts, &NoReporter)
+    })
+    .await
+    .context("the bundle writer stopped")?
+    .with_context(|| format!("cannot write bundle {}", s.output.display()))?;
+    if !s.keep_staging && report.failed() == 0 {
+        // Everything is in the volumes now; a re-run starts from them, not from staging.
+        fs_err::tokio::remove_dir_all(staging.dir()).await.ok();
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    if !s.output_settings.quiet {
+        for v in &volumes {
+            let size = std::fs::metadata(v).map(|m| m.len()).unwrap_or(0);
+            eprintln!("wrote {} ({})", v.display(), HumanBytes(size));
+        }
+    }
+    super::finish_run(&report, &s.output_settings, false)
+}
+
+/// Blobs to leave out: those in the inventories and old bundles given.
+async fn exclusions(s: &CreateSettings) -> Result<BTreeMap<Digest, u64>> {
+    let mut inventories = Vec::new();
+    for path in &s.exclude_from {
+        inventories.push(airlift::inventory::Inventory::read(path)?);
+    }
+    let mut excluded = airlift::inventory::exclusions(&inventories);
+    if !s.since.is_empty() {
+        let since = s.since.clone();
+        let old = tokio::task::spawn_blocking(move || {
+            airlift::inventory::exclusions_from_bundles(&since)
+        })
+        .await
+        .context("reading the older bundle stopped")??;
+        excluded.extend(old);
+    }
+    Ok(excluded)
+}
+
+/// `bundle load`: the bundle as a source, the site registry as the sink.
+pub async fn load(args: BundleLoadArgs, quiet: bool) -> Result<Status> {
+    let started = Instant::now();
+    let s = LoadSettings::resolve(args, quiet).map_err(|e| UsageError(format!("{e:#}")))?;
+    let (volumes, state_dir) = (s.volumes.clone(), s.state_dir.clone());
+    let bundle = tokio::task::spawn_blocking(move || BundleSource::open(&volumes, state_dir))
+        .await
+        .context("opening the bundle stopped")??;
+    let missing = bundle.missing_volumes();
+    if !missing.is_empty() && !s.output.quiet {
+        eprintln!(
+            "note: volume(s) {} of {} not given; images that need them are loaded once they are",
+            missing
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            bundle.descriptor.volume_count
+        );
+    }
+    let first = s.volumes[0].clone();
+    let mut jobs = Vec::new();
+    for (i, image) in bundle.descriptor.images.iter().enumerate() {
+        let source: ImageRef = image
+            .source
+            .parse()
+            .with_context(|| format!("bundle {} names an invalid image", first.display()))?;
+        jobs.push(ImageJob {
+            target: mapping::map_reference(&source, &s.dest, s.mode),
+            source,
+            platforms: s.platforms.clone(),
+            origin: Origin {
+                file: first.clone(),
+                line: i + 1,
+            },
+        });
+    }
+    let client =
+        RegistryClient::new(s.client.clone()).context("cannot set up the registry client")?;
+    let source = Source::Bundle(Arc::new(bundle));
+    let sink = Sink::Registry(client);
+    match super::plan_and_run(
+        &source,
+        &sink,
+        jobs,
+        &s.transfer,
+        &s.output,
+        s.dry_run,
+        started,
+    )
+    .await?
+    {
+        Outcome::Done(_, report) => super::finish_run(&report, &s.output, s.dry_run),
+        Outcome::Interrupted => Ok(Status::Interrupted),
+    }
+}
+
+/// `bundle verify`: every digest, every image complete.
+pub async fn verify(args: BundleVerifyArgs) -> Result<Status> {
+    let BundleVerifyArgs { volumes, json } = args;
+    let report = tokio::task::spawn_blocking(move || bundle::verify(&volumes))
+        .await
+        .context("verification stopped")??;
+    if json {
+        output::print_json_value(&report)?;
+    } else {
+        for v in &report.volumes {
+            eprintln!("checked {}", v.path.display());
+        }
+        for p in &report.problems {
+            eprintln!("problem: {}", p.message);
+        }
+        if report.is_ok() {
+            eprintln!(
+                "bundle OK: {} images, every digest verified",
+                report.images.len()
+            );
+        }
+    }
+    use airlift::bundle::ProblemKind;
+    Ok(if report.is_ok() {
+        Status::Success
+    } else if report
+        .problems
+        .iter()
+        .any(|p| !matches!(p.kind, ProblemKind::Incomplete))
+    {
+        Status::Integrity
+    } else {
+        Status::Failed
+    })
+}
+
+/// `bundle inspect`: what is in it, from the descriptors alone.
+pub async fn inspect(args: BundleInspectArgs) -> Result<Status> {
+    let BundleInspectArgs { volumes, json } = args;
+    let summary = tokio::task::spawn_blocking(move || bundle::inspect(&volumes))
+        .await
+        .context("inspection stopped")??;
+    if json {
+        output::print_json_value(&summary)?;
+        return Ok(Status::Success);
+    }
+    println!(
+        "bundle {} (format {}, airlift {}), created {}, {} volume(s), {}",
+        summary.bundle_id,
+        summary.format_version,
+        summary.tool_version,
+        summary.created,
+        summary.volume_count,
+        HumanBytes(summary.total_size)
+    );
+    if !summary.missing_volumes.is_empty() {
+        println!(
+            "volumes not given: {}",
+            summary
+                .missing_volumes
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    for v in &summary.volumes {
+        println!(
+            "  volume {}: {} ({}), {} blobs ({})",
+            v.volume,
+            v.path.display(),
+            HumanBytes(v.file_size),
+            v.blobs,
+            HumanBytes(v.blob_bytes)
+        );
+    }
+    for i in &summary.images {
+        println!(
+            "  {} {} [{}] {} in volume(s) {}",
+            i.source,
+            i.digest.short(),
+            i.platforms.join(", "),
+            HumanBytes(i.size),
+            i.volumes
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(Status::Success)
+}
+
+/// `inventory`: what a site registry holds, for differential bundles.
+pub async fn inventory(args: InventoryArgs) -> Result<Status> {
+    let InventoryArgs {
+        registry,
+        output: out,
+        registry_args,
+    } = args;
+    let dest: mapping::Destination = registry.parse().context("invalid --registry")?;
+    let client = RegistryClient::new(airlift::registry::ClientOptions {
+        insecure_registries: registry_args.insecure_registries,
+        ..Default::default()
+    })?;
+    let inv = airlift::inventory::take(&client, &dest.registry, &dest.prefix, 8).await?;
+    inv.write(&out)?;
+    eprintln!(
+        "{}: {} blobs, {} manifests -> {}",
+        dest,
+        inv.blobs.len(),
+        inv.manifests.len(),
+        out.display()
+    );
+    Ok(Status::Success)
+}
