@@ -1,0 +1,1 @@
+//! Integration tests of `airlift mirror sync` (written ahead of the engine).
