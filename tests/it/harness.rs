@@ -144,3 +144,45 @@ fn generated_images_are_pullable_by_skopeo() {
         }
     }
 }
+
+#[test]
+fn layers_are_gzip_tars_matching_the_config_diff_ids() {
+    use std::io::Read as _;
+    let registry = TestRegistry::start();
+    let images = generator::push(&registry.addr(), &generator::small_set());
+    for image in images.iter().filter(|i| i.manifests.is_empty()) {
+        let manifest: serde_json::Value = serde_json::from_slice(&image.manifest).unwrap();
+        let base = format!("{}/v2/{}/blobs", registry.url(), image.repository);
+        let config_digest = manifest["config"]["digest"].as_str().unwrap();
+        let config: serde_json::Value =
+            serde_json::from_slice(&http_get(&format!("{base}/{config_digest}")).unwrap()).unwrap();
+        assert_eq!(config["architecture"], "amd64");
+        assert_eq!(config["os"], "linux");
+        let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap();
+        let layers = manifest["layers"].as_array().unwrap();
+        assert_eq!(diff_ids.len(), layers.len());
+        for (layer, diff_id) in layers.iter().zip(diff_ids) {
+            let blob = http_get(&format!("{base}/{}", layer["digest"].as_str().unwrap())).unwrap();
+            let mut tar = Vec::new();
+            flate2::read::GzDecoder::new(&blob[..])
+                .read_to_end(&mut tar)
+                .expect("a layer is valid gzip");
+            assert_eq!(
+                format!("sha256:{}", sha256_hex(&tar)),
+                diff_id.as_str().unwrap()
+            );
+            let mut archive = tar::Archive::new(&tar[..]);
+            let mut files = 0;
+            let mut payload = 0;
+            for entry in archive.entries().expect("a layer is a tar") {
+                let entry = entry.expect("tar entry");
+                files += 1;
+                payload += entry.header().size().unwrap();
+            }
+            assert!(files >= 2, "a seed file and at least one data file");
+            assert!(payload as usize <= tar.len());
+            // Random payload: gzip cannot shrink it.
+            assert!(blob.len() >= tar.len() * 99 / 100);
+        }
+    }
+}

@@ -1,9 +1,9 @@
 //! Deterministic generator of real container images, pushed with plain HTTP calls.
 //!
 //! Every byte comes from a seeded splitmix64 stream, so the same [`ImageSpec`]s always produce
-//! the same digests. Layers are gzip-compressed tar archives holding a few files of random
-//! (incompressible) bytes; configs carry `architecture`, `os` and `rootfs.diff_ids`; manifests
-//! come in Docker v2 schema 2 and OCI flavours, and multi-arch images become a Docker manifest
+//! the same digests. Layers are gzip tar archives holding a few files of random
+//! (incompressible) bytes, encoded as deflate stored blocks; configs carry `architecture`,
+//! `os` and `rootfs.diff_ids`; manifests come in Docker v2 schema 2 and OCI flavours, and multi-arch images become a Docker manifest
 //! list or an OCI index with linux/amd64 and linux/arm64/v8 children. Pushing uses `ureq`
 //! directly against the distribution API (never airlift's own client), so the generator can
 //! judge airlift instead of sharing its bugs. This file is also compiled into
@@ -11,11 +11,9 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use sha2::Digest as _;
 
 /// Docker v2 schema 2 image manifest.
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
@@ -175,9 +173,10 @@ pub fn unique_blob_bytes(images: &[Generated]) -> u64 {
 
 /// `sha256` of `bytes` as lowercase hex (no `sha256:` prefix).
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let hash = sha2::Sha256::digest(bytes);
+    // aws-lc-rs hashes in assembly, fast even in debug builds (sha2 is ~25 MB/s there).
+    let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
     let mut s = String::with_capacity(64);
-    for b in hash.iter() {
+    for b in hash.as_ref() {
         let _ = write!(s, "{b:02x}");
     }
     s
@@ -414,18 +413,41 @@ fn build_layer(seed: u64, size: u64) -> Layer {
     }
     let tar = tar.into_inner().expect("tar finish");
     let diff_id = digest_of(&tar);
-    let mut gz = flate2::write::GzEncoder::new(
-        Vec::with_capacity(tar.len() + 64 * KIB as usize),
-        flate2::Compression::fast(),
-    );
-    gz.write_all(&tar).expect("gzip");
-    let gz = gz.finish().expect("gzip finish");
+    let gz = gzip_stored(&tar);
     let digest = digest_of(&gz);
     Layer {
         gz,
         digest,
         diff_id,
     }
+}
+
+/// Gzip-compresses `data` the way deflate encodes incompressible input: stored blocks (at
+/// most 65535 bytes each) in a standard gzip member (fixed header with mtime 0, CRC-32 and
+/// length trailer). flate2's own encoder emits the same kind of blocks for random bytes but is
+/// far slower in debug builds; the harness checks that flate2 decodes these layers.
+fn gzip_stored(data: &[u8]) -> Vec<u8> {
+    const BLOCK: usize = 65535;
+    let mut out = Vec::with_capacity(data.len() + data.len() / BLOCK * 5 + 32);
+    // ID1 ID2 CM=deflate FLG=0 MTIME=0 XFL=0 OS=3 (Unix).
+    out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]);
+    let mut chunks = data.chunks(BLOCK).peekable();
+    if chunks.peek().is_none() {
+        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+    }
+    while let Some(chunk) = chunks.next() {
+        let last = chunks.peek().is_none();
+        let len = chunk.len() as u16;
+        out.push(u8::from(last)); // BFINAL, BTYPE=00 (stored)
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    let mut crc = flate2::Crc::new();
+    crc.update(data);
+    out.extend_from_slice(&crc.sum().to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
 }
 
 /// A platform of a multi-arch image: (architecture, variant).
