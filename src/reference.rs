@@ -191,10 +191,24 @@ impl FromStr for ImageRef {
             .digest()
             .map(|d| d.parse::<Digest>().map_err(|e| err(e.to_string())))
             .transpose()?;
+        let (mut registry, mut repository) = (r.registry().to_owned(), r.repository().to_owned());
+        // docker also takes a first component with capitals as a host (`Reg/app`); oci-spec
+        // folds it into a Docker Hub path instead.
+        if registry == "docker.io"
+            && !s.starts_with("docker.io/")
+            && !s.starts_with("index.docker.io/")
+            && let Some((first, rest)) = repository.split_once('/')
+            && first.chars().any(|c| c.is_ascii_uppercase())
+        {
+            (registry, repository) = (first.to_owned(), rest.to_owned());
+        }
+        if repository.chars().any(|c| c.is_ascii_uppercase()) {
+            return Err(err("repository name must be lowercase".into()));
+        }
         // oci-spec adds `latest` only when neither tag nor digest is given, as docker does.
         Ok(ImageRef::new(
-            r.registry(),
-            r.repository(),
+            registry,
+            repository,
             r.tag().map(str::to_owned),
             digest,
         ))
@@ -265,7 +279,11 @@ impl FromStr for Platform {
     type Err = ReferenceError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let parts: Vec<&str> = s.split('/').collect();
-        let valid = |p: &&str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let valid = |p: &&str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
         match parts.as_slice() {
             [os, arch] if valid(os) && valid(arch) => Ok(Platform {
                 os: os.to_string(),
@@ -324,10 +342,16 @@ mod tests {
         let r: ImageRef = "harness/chaos-ddcr:1.47.0".parse().unwrap();
         assert_eq!(r.registry(), "docker.io");
         assert_eq!(r.repository(), "harness/chaos-ddcr");
+        // docker takes a capitalised first component as a host.
+        let r: ImageRef = "Reg/app".parse().unwrap();
+        assert_eq!((r.registry(), r.repository()), ("Reg", "app"));
         let r: ImageRef = "localhost/foo".parse().unwrap();
         assert_eq!(r.registry(), "localhost");
         let r: ImageRef = "127.0.0.1:5001/a/b:v1".parse().unwrap();
-        assert_eq!((r.registry(), r.repository(), r.tag()), ("127.0.0.1:5001", "a/b", Some("v1")));
+        assert_eq!(
+            (r.registry(), r.repository(), r.tag()),
+            ("127.0.0.1:5001", "a/b", Some("v1"))
+        );
     }
 
     #[test]
@@ -343,15 +367,30 @@ mod tests {
 
     #[test]
     fn bad_references_are_refused() {
-        for bad in ["", "UPPER/case", "a b", "foo@sha256:abc", "foo:"] {
+        for bad in [
+            "",
+            "docker.io/UPPER/case",
+            "Upper",
+            "a b",
+            "foo@sha256:abc",
+            "foo:",
+        ] {
             assert!(bad.parse::<ImageRef>().is_err(), "{bad} parsed");
         }
     }
 
     #[test]
     fn digest_validation() {
-        assert!(format!("sha256:{}", "0".repeat(64)).parse::<Digest>().is_ok());
-        assert!(format!("sha256:{}", "A".repeat(64)).parse::<Digest>().is_err());
+        assert!(
+            format!("sha256:{}", "0".repeat(64))
+                .parse::<Digest>()
+                .is_ok()
+        );
+        assert!(
+            format!("sha256:{}", "A".repeat(64))
+                .parse::<Digest>()
+                .is_err()
+        );
         assert!("md5:abc".parse::<Digest>().is_err());
         assert_eq!(
             Digest::of(b"").as_str(),

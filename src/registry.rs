@@ -16,6 +16,16 @@ use futures_util::stream::BoxStream;
 
 use crate::reference::Digest;
 
+mod auth;
+mod blobs;
+mod challenge;
+mod dates;
+mod endpoint;
+mod headers;
+mod http;
+mod manifests;
+mod retry;
+
 /// Media types of manifests airlift copies, in the order sent in `Accept`.
 pub const MANIFEST_MEDIA_TYPES: &[&str] = &[
     "application/vnd.oci.image.index.v1+json",
@@ -90,7 +100,15 @@ pub enum RegistryError {
 impl RegistryError {
     /// Whether retrying the same request may succeed (connection errors, 5xx, 408, 429).
     pub fn is_retryable(&self) -> bool {
-        unimplemented!("filled in by the registry work")
+        match self {
+            RegistryError::Transport { .. } => true,
+            RegistryError::Status { status, .. } => retry::status_is_retryable(*status),
+            // A stalled download is a network problem that surfaced without a reqwest error.
+            RegistryError::Protocol { reason, .. } => reason == blobs::STALLED,
+            RegistryError::NotFound { .. }
+            | RegistryError::Auth { .. }
+            | RegistryError::DigestMismatch { .. } => false,
+        }
     }
 }
 
@@ -107,7 +125,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_retries: 5, base_delay: Duration::from_millis(250), max_delay: Duration::from_secs(20) }
+        RetryPolicy {
+            max_retries: 5,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(20),
+        }
     }
 }
 
@@ -122,7 +144,10 @@ pub struct Credential {
 
 impl std::fmt::Debug for Credential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credential").field("username", &self.username).field("password", &"<redacted>").finish()
+        f.debug_struct("Credential")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
     }
 }
 
@@ -201,97 +226,198 @@ pub enum MountOutcome {
 /// The shared client. Cheap to clone.
 #[derive(Clone)]
 pub struct RegistryClient {
-    #[allow(dead_code)]
-    inner: Arc<()>,
+    inner: Arc<http::Inner>,
+}
+
+impl std::fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Deliberately opaque: the state holds credentials and tokens.
+        f.debug_struct("RegistryClient").finish_non_exhaustive()
+    }
 }
 
 impl RegistryClient {
     /// Creates a client with one connection pool and token cache.
-    pub fn new(_opts: ClientOptions) -> Result<Self, RegistryError> {
-        unimplemented!("filled in by the registry work")
+    ///
+    /// `AIRLIFT_RETRY_DELAY_MS`, when set to a number, replaces both delays of
+    /// [`ClientOptions::retry`] (test suites set it to 0).
+    pub fn new(opts: ClientOptions) -> Result<Self, RegistryError> {
+        Ok(RegistryClient {
+            inner: Arc::new(http::Inner::new(opts)?),
+        })
     }
 
     /// A handle on `registry/repository`.
-    pub fn repo(&self, _registry: &str, _repository: &str) -> Repo {
-        unimplemented!("filled in by the registry work")
+    pub fn repo(&self, registry: &str, repository: &str) -> Repo {
+        Repo {
+            inner: Arc::new(RepoInner {
+                http: self.inner.clone(),
+                registry: registry.to_owned(),
+                repository: repository.to_owned(),
+                push: false,
+            }),
+        }
     }
+}
+
+struct RepoInner {
+    http: Arc<http::Inner>,
+    registry: String,
+    repository: String,
+    /// Reads ask for `pull,push` too (see [`Repo::for_push`]).
+    push: bool,
 }
 
 /// A handle on one repository of one registry.
 #[derive(Clone)]
 pub struct Repo {
-    #[allow(dead_code)]
-    inner: Arc<()>,
+    inner: Arc<RepoInner>,
+}
+
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Repo").field(&self.name()).finish()
+    }
 }
 
 impl Repo {
     /// `registry/repository`, for messages.
     pub fn name(&self) -> String {
-        unimplemented!()
+        format!("{}/{}", self.inner.registry, self.inner.repository)
+    }
+
+    /// The registry (`host[:port]`) as given to [`RegistryClient::repo`].
+    pub fn registry(&self) -> &str {
+        &self.inner.registry
+    }
+
+    /// The repository path inside the registry.
+    pub fn repository(&self) -> &str {
+        &self.inner.repository
+    }
+
+    /// The same repository, but its reads (HEAD/GET) ask for `pull,push`: a push target's
+    /// existence checks then share the token its uploads need instead of fetching a second,
+    /// pull-only one.
+    pub fn for_push(&self) -> Repo {
+        Repo {
+            inner: Arc::new(RepoInner {
+                push: true,
+                ..self.clone_inner()
+            }),
+        }
+    }
+
+    fn clone_inner(&self) -> RepoInner {
+        RepoInner {
+            http: self.inner.http.clone(),
+            registry: self.inner.registry.clone(),
+            repository: self.inner.repository.clone(),
+            push: self.inner.push,
+        }
+    }
+
+    fn http(&self) -> &http::Inner {
+        &self.inner.http
+    }
+
+    fn read_scopes(&self) -> Vec<String> {
+        if self.inner.push {
+            vec![auth::pull_push(&self.inner.repository)]
+        } else {
+            vec![auth::pull(&self.inner.repository)]
+        }
     }
 
     /// GET a manifest by tag or digest, accepting [`MANIFEST_MEDIA_TYPES`]. The digest is
     /// computed from the bytes; when `locator` is a digest a mismatch is an error.
-    pub async fn get_manifest(&self, _locator: &str) -> Result<Manifest, RegistryError> {
-        unimplemented!()
+    pub async fn get_manifest(&self, locator: &str) -> Result<Manifest, RegistryError> {
+        manifests::get(self, locator).await
     }
 
     /// HEAD a manifest; `None` when absent.
-    pub async fn head_manifest(&self, _locator: &str) -> Result<Option<ManifestInfo>, RegistryError> {
-        unimplemented!()
+    pub async fn head_manifest(
+        &self,
+        locator: &str,
+    ) -> Result<Option<ManifestInfo>, RegistryError> {
+        manifests::head(self, locator).await
     }
 
     /// PUT a manifest under a tag or its digest, with its media type as `Content-Type`.
-    pub async fn put_manifest(&self, _locator: &str, _manifest: &Manifest) -> Result<(), RegistryError> {
-        unimplemented!()
+    pub async fn put_manifest(
+        &self,
+        locator: &str,
+        manifest: &Manifest,
+    ) -> Result<(), RegistryError> {
+        manifests::put(self, locator, manifest).await
     }
 
     /// HEAD a blob: its size when present, `None` when absent.
-    pub async fn blob_size(&self, _digest: &Digest) -> Result<Option<u64>, RegistryError> {
-        unimplemented!()
+    pub async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, RegistryError> {
+        blobs::size(self, digest).await
     }
 
     /// GET a blob from `offset` (to `end`, exclusive, when given) using `Range`.
-    pub async fn get_blob(&self, _digest: &Digest, _offset: u64, _end: Option<u64>) -> Result<BlobBody, RegistryError> {
-        unimplemented!()
+    pub async fn get_blob(
+        &self,
+        digest: &Digest,
+        offset: u64,
+        end: Option<u64>,
+    ) -> Result<BlobBody, RegistryError> {
+        blobs::get(self, digest, offset, end).await
     }
 
     /// Tries a cross-repository mount of `digest` from `from_repository` (same registry).
     /// The token asks for `pull` on the source and `pull,push` on this repository at once.
-    pub async fn mount_blob(&self, _digest: &Digest, _from_repository: &str) -> Result<MountOutcome, RegistryError> {
-        unimplemented!()
+    pub async fn mount_blob(
+        &self,
+        digest: &Digest,
+        from_repository: &str,
+    ) -> Result<MountOutcome, RegistryError> {
+        blobs::mount(self, digest, from_repository).await
     }
 
     /// Opens an upload session (POST).
     pub async fn start_upload(&self) -> Result<UploadSession, RegistryError> {
-        unimplemented!()
+        blobs::start_upload(self).await
     }
 
     /// Monolithic streaming upload: PUT `body` (exactly `size` bytes) to the session with
     /// `?digest=`. The body is sent with a `Content-Length`.
     pub async fn put_blob(
         &self,
-        _session: UploadSession,
-        _digest: &Digest,
-        _size: u64,
-        _body: BoxStream<'static, Result<Bytes, std::io::Error>>,
+        session: UploadSession,
+        digest: &Digest,
+        size: u64,
+        body: BoxStream<'static, Result<Bytes, std::io::Error>>,
     ) -> Result<(), RegistryError> {
-        unimplemented!()
+        blobs::put_blob(self, session, digest, size, body).await
     }
 
     /// Chunked upload: PATCH one chunk at `session.offset` with `Content-Range`; returns the
     /// session with the new location and offset.
-    pub async fn patch_chunk(&self, _session: UploadSession, _chunk: Bytes) -> Result<UploadSession, RegistryError> {
-        unimplemented!()
+    pub async fn patch_chunk(
+        &self,
+        session: UploadSession,
+        chunk: Bytes,
+    ) -> Result<UploadSession, RegistryError> {
+        blobs::patch_chunk(self, session, chunk).await
     }
 
     /// Completes a chunked upload: PUT with `?digest=` and an empty body.
-    pub async fn finish_upload(&self, _session: UploadSession, _digest: &Digest) -> Result<(), RegistryError> {
-        unimplemented!()
+    pub async fn finish_upload(
+        &self,
+        session: UploadSession,
+        digest: &Digest,
+    ) -> Result<(), RegistryError> {
+        blobs::finish_upload(self, session, digest).await
     }
 
     /// Asks the registry how much of an upload it holds (GET on the upload URL, `Range`).
-    pub async fn upload_status(&self, _session: &UploadSession) -> Result<UploadSession, RegistryError> {
-        unimplemented!()
+    pub async fn upload_status(
+        &self,
+        session: &UploadSession,
+    ) -> Result<UploadSession, RegistryError> {
+        blobs::upload_status(self, session).await
     }
 }

@@ -77,6 +77,9 @@ pub struct ImageReport {
     pub error: Option<String>,
     /// `file:line` of the list entry.
     pub origin: String,
+    /// The failure was a digest or size mismatch (exit code 3).
+    #[serde(skip)]
+    pub integrity_error: bool,
 }
 
 /// The whole run, printed by `--json`.
@@ -99,6 +102,9 @@ pub struct RunReport {
 impl RunReport {
     /// Number of failed images.
     pub fn failed(&self) -> usize {
-        self.images.iter().filter(|i| i.status == ImageStatus::Failed).count()
+        self.images
+            .iter()
+            .filter(|i| i.status == ImageStatus::Failed)
+            .count()
     }
 }

@@ -1,1 +1,221 @@
 //! The copy engine: plan, then execute.
+//!
+//! [`plan`] resolves every image to its manifests, walks indexes to their children, collects
+//! and deduplicates blobs across all images and asks the destination what it already holds.
+//! [`execute`] then moves only what is missing, under one global concurrency limit, verifying
+//! every byte while it streams, and writes manifests only once everything they reference is
+//! in place (children before indexes, the tag last). Resuming an interrupted run is the same
+//! plan computed again: whatever already arrived is found present and skipped.
+
+mod blob;
+mod execute;
+mod plan;
+pub mod walk;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use execute::{dry_run_report, execute};
+pub use plan::{Plan, PlannedBlob, PlannedImage, plan};
+
+use crate::reference::Digest;
+use crate::registry::{RegistryClient, RegistryError};
+
+/// Tuning of a run. `Default` gives the values the CLI uses when no flag is passed.
+#[derive(Debug, Clone)]
+pub struct TransferOptions {
+    /// Blobs transferred at once across all images (default 8).
+    pub jobs: usize,
+    /// Keep copying other images when one fails (default true).
+    pub keep_going: bool,
+    /// Blobs at least this large are downloaded as parallel `Range` segments (default 32 MiB).
+    pub segment_threshold: u64,
+    /// Size of one segment (default 16 MiB).
+    pub segment_size: u64,
+    /// Segments of one blob in flight at once (default 4).
+    pub segment_parallelism: usize,
+    /// Attempts per blob (and per segment) after the first (default 4).
+    pub blob_retries: u32,
+    /// First backoff delay between blob attempts (default 500 ms; `AIRLIFT_RETRY_DELAY_MS`
+    /// overrides it).
+    pub retry_delay: Duration,
+}
+
+impl Default for TransferOptions {
+    fn default() -> Self {
+        TransferOptions {
+            jobs: 8,
+            keep_going: true,
+            segment_threshold: 32 << 20,
+            segment_size: 16 << 20,
+            segment_parallelism: 4,
+            blob_retries: 4,
+            retry_delay: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Where images are read from. Today a registry; bundles join as further variants, so the
+/// planner and executor stay one engine.
+#[derive(Clone)]
+pub enum Source {
+    /// Registries named by each image's source reference.
+    Registry(RegistryClient),
+}
+
+/// Where images are written. Today a registry; bundles join as further variants.
+#[derive(Clone)]
+pub enum Sink {
+    /// Registries named by each image's target reference.
+    Registry(RegistryClient),
+}
+
+/// Errors of the engine. Each names the image reference or blob digest concerned; the
+/// underlying cause is in `source()`.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// A manifest could not be fetched.
+    #[error("cannot fetch manifest {reference}")]
+    FetchManifest {
+        /// The reference asked for.
+        reference: String,
+        /// Why.
+        #[source]
+        source: RegistryError,
+    },
+    /// A manifest could not be written.
+    #[error("cannot push manifest {reference}")]
+    PushManifest {
+        /// The target reference.
+        reference: String,
+        /// Why.
+        #[source]
+        source: RegistryError,
+    },
+    /// The destination could not be queried.
+    #[error("cannot query {reference} at the destination")]
+    Query {
+        /// What was asked about.
+        reference: String,
+        /// Why.
+        #[source]
+        source: RegistryError,
+    },
+    /// A manifest of a kind airlift does not copy (e.g. Docker schema 1).
+    #[error("{reference}: unsupported manifest type `{media_type}`")]
+    UnsupportedManifest {
+        /// The reference.
+        reference: String,
+        /// Its media type.
+        media_type: String,
+    },
+    /// A manifest that is not valid JSON of its declared kind.
+    #[error("{reference}: invalid manifest {digest}: {reason}")]
+    InvalidManifest {
+        /// The reference.
+        reference: String,
+        /// Its digest.
+        digest: Digest,
+        /// Why.
+        reason: String,
+    },
+    /// `--platform` selected nothing from an index.
+    #[error("{reference}: no manifest for platform {wanted} (index has: {available})")]
+    NoMatchingPlatform {
+        /// The reference.
+        reference: String,
+        /// The platforms asked for.
+        wanted: String,
+        /// The platforms in the index.
+        available: String,
+    },
+    /// A blob transfer failed.
+    #[error("cannot copy blob {digest} from {from} to {to}")]
+    Blob {
+        /// The blob.
+        digest: Digest,
+        /// Source repository.
+        from: String,
+        /// Destination repository.
+        to: String,
+        /// Why.
+        #[source]
+        source: Box<TransferError>,
+    },
+    /// Registry failure while moving a blob.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// Content did not match its digest or declared size; nothing was committed.
+    #[error(
+        "blob {digest} from {url} failed verification: received {received} bytes with digest {actual}, expected {expected_size} bytes"
+    )]
+    Integrity {
+        /// Expected digest.
+        digest: Digest,
+        /// Where it came from.
+        url: String,
+        /// Digest of what arrived (of the bytes received so far when the size was wrong).
+        actual: Digest,
+        /// Bytes received.
+        received: u64,
+        /// Size the manifest declares.
+        expected_size: u64,
+    },
+    /// A blob this image needs failed (the cause is reported once, on the blob).
+    #[error("blob {digest} failed: {message}")]
+    DependencyFailed {
+        /// The blob.
+        digest: Digest,
+        /// The blob's error, rendered with its causes.
+        message: String,
+    },
+    /// The run was cancelled (fail-fast after another image failed).
+    #[error("cancelled after another image failed")]
+    Cancelled,
+}
+
+impl TransferError {
+    /// Whether this failure is about content integrity (exit code 3).
+    pub fn is_integrity(&self) -> bool {
+        match self {
+            TransferError::Integrity { .. } => true,
+            TransferError::Registry(RegistryError::DigestMismatch { .. }) => true,
+            TransferError::FetchManifest { source, .. } => {
+                matches!(source, RegistryError::DigestMismatch { .. })
+            }
+            TransferError::Blob { source, .. } => source.is_integrity(),
+            TransferError::DependencyFailed { message, .. } => {
+                message.contains("failed verification")
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether trying the same blob again may help.
+    fn is_retryable(&self) -> bool {
+        match self {
+            TransferError::Registry(e) => e.is_retryable(),
+            // A corrupted or truncated body is worth fetching again.
+            TransferError::Integrity { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// Renders an error with its whole `source()` chain on one line, for reports.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut cur = error.source();
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = e.source();
+    }
+    out
+}
+
+/// Convenience for shared error values.
+pub(crate) type SharedError = Arc<TransferError>;

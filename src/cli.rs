@@ -1,0 +1,201 @@
+//! Command-line definitions: plain data for clap, no behaviour. `settings.rs` turns these into
+//! the library's options.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Move container images across an air gap: mirror them between registries, or carry them on
+/// media as content bundles.
+#[derive(Debug, Parser)]
+#[command(name = "airlift", version, about, propagate_version = true)]
+#[command(
+    after_help = "Exit codes: 0 success, 1 some images failed, 2 usage or input error, \
+                        3 integrity error (digest mismatch), 130 interrupted."
+)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors on stderr: no progress, no summary.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Registry-to-registry mirroring.
+    #[command(subcommand)]
+    Mirror(MirrorCommand),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+}
+
+/// `airlift mirror ...`
+#[derive(Debug, Subcommand)]
+pub enum MirrorCommand {
+    /// Copy every image of the lists to a registry, digests unchanged. Re-running transfers
+    /// only what the destination lacks.
+    Sync(SyncArgs),
+}
+
+/// Arguments of `airlift mirror sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Image list: plain text (one reference per line, optional `SOURCE TARGET`) or YAML
+    /// (`.yaml`/`.yml`). Repeatable.
+    #[arg(short, long = "list", value_name = "FILE", required = true)]
+    pub lists: Vec<PathBuf>,
+    /// Destination `REGISTRY[/PREFIX]`; images land at `REGISTRY/PREFIX/<source path>:<tag>`.
+    /// Overrides a YAML list's `target`.
+    #[arg(long, value_name = "REGISTRY[/PREFIX]")]
+    pub to: Option<String>,
+    #[command(flatten)]
+    pub mapping: MappingArgs,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Resolve everything and print the plan (images, blobs and bytes to copy, bytes already
+    /// present) without copying.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// How source paths map onto the destination.
+#[derive(Debug, Args)]
+pub struct MappingArgs {
+    /// Keep the source registry host as the first path component
+    /// (`REGISTRY/PREFIX/k8s.gcr.io/pause:3.10`).
+    #[arg(long, conflicts_with = "flatten")]
+    pub keep_host: bool,
+    /// Keep only the last path component (`REGISTRY/PREFIX/pause:3.10`).
+    #[arg(long)]
+    pub flatten: bool,
+    /// Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or
+    /// comma-separated). The index is rewritten, so its digest changes.
+    #[arg(
+        long = "platform",
+        value_name = "OS/ARCH[/VARIANT]",
+        value_delimiter = ','
+    )]
+    pub platforms: Vec<String>,
+}
+
+/// Transfer tuning.
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    /// Blobs transferred at once, across all images.
+    #[arg(short, long, value_name = "N", default_value_t = 8)]
+    pub jobs: usize,
+    /// Stop at the first failed image instead of finishing the others.
+    #[arg(long, conflicts_with = "keep_going")]
+    pub fail_fast: bool,
+    /// Finish the other images when one fails (the default).
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Attempts per blob after the first, for transient failures.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub retries: u32,
+}
+
+/// Registry connection options.
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker's
+    /// `--insecure-registry` (loopback registries always are). Repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
+}
+
+/// Output options.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Print one JSON report on stdout at the end.
+    #[arg(long)]
+    pub json: bool,
+    /// Progress display: bars on a terminal, periodic log lines otherwise.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+}
+
+/// Progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// Bars when stderr is a terminal, plain lines otherwise.
+    Auto,
+    /// Progress bars.
+    Bars,
+    /// Plain periodic log lines.
+    Plain,
+    /// Nothing.
+    None,
+}
+
+/// Arguments of `airlift completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sync_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "airlift",
+            "mirror",
+            "sync",
+            "-l",
+            "a.txt",
+            "--list",
+            "b.yaml",
+            "--to",
+            "r:5000/m",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--jobs",
+            "3",
+            "--flatten",
+            "--json",
+        ])
+        .unwrap();
+        let Command::Mirror(MirrorCommand::Sync(s)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(s.lists.len(), 2);
+        assert_eq!(s.mapping.platforms, ["linux/amd64", "linux/arm64"]);
+        assert_eq!(s.transfer.jobs, 3);
+        assert!(s.mapping.flatten && s.output.json);
+    }
+
+    #[test]
+    fn conflicting_mapping_flags_are_refused() {
+        let r = Cli::try_parse_from([
+            "airlift",
+            "mirror",
+            "sync",
+            "-l",
+            "a",
+            "--keep-host",
+            "--flatten",
+        ]);
+        assert!(r.is_err());
+    }
+}

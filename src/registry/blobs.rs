@@ -1,0 +1,295 @@
+//! Blob HEAD/GET, cross-repository mounts and the three upload styles (monolithic streaming
+//! PUT, chunked PATCH, status query).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use reqwest::Method;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION, RANGE};
+
+use super::http::{Call, CallBody, Target, status_error, transport};
+use super::{BlobBody, MountOutcome, RegistryError, Repo, UploadSession, auth, headers};
+use crate::reference::Digest;
+
+/// The reason text of a stalled blob download; [`RegistryError::is_retryable`] recognises it.
+pub(super) const STALLED: &str = "transfer stalled: no data received within the request timeout";
+
+fn octet_stream() -> HeaderValue {
+    HeaderValue::from_static("application/octet-stream")
+}
+
+fn blob_path(repo: &Repo, digest: &Digest) -> String {
+    format!("v2/{}/blobs/{digest}", repo.repository())
+}
+
+fn not_found(digest: &Digest, url: &url::Url) -> RegistryError {
+    RegistryError::NotFound {
+        what: format!("blob `{digest}`"),
+        url: url.to_string(),
+    }
+}
+
+pub(super) async fn size(repo: &Repo, digest: &Digest) -> Result<Option<u64>, RegistryError> {
+    let call = Call::new(
+        Method::HEAD,
+        Target::Path(blob_path(repo, digest)),
+        repo.read_scopes(),
+    );
+    let (url, resp) = repo.http().execute(repo.registry(), &call).await?;
+    match resp.status().as_u16() {
+        200 => headers::content_length(resp.headers())
+            .map(Some)
+            .ok_or_else(|| RegistryError::Protocol {
+                url: url.to_string(),
+                reason: "blob HEAD response has no Content-Length".to_owned(),
+            }),
+        404 => Ok(None),
+        _ => Err(status_error(&call.method, &url, resp).await),
+    }
+}
+
+pub(super) async fn get(
+    repo: &Repo,
+    digest: &Digest,
+    offset: u64,
+    end: Option<u64>,
+) -> Result<BlobBody, RegistryError> {
+    let mut call = Call::new(
+        Method::GET,
+        Target::Path(blob_path(repo, digest)),
+        repo.read_scopes(),
+    );
+    // The body may take hours: only stall detection below bounds it.
+    call.bounded = false;
+    if let Some(range) = headers::byte_range(offset, end) {
+        call.headers
+            .insert(RANGE, HeaderValue::from_str(&range).expect("ASCII"));
+    }
+    let (url, resp) = repo.http().execute(repo.registry(), &call).await?;
+    let partial = match resp.status().as_u16() {
+        206 => true,
+        200 => false,
+        404 => return Err(not_found(digest, &url)),
+        _ => return Err(status_error(&call.method, &url, resp).await),
+    };
+    let content_length = headers::content_length(resp.headers());
+    let stall = repo.http().timeout;
+    Ok(BlobBody {
+        partial,
+        content_length,
+        stream: stall_guarded(resp.bytes_stream().boxed(), url, stall),
+    })
+}
+
+/// Maps body errors to [`RegistryError::Transport`] naming `url`, and ends the stream with an
+/// error when no bytes arrive for `stall`.
+fn stall_guarded(
+    inner: BoxStream<'static, reqwest::Result<Bytes>>,
+    url: url::Url,
+    stall: Duration,
+) -> BoxStream<'static, Result<Bytes, RegistryError>> {
+    futures_util::stream::unfold(Some(inner), move |state| {
+        let url = url.clone();
+        async move {
+            let mut inner = state?;
+            match tokio::time::timeout(stall, inner.next()).await {
+                Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(inner))),
+                Ok(Some(Err(e))) => Some((Err(transport(&url, e)), None)),
+                Ok(None) => None,
+                Err(_) => Some((
+                    Err(RegistryError::Protocol {
+                        url: url.to_string(),
+                        reason: STALLED.to_owned(),
+                    }),
+                    None,
+                )),
+            }
+        }
+    })
+    .boxed()
+}
+
+/// An upload session from a 202's `Location` and `Range`.
+fn session_from(
+    url: &url::Url,
+    h: &HeaderMap,
+    expected: u64,
+) -> Result<UploadSession, RegistryError> {
+    let protocol = |reason: String| RegistryError::Protocol {
+        url: url.to_string(),
+        reason,
+    };
+    let location = headers::text(h, LOCATION.as_str())
+        .ok_or_else(|| protocol("upload response has no Location".into()))?;
+    let location = headers::resolve_location(url, location).map_err(protocol)?;
+    let offset = match headers::text(h, RANGE.as_str()) {
+        None => expected,
+        // `0-0` is either nothing or one byte (distribution's ambiguity); trust what we sent.
+        Some(v) => headers::upload_offset(v)
+            .map_err(protocol)?
+            .unwrap_or(if expected == 1 { 1 } else { 0 }),
+    };
+    Ok(UploadSession { location, offset })
+}
+
+fn uploads_path(repo: &Repo) -> String {
+    format!("v2/{}/blobs/uploads/", repo.repository())
+}
+
+pub(super) async fn start_upload(repo: &Repo) -> Result<UploadSession, RegistryError> {
+    let call = Call::new(
+        Method::POST,
+        Target::Path(uploads_path(repo)),
+        vec![auth::pull_push(repo.repository())],
+    );
+    let (url, resp) = repo.http().execute(repo.registry(), &call).await?;
+    match resp.status().as_u16() {
+        202 => session_from(&url, resp.headers(), 0),
+        _ => Err(status_error(&call.method, &url, resp).await),
+    }
+}
+
+pub(super) async fn mount(
+    repo: &Repo,
+    digest: &Digest,
+    from: &str,
+) -> Result<MountOutcome, RegistryError> {
+    let mut path = uploads_path(repo);
+    path.push_str("?mount=");
+    path.push_str(digest.as_str());
+    path.push_str("&from=");
+    path.push_str(from);
+    // One token for both repositories: registries check pull on the source in the same request.
+    let scopes = vec![auth::pull(from), auth::pull_push(repo.repository())];
+    let call = Call::new(Method::POST, Target::Path(path), scopes);
+    let (url, resp) = repo.http().execute(repo.registry(), &call).await?;
+    match resp.status().as_u16() {
+        201 => Ok(MountOutcome::Mounted),
+        202 => session_from(&url, resp.headers(), 0).map(MountOutcome::Upload),
+        _ => Err(status_error(&call.method, &url, resp).await),
+    }
+}
+
+fn with_digest(location: &url::Url, digest: &Digest) -> url::Url {
+    let mut url = location.clone();
+    url.query_pairs_mut().append_pair("digest", digest.as_str());
+    url
+}
+
+pub(super) async fn put_blob(
+    repo: &Repo,
+    session: UploadSession,
+    digest: &Digest,
+    size: u64,
+    body: BoxStream<'static, Result<Bytes, std::io::Error>>,
+) -> Result<(), RegistryError> {
+    let mut call = Call::new(
+        Method::PUT,
+        Target::Url(with_digest(&session.location, digest)),
+        vec![auth::pull_push(repo.repository())],
+    );
+    call.bounded = false;
+    call.headers.insert(CONTENT_TYPE, octet_stream());
+    call.headers.insert(CONTENT_LENGTH, HeaderValue::from(size));
+    call.body = CallBody::Stream(Mutex::new(Some(reqwest::Body::wrap_stream(body))));
+    let (url, resp) = repo.http().execute(repo.registry(), &call).await?;
+    match resp.status().as_u16() {
+        201 => Ok(()),
+        _ => Err(status_error(&call.method, &url, resp).await),
+    }
+}
+
+pub(super) async fn patch_chunk(
+    repo: &Repo,
+    session: UploadSession,
+    chunk: Bytes,
+) -> Result<UploadSession, RegistryError> {
+    if chunk.is_empty() {
+        return Ok(session);
+    }
+    let len = chunk.len() as u64;
+    let mut call = Call::new(
+        Method::PATCH,
+        Target::Url(session.location.clone()),
+        vec![auth::pull_push(repo.repository())],
+    );
+    call.bounded = false;
+    call.headers.insert(CONTENT_TYPE, octet_stream());
+    call.headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    let range = headers::content_range(session.offset, len);
+    call.headers.insert(
+        "content-range",
+        HeaderValue::from_str(&range).expect("ASCII"),
+    );
+    call.body = CallBody::Bytes(chunk);
+    let (url, resp) = repo.http().execute(repo.registry(), &call).await?;
+    match resp.status().as_u16() {
+        202 => session_from(&url, resp.headers(), session.offset + len),
+        404 => Err(RegistryError::NotFound {
+            what: "upload session".to_owned(),
+            url: url.to_string(),
+        }),
+        _ => Err(status_error(&call.method, &url, resp).await),
+    }
+}
+
+pub(super) async fn finish_upload(
+    repo: &Repo,
+    session: UploadSession,
+    digest: &Digest,
+) -> Result<(), RegistryError> {
+    let mut call = Call::new(
+        Method::PUT,
+        Target::Url(with_digest(&session.location, digest)),
+        vec![auth::pull_push(repo.repository())],
+    );
+    call.headers.insert(CONTENT_LENGTH, HeaderValue::from(0));
+    let (url, resp) = repo.http().execute(repo.registry(), &call).await?;
+    match resp.status().as_u16() {
+        201 => Ok(()),
+        404 => Err(RegistryError::NotFound {
+            what: "upload session".to_owned(),
+            url: url.to_string(),
+        }),
+        _ => Err(status_error(&call.method, &url, resp).await),
+    }
+}
+
+pub(super) async fn upload_status(
+    repo: &Repo,
+    session: &UploadSession,
+) -> Result<UploadSession, RegistryError> {
+    let call = Call::new(
+        Method::GET,
+        Target::Url(session.location.clone()),
+        vec![auth::pull_push(repo.repository())],
+    );
+    let (url, resp) = repo.http().execute(repo.registry(), &call).await?;
+    match resp.status().as_u16() {
+        204 => {
+            let h = resp.headers();
+            let protocol = |reason: String| RegistryError::Protocol {
+                url: url.to_string(),
+                reason,
+            };
+            // distribution hands out a fresh `_state` here; keep ours if it does not.
+            let location = match headers::text(h, LOCATION.as_str()) {
+                Some(l) => headers::resolve_location(&url, l).map_err(protocol)?,
+                None => session.location.clone(),
+            };
+            let offset = match headers::text(h, RANGE.as_str()) {
+                Some(v) => headers::upload_offset(v).map_err(protocol)?.unwrap_or(0),
+                None => 0,
+            };
+            Ok(UploadSession { location, offset })
+        }
+        404 => Err(RegistryError::NotFound {
+            what: "upload session".to_owned(),
+            url: url.to_string(),
+        }),
+        _ => Err(status_error(&call.method, &url, resp).await),
+    }
+}

@@ -1,0 +1,164 @@
+//! Reading and writing the distribution API's own header dialects (`Range` on uploads,
+//! `Content-Range` on PATCH, `Location`) and its JSON error bodies.
+
+use reqwest::header::HeaderMap;
+use serde::Deserialize;
+
+/// The offset after an upload `Range: 0-N` header (N is the last byte held, inclusive).
+///
+/// distribution answers `0-0` both for an empty upload and for one holding a single byte;
+/// `None` is returned for that case so the caller can decide with what it knows.
+pub(super) fn upload_offset(value: &str) -> Result<Option<u64>, String> {
+    let v = value.trim();
+    let v = v.strip_prefix("bytes=").unwrap_or(v);
+    let (start, end) = v
+        .split_once('-')
+        .ok_or_else(|| format!("malformed Range `{value}`"))?;
+    let start: u64 = start
+        .trim()
+        .parse()
+        .map_err(|_| format!("malformed Range `{value}`"))?;
+    let end: u64 = end
+        .trim()
+        .parse()
+        .map_err(|_| format!("malformed Range `{value}`"))?;
+    if start != 0 || end < start {
+        return Err(format!("unexpected upload Range `{value}`"));
+    }
+    Ok(if end == 0 { None } else { Some(end + 1) })
+}
+
+/// `Content-Range` for a PATCH of `len` bytes at `offset`, distribution's form (`START-END`,
+/// inclusive end, no unit).
+pub(super) fn content_range(offset: u64, len: u64) -> String {
+    format!("{}-{}", offset, offset + len.max(1) - 1)
+}
+
+/// The `Range` request header for `offset..end`.
+pub(super) fn byte_range(offset: u64, end: Option<u64>) -> Option<String> {
+    match end {
+        Some(end) => Some(format!("bytes={}-{}", offset, end.saturating_sub(1))),
+        None if offset > 0 => Some(format!("bytes={offset}-")),
+        None => None,
+    }
+}
+
+/// Resolves a `Location` header (absolute or relative) against the URL that returned it.
+pub(super) fn resolve_location(request_url: &url::Url, location: &str) -> Result<url::Url, String> {
+    request_url
+        .join(location.trim())
+        .map_err(|e| format!("bad Location `{location}`: {e}"))
+}
+
+/// A header's value as text.
+pub(super) fn text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `Content-Length` read from the headers: a HEAD response's body is empty, so reqwest's
+/// `content_length()` (the body's size) reports 0 there.
+pub(super) fn content_length(headers: &HeaderMap) -> Option<u64> {
+    text(headers, "content-length").and_then(|v| v.trim().parse().ok())
+}
+
+/// A media type without parameters (`application/json; charset=utf-8` -> `application/json`).
+pub(super) fn bare_media_type(value: &str) -> String {
+    value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    errors: Vec<ErrorEntry>,
+}
+
+#[derive(Deserialize)]
+struct ErrorEntry {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// `{"errors":[{"code":"...","message":"..."}]}` as `CODE: message; ...`.
+pub(super) fn error_detail(body: &[u8]) -> Option<String> {
+    let parsed: ErrorBody = serde_json::from_slice(body).ok()?;
+    let parts: Vec<String> = parsed
+        .errors
+        .iter()
+        .map(|e| match (e.code.is_empty(), e.message.is_empty()) {
+            (false, false) => format!("{}: {}", e.code, e.message),
+            (false, true) => e.code.clone(),
+            _ => e.message.clone(),
+        })
+        .filter(|s| !s.is_empty())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_range() {
+        assert_eq!(upload_offset("0-99"), Ok(Some(100)));
+        assert_eq!(upload_offset("bytes=0-4"), Ok(Some(5)));
+        assert_eq!(upload_offset("0-0"), Ok(None));
+        assert!(upload_offset("5-9").is_err());
+        assert!(upload_offset("0-").is_err());
+        assert!(upload_offset("garbage").is_err());
+    }
+
+    #[test]
+    fn ranges_out() {
+        assert_eq!(content_range(0, 10), "0-9");
+        assert_eq!(content_range(10, 5), "10-14");
+        assert_eq!(byte_range(0, None), None);
+        assert_eq!(byte_range(5, None).as_deref(), Some("bytes=5-"));
+        assert_eq!(byte_range(0, Some(10)).as_deref(), Some("bytes=0-9"));
+        assert_eq!(byte_range(3, Some(4)).as_deref(), Some("bytes=3-3"));
+    }
+
+    #[test]
+    fn location_resolution() {
+        let req = url::Url::parse("http://127.0.0.1:5000/v2/a/b/blobs/uploads/").unwrap();
+        let abs =
+            resolve_location(&req, "https://other:1/v2/a/b/blobs/uploads/u?_state=x").unwrap();
+        assert_eq!(
+            abs.as_str(),
+            "https://other:1/v2/a/b/blobs/uploads/u?_state=x"
+        );
+        let rel = resolve_location(&req, "/v2/a/b/blobs/uploads/u1?_state=s%3D").unwrap();
+        assert_eq!(
+            rel.as_str(),
+            "http://127.0.0.1:5000/v2/a/b/blobs/uploads/u1?_state=s%3D"
+        );
+        let rel = resolve_location(&req, "u2").unwrap();
+        assert_eq!(
+            rel.as_str(),
+            "http://127.0.0.1:5000/v2/a/b/blobs/uploads/u2"
+        );
+    }
+
+    #[test]
+    fn media_type_and_errors() {
+        assert_eq!(
+            bare_media_type("application/json; charset=utf-8"),
+            "application/json"
+        );
+        assert_eq!(bare_media_type("text/plain"), "text/plain");
+        let body = br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{}},{"code":"X","message":""}]}"#;
+        assert_eq!(
+            error_detail(body).as_deref(),
+            Some("MANIFEST_UNKNOWN: manifest unknown; X")
+        );
+        assert_eq!(error_detail(b"<html>"), None);
+        assert_eq!(error_detail(br#"{"errors":[]}"#), None);
+    }
+}

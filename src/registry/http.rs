@@ -1,0 +1,400 @@
+//! The request pipeline shared by every registry call: scheme probing per host, attaching
+//! credentials or tokens, answering 401 challenges, retries, and turning failures into
+//! [`RegistryError`]s that name the URL and never a secret.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use reqwest::header::{HeaderMap, WWW_AUTHENTICATE};
+use reqwest::{Method, Response, StatusCode};
+
+use super::auth::{Token, TokenRequest, Tokens};
+use super::endpoint::Host;
+use super::{ClientOptions, Credential, RegistryError, RetryPolicy, challenge, headers, retry};
+
+/// Default for [`ClientOptions::request_timeout`].
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bound on establishing a TCP/TLS connection, for every request including blob transfers.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How much of an error body is read to find the registry's error message.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// Where a call goes.
+pub(super) enum Target {
+    /// A path under the registry's base URL, e.g. `v2/foo/manifests/latest`.
+    Path(String),
+    /// An absolute URL (an upload `Location`).
+    Url(url::Url),
+}
+
+/// A request body.
+pub(super) enum CallBody {
+    /// No body.
+    Empty,
+    /// A body that can be sent again on retry.
+    Bytes(Bytes),
+    /// A streamed body: sent once, so the call is never retried.
+    Stream(Mutex<Option<reqwest::Body>>),
+}
+
+/// One registry call.
+pub(super) struct Call {
+    pub method: Method,
+    pub target: Target,
+    pub headers: HeaderMap,
+    pub body: CallBody,
+    /// Token scopes the call needs.
+    pub scopes: Vec<String>,
+    /// Whether [`ClientOptions::request_timeout`] bounds the whole exchange (false for blob
+    /// bodies, which may take hours).
+    pub bounded: bool,
+}
+
+impl Call {
+    /// A small, bounded call with no body.
+    pub fn new(method: Method, target: Target, scopes: Vec<String>) -> Self {
+        Call {
+            method,
+            target,
+            headers: HeaderMap::new(),
+            body: CallBody::Empty,
+            scopes,
+            bounded: true,
+        }
+    }
+}
+
+/// What to send in `Authorization`.
+enum Auth {
+    None,
+    Basic(Credential),
+    Bearer(Token),
+}
+
+/// The state behind a [`super::RegistryClient`].
+pub(super) struct Inner {
+    /// Verifies certificates; serves every registry not marked insecure.
+    secure: reqwest::Client,
+    /// Skips certificate checks; serves only insecure and loopback registries.
+    insecure: reqwest::Client,
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    credentials: Option<Arc<dyn super::CredentialSource>>,
+    insecure_list: Vec<String>,
+    hosts: Mutex<HashMap<String, Arc<Host>>>,
+    tokens: Tokens,
+}
+
+/// A transport error for `url`, with the URL kept out of the source so it is printed once.
+pub(super) fn transport(url: &url::Url, e: reqwest::Error) -> RegistryError {
+    RegistryError::Transport {
+        url: url.to_string(),
+        source: e.without_url(),
+    }
+}
+
+/// The error for an unexpected status, with the registry's message from the body.
+pub(super) async fn status_error(method: &Method, url: &url::Url, resp: Response) -> RegistryError {
+    let status = resp.status().as_u16();
+    let mut body = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(Ok(chunk)) = stream.next().await {
+        body.extend_from_slice(&chunk);
+        if body.len() >= ERROR_BODY_LIMIT {
+            break;
+        }
+    }
+    RegistryError::Status {
+        method: method.to_string(),
+        url: url.to_string(),
+        status,
+        detail: headers::error_detail(&body),
+    }
+}
+
+impl Inner {
+    /// Builds the connection pools.
+    pub fn new(opts: ClientOptions) -> Result<Self, RegistryError> {
+        let build = |accept_invalid: bool| {
+            reqwest::Client::builder()
+                .user_agent(concat!("airlift/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(CONNECT_TIMEOUT)
+                .tcp_keepalive(Duration::from_secs(30))
+                .tls_danger_accept_invalid_certs(accept_invalid)
+                .build()
+                .map_err(|e| RegistryError::Transport {
+                    url: "(client setup)".to_owned(),
+                    source: e,
+                })
+        };
+        let env = std::env::var(retry::DELAY_ENV).ok();
+        Ok(Inner {
+            secure: build(false)?,
+            insecure: build(true)?,
+            timeout: opts.request_timeout.unwrap_or(DEFAULT_TIMEOUT),
+            retry: retry::with_env_override(opts.retry, env.as_deref()),
+            credentials: opts.credentials,
+            insecure_list: opts.insecure_registries,
+            hosts: Mutex::new(HashMap::new()),
+            tokens: Tokens::default(),
+        })
+    }
+
+    fn host(&self, registry: &str) -> Arc<Host> {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        hosts
+            .entry(registry.to_owned())
+            .or_insert_with(|| Arc::new(Host::new(registry, &self.insecure_list)))
+            .clone()
+    }
+
+    fn client(&self, host: &Host) -> &reqwest::Client {
+        if host.insecure {
+            &self.insecure
+        } else {
+            &self.secure
+        }
+    }
+
+    fn credential(&self, host: &Host) -> Option<Credential> {
+        self.credentials
+            .as_ref()
+            .and_then(|c| c.credential(&host.registry))
+    }
+
+    /// The working `scheme://host/` of `host`, probing `GET /v2/` once. Concurrent callers
+    /// share one probe; a failed probe is not remembered, so a later call probes again.
+    async fn base(&self, host: &Host) -> Result<url::Url, RegistryError> {
+        let base = host
+            .base
+            .get_or_try_init(|| async {
+                let candidates = host.candidate_bases();
+                let what = format!("{}/v2/", candidates[0]);
+                let resp = retry::run(&self.retry, &what, || async {
+                    let mut last = None;
+                    // HTTPS first; for insecure hosts a TLS failure falls back to plain HTTP.
+                    for base in &candidates {
+                        let url = base.join("v2/").expect("static path");
+                        match self.client(host).get(url.clone()).timeout(self.timeout).send().await {
+                            Ok(resp) => {
+                                tracing::debug!(method = "GET", %url, status = resp.status().as_u16(), "probe");
+                                return Ok(resp);
+                            }
+                            Err(e) => {
+                                tracing::debug!(%url, "probe failed, trying the next scheme");
+                                last = Some(transport(&url, e));
+                            }
+                        }
+                    }
+                    Err(last.expect("at least one candidate"))
+                })
+                .await?;
+                if resp.status() == StatusCode::UNAUTHORIZED {
+                    let values = resp.headers().get_all(WWW_AUTHENTICATE);
+                    if let Some(c) = challenge::pick(values.iter().filter_map(|v| v.to_str().ok())) {
+                        host.set_challenge(c);
+                    }
+                }
+                let scheme = resp.url().scheme();
+                let chosen = candidates.iter().find(|b| b.scheme() == scheme).unwrap_or(&candidates[0]);
+                Ok::<_, RegistryError>(chosen.clone())
+            })
+            .await?;
+        Ok(base.clone())
+    }
+
+    /// Resolves a path target to an absolute URL on `registry`.
+    pub async fn url(&self, registry: &str, path: &str) -> Result<url::Url, RegistryError> {
+        let host = self.host(registry);
+        let base = self.base(&host).await?;
+        base.join(path).map_err(|e| RegistryError::Protocol {
+            url: format!("{base}{path}"),
+            reason: e.to_string(),
+        })
+    }
+
+    fn token_request<'a>(
+        &'a self,
+        host: &'a Host,
+        c: &'a challenge::Challenge,
+        cred: Option<&'a Credential>,
+    ) -> TokenRequest<'a> {
+        TokenRequest {
+            http: self.client(host),
+            retry: &self.retry,
+            timeout: self.timeout,
+            registry: &host.registry,
+            challenge: c,
+            credential: cred,
+        }
+    }
+
+    /// Sends `call` to `registry` with auth and retries. Every status except 401/403 (which
+    /// become [`RegistryError::Auth`]) is returned for the caller to judge; a retryable status
+    /// comes back only once retries are exhausted.
+    pub async fn execute(
+        &self,
+        registry: &str,
+        call: &Call,
+    ) -> Result<(url::Url, Response), RegistryError> {
+        let host = self.host(registry);
+        let url = match &call.target {
+            Target::Url(u) => u.clone(),
+            Target::Path(p) => self.url(registry, p).await?,
+        };
+        let resp = if matches!(call.body, CallBody::Stream(_)) {
+            self.send_authed(&host, call, &url).await?
+        } else {
+            retry::run(&self.retry, url.as_str(), || {
+                self.send_authed(&host, call, &url)
+            })
+            .await?
+        };
+        Ok((url, resp))
+    }
+
+    async fn initial_auth(
+        &self,
+        host: &Host,
+        scopes: &[String],
+        cred: &Option<Credential>,
+    ) -> Result<Auth, RegistryError> {
+        Ok(match host.challenge() {
+            Some(c) if c.is_bearer() => Auth::Bearer(
+                self.tokens
+                    .get(&self.token_request(host, &c, cred.as_ref()), scopes, None)
+                    .await?,
+            ),
+            Some(c) if c.is_basic() => match cred {
+                Some(cred) => Auth::Basic(cred.clone()),
+                None => Auth::None,
+            },
+            _ => Auth::None,
+        })
+    }
+
+    /// One attempt: send with the best auth known, and on a 401 learn the challenge, get
+    /// credentials or a fresh token and send once more.
+    async fn send_authed(
+        &self,
+        host: &Host,
+        call: &Call,
+        url: &url::Url,
+    ) -> Result<Response, RegistryError> {
+        let cred = self.credential(host);
+        let mut auth = self.initial_auth(host, &call.scopes, &cred).await?;
+        let mut answered_challenge = false;
+        loop {
+            let resp = self.send_once(host, call, url, &auth).await?;
+            let status = resp.status();
+            let same_host =
+                resp.url().host_str() == url.host_str() && resp.url().port() == url.port();
+            if status == StatusCode::FORBIDDEN && same_host {
+                let reason = match status_error(&call.method, url, resp).await {
+                    RegistryError::Status {
+                        detail: Some(d), ..
+                    } => format!("denied: {d}"),
+                    _ => "denied".to_owned(),
+                };
+                return Err(self.auth_error(host, call, reason));
+            }
+            if status != StatusCode::UNAUTHORIZED || !same_host {
+                return Ok(resp);
+            }
+            let values = resp.headers().get_all(WWW_AUTHENTICATE);
+            let picked = challenge::pick(values.iter().filter_map(|v| v.to_str().ok()));
+            let streamed = matches!(call.body, CallBody::Stream(_));
+            let give_up = |this: &Self| {
+                let reason = match &cred {
+                    Some(_) => "credentials rejected".to_owned(),
+                    None => format!("no credentials for {}", host.registry),
+                };
+                Err(this.auth_error(host, call, reason))
+            };
+            if answered_challenge || streamed {
+                return give_up(self);
+            }
+            answered_challenge = true;
+            let Some(c) = picked else {
+                return give_up(self);
+            };
+            host.set_challenge(c.clone());
+            auth = if c.is_bearer() {
+                let rejected = match &auth {
+                    Auth::Bearer(t) => Some(t.secret().to_owned()),
+                    _ => None,
+                };
+                let req = self.token_request(host, &c, cred.as_ref());
+                Auth::Bearer(
+                    self.tokens
+                        .get(&req, &call.scopes, rejected.as_deref())
+                        .await?,
+                )
+            } else if c.is_basic() && !matches!(auth, Auth::Basic(_)) {
+                match &cred {
+                    Some(cred) => Auth::Basic(cred.clone()),
+                    None => return give_up(self),
+                }
+            } else {
+                return give_up(self);
+            };
+        }
+    }
+
+    fn auth_error(&self, host: &Host, call: &Call, reason: String) -> RegistryError {
+        let scope = if call.scopes.is_empty() {
+            "registry".to_owned()
+        } else {
+            call.scopes.join(" ")
+        };
+        RegistryError::Auth {
+            registry: host.registry.clone(),
+            scope,
+            reason,
+        }
+    }
+
+    async fn send_once(
+        &self,
+        host: &Host,
+        call: &Call,
+        url: &url::Url,
+        auth: &Auth,
+    ) -> Result<Response, RegistryError> {
+        let mut rb = self
+            .client(host)
+            .request(call.method.clone(), url.clone())
+            .headers(call.headers.clone());
+        if call.bounded {
+            rb = rb.timeout(self.timeout);
+        }
+        rb = match auth {
+            Auth::None => rb,
+            Auth::Basic(c) => rb.basic_auth(&c.username, Some(&c.password)),
+            Auth::Bearer(t) => rb.bearer_auth(t.secret()),
+        };
+        rb = match &call.body {
+            CallBody::Empty if call.method == Method::GET || call.method == Method::HEAD => rb,
+            CallBody::Empty => rb.body(Bytes::new()),
+            CallBody::Bytes(b) => rb.body(b.clone()),
+            CallBody::Stream(slot) => {
+                let body = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+                match body {
+                    Some(body) => rb.body(body),
+                    None => {
+                        return Err(RegistryError::Protocol {
+                            url: url.to_string(),
+                            reason: "streamed request body already consumed".to_owned(),
+                        });
+                    }
+                }
+            }
+        };
+        let resp = rb.send().await.map_err(|e| transport(url, e))?;
+        tracing::debug!(method = %call.method, %url, status = resp.status().as_u16(), "registry request");
+        Ok(resp)
+    }
+}

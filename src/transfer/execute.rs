@@ -1,0 +1,265 @@
+//! Executing a plan: every missing blob copied once under one global concurrency limit,
+//! mounted into further target repositories, and each image's manifests written as soon as
+//! its blobs are in place (children first, the tag last).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared, join_all};
+use tokio::sync::Semaphore;
+use tokio::task::AbortHandle;
+
+use crate::reference::Digest;
+use crate::report::{ImageReport, ImageStatus, Reporter, RunReport};
+
+use super::blob::{self, Ctx};
+use super::plan::{Plan, PlannedImage};
+use super::{SharedError, Sink, Source, TransferError, TransferOptions};
+
+type BlobFuture = Shared<BoxFuture<'static, Result<(), SharedError>>>;
+
+/// Aborts every spawned task when the run is dropped (Ctrl-C) or cancelled (fail-fast).
+#[derive(Default)]
+struct Tasks(std::sync::Mutex<Vec<AbortHandle>>);
+
+impl Tasks {
+    fn spawn<F>(&self, fut: F) -> BoxFuture<'static, Result<(), SharedError>>
+    where
+        F: std::future::Future<Output = Result<(), SharedError>> + Send + 'static,
+    {
+        let handle = tokio::spawn(fut);
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .push(handle.abort_handle());
+        async move {
+            handle
+                .await
+                .unwrap_or_else(|_| Err(Arc::new(TransferError::Cancelled)))
+        }
+        .boxed()
+    }
+
+    fn abort_all(&self) {
+        for h in self.0.lock().expect("not poisoned").iter() {
+            h.abort();
+        }
+    }
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        self.abort_all();
+    }
+}
+
+/// Runs `plan`, returning the report. `started` is when the run began (planning included).
+pub async fn execute(
+    source: &Source,
+    sink: &Sink,
+    plan: Plan,
+    opts: &TransferOptions,
+    reporter: Arc<dyn Reporter>,
+    started: Instant,
+) -> RunReport {
+    let (Source::Registry(src_client), Sink::Registry(dst_client)) = (source, sink);
+    let ctx = Arc::new(Ctx {
+        opts: opts.clone(),
+        reporter: reporter.clone(),
+        bytes_read: Arc::new(AtomicU64::new(0)),
+    });
+    let tasks = Arc::new(Tasks::default());
+    let permits = Arc::new(Semaphore::new(opts.jobs.max(1)));
+    let transferred = Arc::new(AtomicUsize::new(0));
+    reporter.on_plan(&plan.summary);
+
+    // One future per (blob, target repository) that lacks it.
+    let mut futures: HashMap<(Digest, String, String), BlobFuture> = HashMap::new();
+    for b in plan.blobs.iter().filter(|b| !b.present_everywhere()) {
+        let src = src_client.repo(&b.source.0, &b.source.1);
+        let mut primary: Option<(BlobFuture, String, String)> = None;
+        for t in b.targets.iter().filter(|t| !t.present) {
+            let dst = dst_client.repo(&t.registry, &t.repository).for_push();
+            // Mount from the first target repository once it has the blob, or straight from
+            // the source repository when source and target share a registry.
+            let (after, mount_from) = match &primary {
+                Some((f, reg, repo)) if *reg == t.registry => (Some(f.clone()), Some(repo.clone())),
+                Some((f, _, _)) => (Some(f.clone()), None),
+                None if b.source.0 == t.registry => (None, Some(b.source.1.clone())),
+                None => (None, None),
+            };
+            let (ctx, permits, src, digest, size) = (
+                ctx.clone(),
+                permits.clone(),
+                src.clone(),
+                b.digest.clone(),
+                b.size,
+            );
+            let counted = primary.is_none().then(|| transferred.clone());
+            let fut = tasks
+                .spawn(async move {
+                    if let Some(after) = after {
+                        after.await?;
+                    }
+                    let _permit = permits
+                        .acquire_owned()
+                        .await
+                        .expect("semaphore never closed");
+                    ctx.reporter.on_blob_start(&digest, size);
+                    blob::copy(&ctx, &src, &dst, &digest, size, mount_from.as_deref())
+                        .await
+                        .map_err(Arc::new)?;
+                    ctx.reporter.on_blob_done(&digest, size);
+                    if let Some(c) = counted {
+                        c.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(())
+                })
+                .shared();
+            if primary.is_none() {
+                primary = Some((fut.clone(), t.registry.clone(), t.repository.clone()));
+            }
+            futures.insert(
+                (b.digest.clone(), t.registry.clone(), t.repository.clone()),
+                fut,
+            );
+        }
+    }
+
+    let image_runs = plan.images.iter().map(|image| {
+        let deps: Vec<(Digest, BlobFuture)> = image
+            .blobs
+            .iter()
+            .filter_map(|d| {
+                let key = (
+                    d.clone(),
+                    image.job.target.registry().to_owned(),
+                    image.job.target.repository().to_owned(),
+                );
+                futures.get(&key).map(|f| (d.clone(), f.clone()))
+            })
+            .collect();
+        let (tasks, reporter, dst_client) = (tasks.clone(), reporter.clone(), dst_client.clone());
+        async move {
+            let result = finish_image(image, deps, &dst_client).await;
+            if result.is_err() && !opts.keep_going {
+                tasks.abort_all();
+            }
+            let report = image_report(image, result);
+            reporter.on_image_done(&report);
+            report
+        }
+    });
+    let images = join_all(image_runs).await;
+
+    let blobs_transferred = transferred.load(Ordering::Relaxed);
+    let skipped: Vec<_> = plan
+        .blobs
+        .iter()
+        .filter(|b| b.present_everywhere())
+        .collect();
+    RunReport {
+        images,
+        blobs_transferred,
+        blobs_skipped: plan.summary.blobs_present,
+        bytes_transferred: ctx.bytes_read.load(Ordering::Relaxed),
+        bytes_skipped: plan
+            .summary
+            .bytes_present
+            .max(skipped.iter().map(|b| b.size).sum()),
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// Waits for an image's blobs, then writes its manifests.
+async fn finish_image(
+    image: &PlannedImage,
+    deps: Vec<(Digest, BlobFuture)>,
+    dst_client: &crate::registry::RegistryClient,
+) -> Result<(), SharedError> {
+    if let Some(e) = &image.error {
+        return Err(e.clone());
+    }
+    if image.complete {
+        return Ok(());
+    }
+    for (digest, fut) in deps {
+        if let Err(e) = fut.await {
+            if matches!(*e, TransferError::Cancelled) {
+                return Err(e);
+            }
+            return Err(Arc::new(TransferError::DependencyFailed {
+                digest,
+                message: super::error_chain(&*e),
+            }));
+        }
+    }
+    let target = &image.job.target;
+    let repo = dst_client.repo(target.registry(), target.repository()).for_push();
+    let (children, top) = image.manifests.split_at(image.manifests.len() - 1);
+    for m in children {
+        repo.put_manifest(m.digest.as_str(), m)
+            .await
+            .map_err(|source| {
+                Arc::new(TransferError::PushManifest {
+                    reference: format!("{}@{}", target.name(), m.digest),
+                    source,
+                })
+            })?;
+    }
+    let top = &top[0];
+    let locator = target.tag().unwrap_or(top.digest.as_str()).to_owned();
+    repo.put_manifest(&locator, top).await.map_err(|source| {
+        Arc::new(TransferError::PushManifest {
+            reference: target.to_string(),
+            source,
+        })
+    })?;
+    Ok(())
+}
+
+fn image_report(image: &PlannedImage, result: Result<(), SharedError>) -> ImageReport {
+    let (status, error, integrity_error) = match &result {
+        Ok(()) => (ImageStatus::Ok, None, false),
+        Err(e) => (
+            ImageStatus::Failed,
+            Some(super::error_chain(&**e)),
+            e.is_integrity(),
+        ),
+    };
+    ImageReport {
+        source: image.job.source.to_string(),
+        target: image.job.target.to_string(),
+        digest: image.target_digest.clone(),
+        source_digest: image.source_digest.clone(),
+        status,
+        error,
+        origin: image.job.origin.to_string(),
+        integrity_error,
+    }
+}
+
+/// The report of a `--dry-run`: every image planned (or failed to resolve), nothing moved.
+pub fn dry_run_report(plan: &Plan, started: Instant) -> RunReport {
+    RunReport {
+        images: plan
+            .images
+            .iter()
+            .map(|i| {
+                let mut r = image_report(i, i.error.clone().map_or(Ok(()), Err));
+                if r.status == ImageStatus::Ok {
+                    r.status = ImageStatus::Planned;
+                }
+                r
+            })
+            .collect(),
+        blobs_transferred: 0,
+        blobs_skipped: plan.summary.blobs_present,
+        bytes_transferred: 0,
+        bytes_skipped: plan.summary.bytes_present,
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}

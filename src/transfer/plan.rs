@@ -1,0 +1,399 @@
+//! Planning: resolve every image to manifests and blobs, deduplicate, and ask the destination
+//! what it already has. The plan is all `--dry-run` prints, and all a resumed run needs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use futures_util::stream::{self, StreamExt};
+
+use crate::mapping::ImageJob;
+use crate::reference::{Digest, ImageRef};
+use crate::registry::Manifest;
+use crate::report::{PlanSummary, Reporter};
+
+use super::walk::{self, BlobRef, Parsed};
+use super::{SharedError, Sink, Source, TransferError, TransferOptions};
+
+/// One image, resolved.
+#[derive(Debug, Clone)]
+pub struct PlannedImage {
+    /// What was asked.
+    pub job: ImageJob,
+    /// Digest of the source's top manifest.
+    pub source_digest: Option<Digest>,
+    /// Digest written at the target (differs from the source's only after platform filtering).
+    pub target_digest: Option<Digest>,
+    /// Manifests in push order: index children first, the top manifest last.
+    pub manifests: Vec<Manifest>,
+    /// Distinct blobs this image needs.
+    pub blobs: Vec<Digest>,
+    /// The target already holds this image at `target_digest`: nothing to do.
+    pub complete: bool,
+    /// Blobs missing at the target for this image, and their bytes.
+    pub missing: (usize, u64),
+    /// Why this image cannot be copied, if planning failed.
+    pub error: Option<SharedError>,
+}
+
+/// Where a blob must end up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobTarget {
+    /// Target registry.
+    pub registry: String,
+    /// Target repository.
+    pub repository: String,
+    /// Already there.
+    pub present: bool,
+}
+
+/// One distinct blob of the run.
+#[derive(Debug, Clone)]
+pub struct PlannedBlob {
+    /// Its digest.
+    pub digest: Digest,
+    /// Its size.
+    pub size: u64,
+    /// Source registry and repository to read it from.
+    pub source: (String, String),
+    /// Every target repository that needs it.
+    pub targets: Vec<BlobTarget>,
+}
+
+impl PlannedBlob {
+    /// Whether every target already has it.
+    pub fn present_everywhere(&self) -> bool {
+        self.targets.iter().all(|t| t.present)
+    }
+}
+
+/// The whole run, resolved.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Images in list order.
+    pub images: Vec<PlannedImage>,
+    /// Distinct blobs of all images still to be copied, in first-use order.
+    pub blobs: Vec<PlannedBlob>,
+    /// Totals.
+    pub summary: PlanSummary,
+}
+
+/// A resolved image before the destination is consulted.
+struct Resolved {
+    source_digest: Digest,
+    target_digest: Digest,
+    manifests: Vec<Manifest>,
+    blobs: Vec<BlobRef>,
+}
+
+/// Builds the plan for `jobs`.
+pub async fn plan(
+    source: &Source,
+    sink: &Sink,
+    jobs: Vec<ImageJob>,
+    opts: &TransferOptions,
+    reporter: &dyn Reporter,
+) -> Plan {
+    let width = opts.jobs.max(4) * 2;
+    let resolved: Vec<Result<Resolved, TransferError>> = stream::iter(jobs.iter())
+        .map(|job| resolve(source, job, opts, reporter))
+        .buffered(width)
+        .collect()
+        .await;
+
+    // Ask the target whether each image is already complete; a tag that already points at the
+    // same digest means every blob and child is there (registries check references on push).
+    let complete: Vec<Result<bool, TransferError>> = stream::iter(jobs.iter().zip(&resolved))
+        .map(|(job, res)| async move {
+            match res {
+                Ok(r) => target_has(sink, &job.target, &r.target_digest).await,
+                Err(_) => Ok(false),
+            }
+        })
+        .buffered(width)
+        .collect()
+        .await;
+
+    let mut images = Vec::with_capacity(jobs.len());
+    let mut blobs: Vec<PlannedBlob> = Vec::new();
+    let mut index: HashMap<Digest, usize> = HashMap::new();
+    let mut summary = PlanSummary {
+        images: jobs.len(),
+        ..PlanSummary::default()
+    };
+    let mut skipped_sizes: BTreeMap<Digest, u64> = BTreeMap::new();
+    for ((job, res), done) in jobs.into_iter().zip(resolved).zip(complete) {
+        let (res, done) = match (res, done) {
+            (Ok(r), Ok(d)) => (r, d),
+            (Err(e), _) | (Ok(_), Err(e)) => {
+                images.push(failed(job, e));
+                continue;
+            }
+        };
+        let mut seen = Vec::new();
+        for b in &res.blobs {
+            if seen.contains(&b.digest) {
+                continue;
+            }
+            seen.push(b.digest.clone());
+            if done {
+                skipped_sizes.insert(b.digest.clone(), b.size);
+                continue;
+            }
+            let i = *index.entry(b.digest.clone()).or_insert_with(|| {
+                blobs.push(PlannedBlob {
+                    digest: b.digest.clone(),
+                    size: b.size,
+                    source: (job.source.registry().into(), job.source.repository().into()),
+                    targets: Vec::new(),
+                });
+                blobs.len() - 1
+            });
+            let t = BlobTarget {
+                registry: job.target.registry().into(),
+                repository: job.target.repository().into(),
+                present: false,
+            };
+            if !blobs[i].targets.contains(&t) {
+                blobs[i].targets.push(t);
+            }
+        }
+        if !done {
+            summary.manifests += res.manifests.len();
+        }
+        images.push(PlannedImage {
+            job,
+            source_digest: Some(res.source_digest),
+            target_digest: Some(res.target_digest),
+            manifests: res.manifests,
+            blobs: seen,
+            complete: done,
+            missing: (0, 0),
+            error: None,
+        });
+    }
+
+    // HEAD every (blob, target repository) pair once.
+    let pairs: Vec<(usize, usize)> = blobs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, b)| (0..b.targets.len()).map(move |j| (i, j)))
+        .collect();
+    let answers: Vec<((usize, usize), Result<bool, TransferError>)> = stream::iter(pairs)
+        .map(|(i, j)| {
+            let (b, t) = (&blobs[i], &blobs[i].targets[j]);
+            async move {
+                (
+                    (i, j),
+                    sink.has_blob(&t.registry, &t.repository, &b.digest).await,
+                )
+            }
+        })
+        .buffer_unordered(opts.jobs.max(4) * 4)
+        .collect()
+        .await;
+    let mut query_errors: HashMap<Digest, SharedError> = HashMap::new();
+    for ((i, j), answer) in answers {
+        match answer {
+            Ok(present) => blobs[i].targets[j].present = present,
+            Err(e) => {
+                query_errors.insert(blobs[i].digest.clone(), Arc::new(e));
+            }
+        }
+    }
+
+    // Per-image and overall totals.
+    let by_digest: HashMap<&Digest, &PlannedBlob> = blobs.iter().map(|b| (&b.digest, b)).collect();
+    for image in images
+        .iter_mut()
+        .filter(|i| i.error.is_none() && !i.complete)
+    {
+        for d in &image.blobs {
+            if let Some(e) = query_errors.get(d) {
+                image.error = Some(e.clone());
+                break;
+            }
+            let b = by_digest[d];
+            let here = b.targets.iter().any(|t| {
+                !t.present
+                    && t.registry == image.job.target.registry()
+                    && t.repository == image.job.target.repository()
+            });
+            if here {
+                image.missing.0 += 1;
+                image.missing.1 += b.size;
+            }
+        }
+    }
+    for b in &blobs {
+        if b.present_everywhere() {
+            skipped_sizes.insert(b.digest.clone(), b.size);
+        } else {
+            summary.blobs_to_transfer += 1;
+            summary.bytes_to_transfer += b.size;
+        }
+    }
+    for b in &blobs {
+        if !b.present_everywhere() {
+            skipped_sizes.remove(&b.digest);
+        }
+    }
+    summary.blobs_present = skipped_sizes.len();
+    summary.bytes_present = skipped_sizes.values().sum();
+    Plan {
+        images,
+        blobs,
+        summary,
+    }
+}
+
+fn failed(job: ImageJob, error: TransferError) -> PlannedImage {
+    PlannedImage {
+        job,
+        source_digest: None,
+        target_digest: None,
+        manifests: Vec::new(),
+        blobs: Vec::new(),
+        complete: false,
+        missing: (0, 0),
+        error: Some(Arc::new(error)),
+    }
+}
+
+/// Fetches an image's manifests (walking an index, filtering platforms) and lists its blobs.
+async fn resolve(
+    source: &Source,
+    job: &ImageJob,
+    opts: &TransferOptions,
+    reporter: &dyn Reporter,
+) -> Result<Resolved, TransferError> {
+    let src = &job.source;
+    let top = source.manifest(src, src.locator()).await?;
+    let name = src.to_string();
+    let (top_out, children) = match walk::parse(&top, &name)? {
+        Parsed::Image(blobs) => {
+            return Ok(Resolved {
+                source_digest: top.digest.clone(),
+                target_digest: top.digest.clone(),
+                manifests: vec![top],
+                blobs,
+            });
+        }
+        Parsed::Index(children) if job.platforms.is_empty() => (top.clone(), children),
+        Parsed::Index(_) => {
+            let (filtered, kept) = walk::filter_index(&top, &name, &job.platforms)?;
+            reporter.on_warning(&format!(
+                "{name}: keeping only {} of the index: the target index digest changes from {} to {}",
+                job.platforms.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+                top.digest,
+                filtered.digest
+            ));
+            (filtered, kept)
+        }
+    };
+    let fetched: Vec<Result<Manifest, TransferError>> = stream::iter(children.iter())
+        .map(|c| source.manifest(src, c.digest.as_str()))
+        .buffered(opts.jobs.max(4))
+        .collect()
+        .await;
+    let mut manifests = Vec::with_capacity(children.len() + 1);
+    let mut blobs = Vec::new();
+    for (child, m) in children.iter().zip(fetched) {
+        let m = m?;
+        let child_name = format!("{}@{}", src.name(), child.digest);
+        match walk::parse(&m, &child_name)? {
+            Parsed::Image(b) => blobs.extend(b),
+            Parsed::Index(_) => {
+                return Err(TransferError::UnsupportedManifest {
+                    reference: child_name,
+                    media_type: format!("{} (an index nested in an index)", m.media_type),
+                });
+            }
+        }
+        manifests.push(m);
+    }
+    let target_digest = top_out.digest.clone();
+    manifests.push(top_out);
+    Ok(Resolved {
+        source_digest: top.digest,
+        target_digest,
+        manifests,
+        blobs,
+    })
+}
+
+/// Whether the target already has this image at `digest`.
+async fn target_has(
+    sink: &Sink,
+    target: &ImageRef,
+    digest: &Digest,
+) -> Result<bool, TransferError> {
+    let locator = target.tag().unwrap_or(digest.as_str());
+    Ok(sink.manifest_digest(target, locator).await?.as_ref() == Some(digest))
+}
+
+impl Source {
+    /// Fetches a manifest of `image` by tag or digest.
+    pub(crate) async fn manifest(
+        &self,
+        image: &ImageRef,
+        locator: &str,
+    ) -> Result<Manifest, TransferError> {
+        match self {
+            Source::Registry(client) => client
+                .repo(image.registry(), image.repository())
+                .get_manifest(locator)
+                .await
+                .map_err(|source| TransferError::FetchManifest {
+                    reference: if locator.starts_with("sha256:") {
+                        format!("{}@{locator}", image.name())
+                    } else {
+                        format!("{}:{locator}", image.name())
+                    },
+                    source,
+                }),
+        }
+    }
+}
+
+impl Sink {
+    /// The digest `image:locator` has at the destination, if it exists.
+    pub(crate) async fn manifest_digest(
+        &self,
+        image: &ImageRef,
+        locator: &str,
+    ) -> Result<Option<Digest>, TransferError> {
+        match self {
+            Sink::Registry(client) => client
+                .repo(image.registry(), image.repository())
+                .for_push()
+                .head_manifest(locator)
+                .await
+                .map(|i| i.map(|i| i.digest))
+                .map_err(|source| TransferError::Query {
+                    reference: format!("{}:{locator}", image.name()),
+                    source,
+                }),
+        }
+    }
+
+    /// Whether `registry/repository` holds blob `digest`.
+    pub(crate) async fn has_blob(
+        &self,
+        registry: &str,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<bool, TransferError> {
+        match self {
+            Sink::Registry(client) => client
+                .repo(registry, repository)
+                .for_push()
+                .blob_size(digest)
+                .await
+                .map(|s| s.is_some())
+                .map_err(|source| TransferError::Query {
+                    reference: format!("{registry}/{repository}@{digest}"),
+                    source,
+                }),
+        }
+    }
+}
