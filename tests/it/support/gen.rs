@@ -281,7 +281,7 @@ pub fn release_set(scale: f64) -> Vec<ImageSpec> {
             vec![
                 LayerSpec::base(10, mb(40.0)),
                 LayerSpec::base(11, mb(20.0)),
-                LayerSpec::seeded(1100 + i, mb(15.0)),
+                LayerSpec::seeded(1100 + i, mb(20.0)),
             ],
         ));
     }
@@ -306,7 +306,7 @@ pub fn release_set(scale: f64) -> Vec<ImageSpec> {
             Single,
             vec![
                 LayerSpec::base(11, mb(20.0)),
-                LayerSpec::seeded(1300 + i, mb(5.0)),
+                LayerSpec::seeded(1300 + i, mb(10.0)),
             ],
         ));
     }
