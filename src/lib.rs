@@ -2,9 +2,12 @@
 //!
 //! The library has no user interface: it reads image lists ([`imagelist`]), maps them onto a
 //! destination ([`mapping`]), talks to registries ([`registry`]) and copies content through one
-//! plan/execute engine ([`transfer`]). Progress is reported through [`report::Reporter`]; the
-//! `airlift` binary supplies terminal and JSON front ends.
+//! plan/execute engine ([`transfer`]), and writes and reads content bundles ([`bundle`]).
+//! Progress is reported through [`report::Reporter`]; the `airlift` binary supplies terminal
+//! and JSON front ends.
 
+pub mod bundle;
+pub mod credentials;
 pub mod imagelist;
 pub mod mapping;
 pub mod reference;

@@ -63,11 +63,23 @@ pub enum Source {
     Registry(RegistryClient),
 }
 
-/// Where images are written. Today a registry; bundles join as further variants.
+/// Where images are written.
 #[derive(Clone)]
 pub enum Sink {
     /// Registries named by each image's target reference.
     Registry(RegistryClient),
+    /// A bundle being created: content goes to its staging directory, from which the volumes
+    /// are written once everything is there.
+    Bundle(BundleSink),
+}
+
+/// The destination side of `bundle create`.
+#[derive(Clone)]
+pub struct BundleSink {
+    /// Where blobs and manifests are collected (kept across runs, so a re-run resumes).
+    pub staging: crate::bundle::Staging,
+    /// Blobs the site already has (differential bundle): planned as present, never fetched.
+    pub excluded: Arc<std::collections::BTreeMap<Digest, u64>>,
 }
 
 /// Errors of the engine. Each names the image reference or blob digest concerned; the
@@ -145,6 +157,9 @@ pub enum TransferError {
     /// Registry failure while moving a blob.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// Bundle (staging, volume) failure.
+    #[error(transparent)]
+    Bundle(#[from] crate::bundle::BundleError),
     /// Content did not match its digest or declared size; nothing was committed.
     #[error(
         "blob {digest} from {url} failed verification: received {received} bytes with digest {actual}, expected {expected_size} bytes"
@@ -184,6 +199,7 @@ impl TransferError {
                 matches!(source, RegistryError::DigestMismatch { .. })
             }
             TransferError::Blob { source, .. } => source.is_integrity(),
+            TransferError::Bundle(e) => e.is_integrity(),
             TransferError::DependencyFailed { message, .. } => {
                 message.contains("failed verification")
             }
@@ -197,6 +213,7 @@ impl TransferError {
             TransferError::Registry(e) => e.is_retryable(),
             // A corrupted or truncated body is worth fetching again.
             TransferError::Integrity { .. } => true,
+            TransferError::Bundle(crate::bundle::BundleError::StagingMismatch { .. }) => true,
             _ => false,
         }
     }

@@ -16,6 +16,7 @@ use futures_util::FutureExt;
 use futures_util::stream::{self, BoxStream, Stream, StreamExt};
 use sha2::{Digest as _, Sha256};
 
+use crate::bundle::Staging;
 use crate::reference::Digest;
 use crate::registry::{MountOutcome, Repo, UploadSession};
 use crate::report::Reporter;
@@ -30,20 +31,48 @@ pub(crate) struct Ctx {
     pub bytes_read: Arc<AtomicU64>,
 }
 
+/// A blob body on its way.
+pub(crate) type ByteStream = BoxStream<'static, Result<Bytes, TransferError>>;
+
+/// Where a blob is written.
+#[derive(Clone)]
+pub(crate) enum Dest {
+    /// A repository of a registry.
+    Registry(Repo),
+    /// A bundle's staging directory.
+    Staging(Staging),
+}
+
+impl Dest {
+    fn name(&self) -> String {
+        match self {
+            Dest::Registry(r) => r.name(),
+            Dest::Staging(s) => s.dir().display().to_string(),
+        }
+    }
+}
+
 /// Copies `digest` (of `size` bytes) from `src` to `dst`, retrying the whole blob on failures
 /// worth retrying. When `mount_from` names a repository of the destination registry that
 /// holds the blob, a cross-repository mount is tried first.
 pub(crate) async fn copy(
     ctx: &Ctx,
     src: &Repo,
-    dst: &Repo,
+    dst: &Dest,
     digest: &Digest,
     size: u64,
     mount_from: Option<&str>,
 ) -> Result<(), TransferError> {
     let mut attempt = 0;
     loop {
-        match copy_once(ctx, src, dst, digest, size, mount_from).await {
+        let result = match dst {
+            Dest::Registry(repo) => copy_once(ctx, src, repo, digest, size, mount_from).await,
+            Dest::Staging(staging) => match open(ctx, src, digest, size).await {
+                Ok(body) => stage(staging, digest, size, body).await,
+                Err(e) => Err(e),
+            },
+        };
+        match result {
             Ok(()) => return Ok(()),
             Err(e) if e.is_retryable() && attempt < ctx.opts.blob_retries => {
                 attempt += 1;
@@ -71,18 +100,51 @@ async fn copy_once(
     size: u64,
     mount_from: Option<&str>,
 ) -> Result<(), TransferError> {
-    let session: UploadSession = match mount_from {
+    let session = match mount_from {
         Some(from) => match dst.mount_blob(digest, from).await? {
             MountOutcome::Mounted => return Ok(()),
             MountOutcome::Upload(s) => s,
         },
         None => dst.start_upload().await?,
     };
-    let body = if size >= ctx.opts.segment_threshold {
-        segmented(ctx, src, digest, size).await?
+    let body = open(ctx, src, digest, size).await?;
+    upload(
+        dst,
+        session,
+        digest,
+        size,
+        body,
+        format!("{}@{}", src.name(), digest),
+    )
+    .await
+}
+
+/// Opens the source side of a blob: parallel segments for large blobs, else one resumable
+/// stream.
+async fn open(
+    ctx: &Ctx,
+    src: &Repo,
+    digest: &Digest,
+    size: u64,
+) -> Result<ByteStream, TransferError> {
+    if size >= ctx.opts.segment_threshold {
+        segmented(ctx, src, digest, size).await
     } else {
-        whole(ctx, src, digest, size).await?
-    };
+        whole(ctx, src, digest, size).await
+    }
+}
+
+/// Uploads `body` into an open session through the verifier: a body whose digest or size is
+/// wrong never completes, so the registry commits nothing. `origin` names where the bytes
+/// came from, for the error.
+pub(crate) async fn upload(
+    dst: &Repo,
+    session: UploadSession,
+    digest: &Digest,
+    size: u64,
+    body: ByteStream,
+    origin: String,
+) -> Result<(), TransferError> {
     let failure = Arc::new(Mutex::new(None));
     let verified = Verify {
         inner: body,
@@ -91,7 +153,7 @@ async fn copy_once(
         held: None,
         digest: digest.clone(),
         size,
-        url: format!("{}@{}", src.name(), digest),
+        url: origin,
         failure: failure.clone(),
         finished: false,
     };
@@ -103,7 +165,45 @@ async fn copy_once(
     result.map_err(TransferError::from)
 }
 
-type ByteStream = BoxStream<'static, Result<Bytes, TransferError>>;
+/// Writes `body` into the staging directory, which verifies digest and size before the blob
+/// gets its final name. Chunks are coalesced so the file sees few, large writes.
+async fn stage(
+    staging: &Staging,
+    digest: &Digest,
+    size: u64,
+    mut body: ByteStream,
+) -> Result<(), TransferError> {
+    const COALESCE: usize = 1 << 20;
+    let mut file = staging.begin_blob(digest, size).await?;
+    let mut buf = BytesMut::with_capacity(COALESCE);
+    loop {
+        match body.next().await {
+            Some(Ok(chunk)) => {
+                buf.extend_from_slice(&chunk);
+                if buf.len() >= COALESCE {
+                    if let Err(e) = file.write(&buf).await {
+                        file.abort().await;
+                        return Err(e.into());
+                    }
+                    buf.clear();
+                }
+            }
+            Some(Err(e)) => {
+                file.abort().await;
+                return Err(e);
+            }
+            None => break,
+        }
+    }
+    if !buf.is_empty()
+        && let Err(e) = file.write(&buf).await
+    {
+        file.abort().await;
+        return Err(e.into());
+    }
+    file.commit().await?;
+    Ok(())
+}
 
 /// The whole blob as one response that survives connection drops: after an error mid-body it
 /// asks again with `Range` from the last byte received, so the hash state in [`Verify`]

@@ -15,7 +15,7 @@ use tokio::task::AbortHandle;
 use crate::reference::Digest;
 use crate::report::{ImageReport, ImageStatus, Reporter, RunReport};
 
-use super::blob::{self, Ctx};
+use super::blob::{self, Ctx, Dest};
 use super::plan::{Plan, PlannedImage};
 use super::{SharedError, Sink, Source, TransferError, TransferOptions};
 
@@ -65,7 +65,7 @@ pub async fn execute(
     reporter: Arc<dyn Reporter>,
     started: Instant,
 ) -> RunReport {
-    let (Source::Registry(src_client), Sink::Registry(dst_client)) = (source, sink);
+    let Source::Registry(src_client) = source;
     let ctx = Arc::new(Ctx {
         opts: opts.clone(),
         reporter: reporter.clone(),
@@ -82,7 +82,12 @@ pub async fn execute(
         let src = src_client.repo(&b.source.0, &b.source.1);
         let mut primary: Option<(BlobFuture, String, String)> = None;
         for t in b.targets.iter().filter(|t| !t.present) {
-            let dst = dst_client.repo(&t.registry, &t.repository).for_push();
+            let dst = match sink {
+                Sink::Registry(client) => {
+                    Dest::Registry(client.repo(&t.registry, &t.repository).for_push())
+                }
+                Sink::Bundle(b) => Dest::Staging(b.staging.clone()),
+            };
             // Mount from the first target repository once it has the blob, or straight from
             // the source repository when source and target share a registry.
             let (after, mount_from) = match &primary {
@@ -91,6 +96,7 @@ pub async fn execute(
                 None if b.source.0 == t.registry => (None, Some(b.source.1.clone())),
                 None => (None, None),
             };
+            let mount_from = mount_from.filter(|_| matches!(sink, Sink::Registry(_)));
             let (ctx, permits, src, digest, size) = (
                 ctx.clone(),
                 permits.clone(),
@@ -142,9 +148,9 @@ pub async fn execute(
                 futures.get(&key).map(|f| (d.clone(), f.clone()))
             })
             .collect();
-        let (tasks, reporter, dst_client) = (tasks.clone(), reporter.clone(), dst_client.clone());
+        let (tasks, reporter) = (tasks.clone(), reporter.clone());
         async move {
-            let result = finish_image(image, deps, &dst_client).await;
+            let result = finish_image(image, deps, sink).await;
             if result.is_err() && !opts.keep_going {
                 tasks.abort_all();
             }
@@ -178,7 +184,7 @@ pub async fn execute(
 async fn finish_image(
     image: &PlannedImage,
     deps: Vec<(Digest, BlobFuture)>,
-    dst_client: &crate::registry::RegistryClient,
+    sink: &Sink,
 ) -> Result<(), SharedError> {
     if let Some(e) = &image.error {
         return Err(e.clone());
@@ -198,7 +204,21 @@ async fn finish_image(
         }
     }
     let target = &image.job.target;
-    let repo = dst_client.repo(target.registry(), target.repository()).for_push();
+    let dst_client = match sink {
+        Sink::Registry(client) => client,
+        Sink::Bundle(b) => {
+            for m in &image.manifests {
+                b.staging
+                    .put_manifest(&m.bytes, &m.media_type)
+                    .await
+                    .map_err(|e| Arc::new(TransferError::from(e)))?;
+            }
+            return Ok(());
+        }
+    };
+    let repo = dst_client
+        .repo(target.registry(), target.repository())
+        .for_push();
     let (children, top) = image.manifests.split_at(image.manifests.len() - 1);
     for m in children {
         repo.put_manifest(m.digest.as_str(), m)

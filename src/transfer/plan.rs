@@ -148,9 +148,10 @@ pub async fn plan(
                 });
                 blobs.len() - 1
             });
+            let (registry, repository) = sink.scope(&job.target);
             let t = BlobTarget {
-                registry: job.target.registry().into(),
-                repository: job.target.repository().into(),
+                registry,
+                repository,
                 present: false,
             };
             if !blobs[i].targets.contains(&t) {
@@ -213,11 +214,11 @@ pub async fn plan(
                 break;
             }
             let b = by_digest[d];
-            let here = b.targets.iter().any(|t| {
-                !t.present
-                    && t.registry == image.job.target.registry()
-                    && t.repository == image.job.target.repository()
-            });
+            let scope = sink.scope(&image.job.target);
+            let here = b
+                .targets
+                .iter()
+                .any(|t| !t.present && t.registry == scope.0 && t.repository == scope.1);
             if here {
                 image.missing.0 += 1;
                 image.missing.1 += b.size;
@@ -356,6 +357,15 @@ impl Source {
 }
 
 impl Sink {
+    /// Which blob store an image's blobs land in: its repository for a registry, one shared
+    /// store for a bundle.
+    pub(crate) fn scope(&self, target: &ImageRef) -> (String, String) {
+        match self {
+            Sink::Registry(_) => (target.registry().into(), target.repository().into()),
+            Sink::Bundle(_) => (String::new(), String::new()),
+        }
+    }
+
     /// The digest `image:locator` has at the destination, if it exists.
     pub(crate) async fn manifest_digest(
         &self,
@@ -373,6 +383,9 @@ impl Sink {
                     reference: format!("{}:{locator}", image.name()),
                     source,
                 }),
+            // Manifests are rewritten into staging every run: they are small, and the
+            // bundle's image list is rebuilt from the plan anyway.
+            Sink::Bundle(_) => Ok(None),
         }
     }
 
@@ -394,6 +407,9 @@ impl Sink {
                     reference: format!("{registry}/{repository}@{digest}"),
                     source,
                 }),
+            Sink::Bundle(b) => {
+                Ok(b.excluded.contains_key(digest) || b.staging.has_blob(digest).is_some())
+            }
         }
     }
 }

@@ -1,0 +1,301 @@
+//! `airlift-bundle.json`: what a bundle holds and where, repeated at the head of every volume.
+//!
+//! The descriptor is the first entry of each volume so a streaming reader knows every image,
+//! every blob's size and digest, and which volume holds what, before it sees any blob. Only
+//! the `volume` field differs between the volumes of one bundle.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::reference::Digest;
+
+use super::BundleError;
+
+/// The bundle format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The content of `airlift-bundle.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Descriptor {
+    /// Format version, [`FORMAT_VERSION`]; readers refuse any other.
+    pub format_version: u32,
+    /// Version of the airlift that wrote the bundle.
+    pub tool_version: String,
+    /// When the bundle was created (RFC 3339, UTC), as given by the caller.
+    pub created: String,
+    /// Names of the image list files the bundle was made from.
+    pub lists: Vec<String>,
+    /// Identifier shared by all volumes of one bundle (derived from the content).
+    pub bundle_id: String,
+    /// This volume's number, from 1.
+    pub volume: u32,
+    /// Number of volumes in the bundle.
+    pub volume_count: u32,
+    /// The images, in list order.
+    pub images: Vec<ImageEntry>,
+    /// Every manifest (top manifests and index children); stored in every volume.
+    pub manifests: BTreeMap<Digest, ManifestEntry>,
+    /// Every blob (configs and layers) and the volume(s) holding it.
+    pub blobs: BTreeMap<Digest, BlobEntry>,
+}
+
+/// One image of the bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageEntry {
+    /// The full source reference, e.g. `docker.io/harness/chaos-ddcr:1.47.0`. Also the
+    /// `org.opencontainers.image.ref.name` of the image in `index.json`.
+    pub source: String,
+    /// The tag, if the reference has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// Digest of the top manifest (an index for multi-platform images).
+    pub digest: Digest,
+    /// Media type of the top manifest.
+    pub media_type: String,
+    /// Platforms included, `os/arch[/variant]`.
+    pub platforms: Vec<String>,
+    /// Bytes of the image: its distinct blobs plus its manifests.
+    pub size: u64,
+    /// Manifest digests: index children first, the top manifest last.
+    pub manifests: Vec<Digest>,
+    /// Distinct blob digests (configs and layers) of all its manifests.
+    pub blobs: Vec<Digest>,
+}
+
+/// A manifest stored in the bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    /// Size in bytes.
+    pub size: u64,
+    /// Media type (what the registry must be told on push).
+    pub media_type: String,
+}
+
+/// A blob stored in the bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobEntry {
+    /// Size in bytes.
+    pub size: u64,
+    /// Where it is: one whole entry, or parts in order.
+    pub volumes: Vec<BlobLocation>,
+}
+
+/// Where (part of) a blob is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobLocation {
+    /// Volume number, from 1.
+    pub volume: u32,
+    /// Part number, from 1, for a split blob (entry `blobs/sha256/<hex>.part<N>`); absent for a
+    /// whole blob (entry `blobs/sha256/<hex>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<u32>,
+    /// Offset of these bytes in the blob.
+    pub offset: u64,
+    /// Number of bytes.
+    pub length: u64,
+    /// sha256 of this part's bytes, so a part can be checked in a volume on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+}
+
+impl BlobEntry {
+    /// Whether the blob is split into parts.
+    pub fn is_split(&self) -> bool {
+        self.volumes.iter().any(|l| l.part.is_some())
+    }
+
+    /// The location of part `n` (or of the whole blob for `None`) in `volume`.
+    pub fn location(&self, volume: u32, part: Option<u32>) -> Option<&BlobLocation> {
+        self.volumes
+            .iter()
+            .find(|l| l.volume == volume && l.part == part)
+    }
+
+    /// Volumes holding (part of) the blob, ascending.
+    pub fn volume_numbers(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self.volumes.iter().map(|l| l.volume).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
+impl Descriptor {
+    /// Parses and checks a descriptor read from `volume`. The format version is checked
+    /// before anything else so a future format gives a version error, not a field error.
+    pub fn parse(bytes: &[u8], volume: &Path) -> Result<Descriptor, BundleError> {
+        let invalid = |reason: String| BundleError::InvalidDescriptor {
+            volume: volume.to_owned(),
+            reason,
+        };
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+        let found = value
+            .get("format_version")
+            .and_then(|v| v.as_u64())
+            .ok_or_else(|| invalid("missing or non-numeric `format_version`".into()))?;
+        if found != u64::from(FORMAT_VERSION) {
+            return Err(BundleError::UnsupportedFormat {
+                volume: volume.to_owned(),
+                found,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let d: Descriptor = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
+        d.check().map_err(invalid)?;
+        Ok(d)
+    }
+
+    /// Serialises the descriptor as written in a volume.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).expect("descriptor serialises");
+        v.push(b'\n');
+        v
+    }
+
+    /// Images using `digest` (as a blob or a manifest), for error messages.
+    pub fn images_using(&self, digest: &Digest) -> Vec<String> {
+        self.images
+            .iter()
+            .filter(|i| i.blobs.contains(digest) || i.manifests.contains(digest))
+            .map(|i| i.source.clone())
+            .collect()
+    }
+
+    /// Sources of the images whose every blob is stored whole in `volume`: those listed in
+    /// that volume's `index.json`, usable with plain OCI tools.
+    pub fn images_complete_in(&self, volume: u32) -> Vec<&ImageEntry> {
+        self.images
+            .iter()
+            .filter(|i| {
+                i.blobs.iter().all(|b| {
+                    self.blobs
+                        .get(b)
+                        .is_some_and(|e| e.location(volume, None).is_some())
+                })
+            })
+            .collect()
+    }
+
+    /// Internal consistency: the volume is in range, every image's blobs and manifests are
+    /// described, and each blob's locations cover it exactly. A reader relies on this to
+    /// trust sizes and part numbers without re-checking them everywhere.
+    fn check(&self) -> Result<(), String> {
+        if self.volume == 0 || self.volume > self.volume_count {
+            return Err(format!(
+                "volume {} out of range 1..={}",
+                self.volume, self.volume_count
+            ));
+        }
+        for image in &self.images {
+            for m in &image.manifests {
+                if !self.manifests.contains_key(m) {
+                    return Err(format!("{}: manifest {m} not described", image.source));
+                }
+            }
+            if image.manifests.last() != Some(&image.digest) {
+                return Err(format!(
+                    "{}: the top manifest must be listed last",
+                    image.source
+                ));
+            }
+            for b in &image.blobs {
+                if !self.blobs.contains_key(b) {
+                    return Err(format!("{}: blob {b} not described", image.source));
+                }
+            }
+        }
+        for (digest, entry) in &self.blobs {
+            let bad = |why: &str| Err(format!("blob {digest}: {why}"));
+            if entry.volumes.is_empty() {
+                return bad("no location");
+            }
+            if self.manifests.contains_key(digest) {
+                return bad("described both as a manifest and a blob");
+            }
+            if entry
+                .volumes
+                .iter()
+                .any(|l| l.volume == 0 || l.volume > self.volume_count)
+            {
+                return bad("volume out of range");
+            }
+            if entry.is_split() {
+                let mut offset = 0;
+                for (i, l) in entry.volumes.iter().enumerate() {
+                    if l.part != Some(i as u32 + 1) || l.offset != offset || l.digest.is_none() {
+                        return bad("parts not numbered 1.. in order, contiguous, with digests");
+                    }
+                    offset = offset.checked_add(l.length).ok_or("size overflow")?;
+                }
+                if offset != entry.size {
+                    return bad("parts do not add up to the blob size");
+                }
+            } else {
+                // A whole blob may be stored in several volumes; each copy is all of it.
+                if entry
+                    .volumes
+                    .iter()
+                    .any(|l| l.offset != 0 || l.length != entry.size)
+                {
+                    return bad("whole-blob location with wrong offset or length");
+                }
+                let mut vols = entry.volume_numbers();
+                vols.dedup();
+                if vols.len() != entry.volumes.len() {
+                    return bad("stored twice in one volume");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::testutil::sample_descriptor;
+
+    #[test]
+    fn round_trips_through_json() {
+        let d = sample_descriptor();
+        let parsed = Descriptor::parse(&d.to_bytes(), Path::new("v")).unwrap();
+        assert_eq!(parsed, d);
+    }
+
+    #[test]
+    fn unknown_format_version_is_refused() {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&sample_descriptor().to_bytes()).unwrap();
+        v["format_version"] = 2.into();
+        // Fields a future version might drop must not matter: the version is checked first.
+        v.as_object_mut().unwrap().remove("images");
+        let err = Descriptor::parse(&serde_json::to_vec(&v).unwrap(), Path::new("x.tar.zst"))
+            .unwrap_err();
+        assert!(
+            matches!(err, BundleError::UnsupportedFormat { found: 2, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("format version 2"), "{err}");
+        assert!(err.to_string().contains("x.tar.zst"), "{err}");
+    }
+
+    #[test]
+    fn inconsistent_descriptors_are_refused() {
+        let mut d = sample_descriptor();
+        d.volume = 3;
+        assert!(Descriptor::parse(&d.to_bytes(), Path::new("v")).is_err());
+
+        let mut d = sample_descriptor();
+        let entry = d.blobs.get_mut(&Digest::of(b"a")).unwrap();
+        entry.volumes[0].length += 1;
+        let err = Descriptor::parse(&d.to_bytes(), Path::new("v")).unwrap_err();
+        assert!(err.to_string().contains("wrong offset or length"), "{err}");
+
+        let mut d = sample_descriptor();
+        d.images[0].blobs.push(Digest::of(b"nowhere"));
+        assert!(Descriptor::parse(&d.to_bytes(), Path::new("v")).is_err());
+    }
+}

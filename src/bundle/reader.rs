@@ -1,0 +1,683 @@
+//! Streaming, hostile-input-safe reading of one volume.
+//!
+//! The tar stream is parsed here rather than by `tar::Archive`, so every header is checked
+//! before its body is touched: only regular files with the names a bundle may contain (and the
+//! `blobs/` directories) are accepted; links, devices, fifos, extension headers, absolute
+//! paths, `..`, duplicates, and entries the descriptor does not announce (or announces with
+//! another size or in another volume) are refused with an error naming the volume and entry.
+//! Every blob, part and manifest is hashed while it is read and a mismatch is reported by the
+//! final `read` instead of end-of-file, so a consumer that streams an entry to its end never
+//! mistakes corrupt content for good content.
+
+use std::collections::HashSet;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::reference::Digest;
+
+use super::descriptor::Descriptor;
+use super::plan::BLOCK;
+use super::{
+    BundleError, DESCRIPTOR_NAME, EntryName, INDEX_NAME, OCI_LAYOUT_NAME, blob_name, classify_name,
+    io_err, part_name,
+};
+
+/// Largest descriptor accepted: a hostile size must not make us allocate without bound.
+const MAX_DESCRIPTOR: u64 = 256 << 20;
+/// Largest `index.json` accepted.
+const MAX_INDEX: u64 = 64 << 20;
+/// Largest `oci-layout` accepted.
+const MAX_OCI_LAYOUT: u64 = 4096;
+
+/// What an entry of a volume is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    /// `oci-layout`.
+    OciLayout,
+    /// `index.json`.
+    Index,
+    /// A manifest, `blobs/sha256/<hex>`.
+    Manifest {
+        /// Its digest.
+        digest: Digest,
+    },
+    /// A whole blob, `blobs/sha256/<hex>`.
+    Blob {
+        /// Its digest.
+        digest: Digest,
+    },
+    /// Part of a split blob, `blobs/sha256/<hex>.part<N>`.
+    BlobPart {
+        /// The digest of the whole blob.
+        digest: Digest,
+        /// The part number, from 1.
+        part: u32,
+    },
+}
+
+/// One volume being read. Obtain entries with [`VolumeReader::next_entry`]; an entry not read
+/// to its end is skipped (decompressed and discarded, not hashed) by the next call.
+pub struct VolumeReader {
+    path: PathBuf,
+    stream: Box<dyn Read + Send>,
+    descriptor: Descriptor,
+    raw_descriptor: Vec<u8>,
+    /// Unread bytes of the current entry's body, then its padding.
+    remaining: u64,
+    padding: u64,
+    current: Option<String>,
+    seen: HashSet<String>,
+    ended: bool,
+}
+
+/// One entry being read; `Read` gives its content, verified against its digest at the end.
+pub struct Entry<'a> {
+    reader: &'a mut VolumeReader,
+    kind: EntryKind,
+    name: String,
+    size: u64,
+    /// Digest the content must have, and what to call it in errors.
+    expected: Option<(Digest, String, Digest)>,
+    hasher: Sha256,
+    read: u64,
+}
+
+impl VolumeReader {
+    /// Opens the volume at `path` and reads its descriptor (the first entry) only.
+    pub fn open(path: &Path) -> Result<VolumeReader, BundleError> {
+        let file = fs_err::File::open(path).map_err(io_err(path))?;
+        VolumeReader::from_reader(path, file)
+    }
+
+    /// Reads a volume from any byte stream (e.g. standard input); `volume` names it in errors.
+    pub fn from_reader(
+        volume: impl Into<PathBuf>,
+        compressed: impl Read + Send + 'static,
+    ) -> Result<VolumeReader, BundleError> {
+        let path = volume.into();
+        let decoder =
+            zstd::stream::read::Decoder::new(compressed).map_err(|source| BundleError::Read {
+                volume: path.clone(),
+                entry: None,
+                source,
+            })?;
+        let mut reader = VolumeReader {
+            path,
+            stream: Box::new(decoder),
+            descriptor: placeholder_descriptor(),
+            raw_descriptor: Vec::new(),
+            remaining: 0,
+            padding: 0,
+            current: None,
+            seen: HashSet::new(),
+            ended: false,
+        };
+        let not_first = |reader: &VolumeReader, entry: &str| BundleError::DescriptorNotFirst {
+            volume: reader.path.clone(),
+            entry: entry.to_owned(),
+        };
+        let Some((name, size)) = reader.next_header()? else {
+            return Err(not_first(&reader, "<end of archive>"));
+        };
+        if name != DESCRIPTOR_NAME {
+            return Err(not_first(&reader, &name));
+        }
+        if size > MAX_DESCRIPTOR {
+            return Err(reader.unexpected(&name, format!("{size} bytes is too large")));
+        }
+        let raw = reader.read_body(size)?;
+        reader.descriptor = Descriptor::parse(&raw, &reader.path)?;
+        reader.raw_descriptor = raw;
+        reader.seen.insert(name);
+        Ok(reader)
+    }
+
+    /// The volume's descriptor.
+    pub fn descriptor(&self) -> &Descriptor {
+        &self.descriptor
+    }
+
+    /// The raw bytes of `airlift-bundle.json`.
+    pub fn raw_descriptor(&self) -> &[u8] {
+        &self.raw_descriptor
+    }
+
+    /// The volume's path (or name given to [`VolumeReader::from_reader`]).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The next entry, or `None` at the end of the archive. Directories `blobs/` and
+    /// `blobs/sha256/` are passed over.
+    pub fn next_entry(&mut self) -> Result<Option<Entry<'_>>, BundleError> {
+        loop {
+            let Some((name, size)) = self.next_header()? else {
+                return Ok(None);
+            };
+            let kind = match classify_name(&name).expect("checked by next_header") {
+                EntryName::Dir => continue,
+                EntryName::Descriptor => {
+                    return Err(BundleError::DuplicateEntry {
+                        volume: self.path.clone(),
+                        entry: name,
+                    });
+                }
+                EntryName::OciLayout => {
+                    self.check_small(&name, size, MAX_OCI_LAYOUT)?;
+                    (EntryKind::OciLayout, None)
+                }
+                EntryName::Index => {
+                    self.check_small(&name, size, MAX_INDEX)?;
+                    (EntryKind::Index, None)
+                }
+                EntryName::Blob(digest) => self.check_blob(&name, size, digest)?,
+                EntryName::Part(digest, part) => self.check_part(&name, size, digest, part)?,
+            };
+            if !self.seen.insert(name.clone()) {
+                return Err(BundleError::DuplicateEntry {
+                    volume: self.path.clone(),
+                    entry: name,
+                });
+            }
+            let (kind, expected) = kind;
+            return Ok(Some(Entry {
+                reader: self,
+                kind,
+                name,
+                size,
+                expected,
+                hasher: Sha256::new(),
+                read: 0,
+            }));
+        }
+    }
+
+    /// Reads every entry with `visit` (which may read or ignore each), then [`finish`]es.
+    ///
+    /// [`finish`]: VolumeReader::finish
+    pub fn for_each_entry(
+        mut self,
+        mut visit: impl FnMut(&mut Entry<'_>) -> Result<(), BundleError>,
+    ) -> Result<(), BundleError> {
+        while let Some(mut entry) = self.next_entry()? {
+            visit(&mut entry)?;
+        }
+        self.finish()
+    }
+
+    /// Skips what is left, then checks the end of the volume: nothing but zeros after the tar
+    /// end marker, a complete zstd frame (its checksum is verified by zstd), and every entry
+    /// the descriptor places in this volume present.
+    pub fn finish(mut self) -> Result<(), BundleError> {
+        while self.next_entry()?.is_some() {}
+        self.current = None;
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = self.read_stream(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            if buf[..n].iter().any(|&b| b != 0) {
+                return Err(BundleError::TrailingData {
+                    volume: self.path.clone(),
+                });
+            }
+        }
+        let missing: Vec<String> = expected_entries(&self.descriptor)
+            .into_iter()
+            .filter(|e| !self.seen.contains(e))
+            .collect();
+        if !missing.is_empty() {
+            return Err(BundleError::MissingEntries {
+                volume: self.path.clone(),
+                entries: missing,
+            });
+        }
+        Ok(())
+    }
+
+    /// Extracts the volume into `dir` as an OCI layout (plus `airlift-bundle.json`), verifying
+    /// every digest. Only the allowed names are created, each with `create_new` (which does not
+    /// follow a symlink planted at that name), and `blobs/`, `blobs/sha256/` must be real
+    /// directories, so nothing can be written outside `dir`.
+    pub fn extract_to(mut self, dir: &Path) -> Result<(), BundleError> {
+        fs_err::create_dir_all(dir).map_err(io_err(dir))?;
+        let blobs = dir.join("blobs/sha256");
+        for d in [dir.join("blobs"), blobs.clone()] {
+            match std::fs::symlink_metadata(&d) {
+                Ok(m) if m.file_type().is_dir() => {}
+                Ok(_) => {
+                    return Err(BundleError::Io {
+                        path: d,
+                        source: io::Error::other("exists and is not a directory"),
+                    });
+                }
+                Err(_) => fs_err::create_dir(&d).map_err(io_err(&d))?,
+            }
+        }
+        let raw = std::mem::take(&mut self.raw_descriptor);
+        create_file(&dir.join(DESCRIPTOR_NAME), &mut raw.as_slice())?;
+        self.raw_descriptor = raw;
+        while let Some(mut entry) = self.next_entry()? {
+            let target = dir.join(entry.name());
+            if let Err(e) = create_file(&target, &mut entry) {
+                let _ = std::fs::remove_file(&target);
+                return Err(e);
+            }
+        }
+        self.finish()
+    }
+
+    fn unexpected(&self, entry: &str, reason: String) -> BundleError {
+        BundleError::UnexpectedEntry {
+            volume: self.path.clone(),
+            entry: entry.to_owned(),
+            reason,
+        }
+    }
+
+    fn check_small(&self, name: &str, size: u64, max: u64) -> Result<(), BundleError> {
+        if size > max {
+            return Err(self.unexpected(name, format!("{size} bytes is too large (max {max})")));
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn check_blob(
+        &self,
+        name: &str,
+        size: u64,
+        digest: Digest,
+    ) -> Result<(EntryKind, Option<(Digest, String, Digest)>), BundleError> {
+        let d = &self.descriptor;
+        let (what, want) = if let Some(m) = d.manifests.get(&digest) {
+            ("manifest", m.size)
+        } else if let Some(b) = d.blobs.get(&digest) {
+            if b.location(d.volume, None).is_none() {
+                return Err(self.unexpected(
+                    name,
+                    format!(
+                        "the descriptor does not place blob {digest} whole in volume {} (it is in volume(s) {:?})",
+                        d.volume,
+                        b.volume_numbers()
+                    ),
+                ));
+            }
+            ("blob", b.size)
+        } else {
+            return Err(self.unexpected(name, format!("{digest} is not in the descriptor")));
+        };
+        if size != want {
+            return Err(self.unexpected(
+                name,
+                format!("size {size} disagrees with the descriptor's {want} for {what} {digest}"),
+            ));
+        }
+        let kind = if what == "manifest" {
+            EntryKind::Manifest {
+                digest: digest.clone(),
+            }
+        } else {
+            EntryKind::Blob {
+                digest: digest.clone(),
+            }
+        };
+        Ok((kind, Some((digest.clone(), what.to_owned(), digest))))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn check_part(
+        &self,
+        name: &str,
+        size: u64,
+        digest: Digest,
+        part: u32,
+    ) -> Result<(EntryKind, Option<(Digest, String, Digest)>), BundleError> {
+        let d = &self.descriptor;
+        let loc = d
+            .blobs
+            .get(&digest)
+            .and_then(|b| b.location(d.volume, Some(part)))
+            .ok_or_else(|| {
+                self.unexpected(
+                    name,
+                    format!(
+                        "the descriptor has no part {part} of blob {digest} in volume {}",
+                        d.volume
+                    ),
+                )
+            })?;
+        if size != loc.length {
+            return Err(self.unexpected(
+                name,
+                format!(
+                    "size {size} disagrees with the descriptor's {} for part {part} of blob {digest}",
+                    loc.length
+                ),
+            ));
+        }
+        let part_digest = loc.digest.clone().expect("checked by Descriptor::parse");
+        Ok((
+            EntryKind::BlobPart {
+                digest: digest.clone(),
+                part,
+            },
+            Some((part_digest, format!("part {part} of blob"), digest)),
+        ))
+    }
+
+    /// Skips the rest of the current entry, reads the next header and checks it. Returns the
+    /// entry name and size, or `None` at the end-of-archive marker.
+    fn next_header(&mut self) -> Result<Option<(String, u64)>, BundleError> {
+        if self.ended {
+            return Ok(None);
+        }
+        let skip = self.remaining + self.padding;
+        if skip > 0 {
+            let result = {
+                let mut raw = ReadStream(self);
+                io::copy(&mut (&mut raw).take(skip), &mut io::sink())
+            };
+            let copied = result.map_err(|e| self.wrap_io(e))?;
+            if copied != skip {
+                return Err(self.truncated());
+            }
+            self.remaining = 0;
+            self.padding = 0;
+        }
+        let previous = self.current.take();
+        let mut block = [0u8; BLOCK as usize];
+        self.current = previous.map(|p| format!("after {p}"));
+        self.read_exact_stream(&mut block)?;
+        if block.iter().all(|&b| b == 0) {
+            self.ended = true;
+            self.current = None;
+            return Ok(None);
+        }
+        let header = tar::Header::from_byte_slice(&block);
+        let raw_name = header.path_bytes();
+        let name = String::from_utf8_lossy(&raw_name).into_owned();
+        let unsafe_entry = |reason: &str| BundleError::UnsafeEntry {
+            volume: self.path.clone(),
+            entry: name.clone(),
+            reason: reason.to_owned(),
+        };
+        if header.cksum().ok() != Some(checksum(&block)) {
+            return Err(unsafe_entry(
+                "bad tar header checksum (corrupt or not a tar)",
+            ));
+        }
+        let size = header
+            .entry_size()
+            .map_err(|_| unsafe_entry("invalid size field"))?;
+        let kind = classify_name(&name).map_err(|r| unsafe_entry(&r))?;
+        let is_dir = kind == EntryName::Dir;
+        match header.entry_type() {
+            tar::EntryType::Regular | tar::EntryType::Continuous if !is_dir => {}
+            tar::EntryType::Directory if is_dir && size == 0 => {}
+            tar::EntryType::Directory => {
+                return Err(unsafe_entry(
+                    "directories other than blobs/ and blobs/sha256/ are not allowed",
+                ));
+            }
+            t => {
+                let what = match t {
+                    tar::EntryType::Symlink => "symbolic links are not allowed",
+                    tar::EntryType::Link => "hard links are not allowed",
+                    tar::EntryType::Char | tar::EntryType::Block => "devices are not allowed",
+                    tar::EntryType::Fifo => "fifos are not allowed",
+                    tar::EntryType::Regular => "a regular file cannot have a directory name",
+                    _ => "only regular files are allowed (no links, devices or extension headers)",
+                };
+                return Err(unsafe_entry(what));
+            }
+        }
+        if raw_name.contains(&0) || std::str::from_utf8(&raw_name).is_err() {
+            return Err(unsafe_entry("name is not valid UTF-8"));
+        }
+        self.remaining = size;
+        self.padding = size.div_ceil(BLOCK) * BLOCK - size;
+        self.current = Some(name.clone());
+        Ok(Some((name, size)))
+    }
+
+    /// Reads the whole body of the current entry into `buf` (sized to it).
+    /// Reads the whole body (`size` bytes) of the current entry. The buffer grows as bytes
+    /// arrive rather than being allocated from the declared size, so a tiny hostile file
+    /// cannot make us allocate the maximum.
+    fn read_body(&mut self, size: u64) -> Result<Vec<u8>, BundleError> {
+        let mut buf = Vec::new();
+        let result = {
+            let mut raw = ReadStream(self);
+            (&mut raw).take(size).read_to_end(&mut buf)
+        };
+        result.map_err(|e| self.wrap_io(e))?;
+        if buf.len() as u64 != size {
+            return Err(self.truncated());
+        }
+        self.remaining -= size;
+        Ok(buf)
+    }
+
+    fn read_exact_stream(&mut self, buf: &mut [u8]) -> Result<(), BundleError> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match self.read_stream(&mut buf[filled..])? {
+                0 => return Err(self.truncated()),
+                n => filled += n,
+            }
+        }
+        Ok(())
+    }
+
+    fn read_stream(&mut self, buf: &mut [u8]) -> Result<usize, BundleError> {
+        loop {
+            match self.stream.read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.wrap_io(e)),
+            }
+        }
+    }
+
+    fn truncated(&self) -> BundleError {
+        BundleError::Truncated {
+            volume: self.path.clone(),
+            entry: self.current.clone(),
+        }
+    }
+
+    fn wrap_io(&self, e: io::Error) -> BundleError {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            return self.truncated();
+        }
+        match e.get_ref().and_then(|i| i.downcast_ref::<BundleError>()) {
+            Some(_) => into_bundle_error(e, &self.path),
+            None => BundleError::Read {
+                volume: self.path.clone(),
+                entry: self.current.clone(),
+                source: e,
+            },
+        }
+    }
+}
+
+/// `Read` over the raw decompressed stream, for skipping.
+struct ReadStream<'a>(&'a mut VolumeReader);
+impl Read for ReadStream<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.stream.read(buf)
+    }
+}
+
+/// Turns an I/O error from [`Entry`]'s `Read` back into the [`BundleError`] it carries.
+pub(crate) fn into_bundle_error(e: io::Error, volume: &Path) -> BundleError {
+    if e.get_ref().is_some_and(|i| i.is::<BundleError>()) {
+        let inner = e.into_inner().expect("checked");
+        return *inner.downcast::<BundleError>().expect("checked");
+    }
+    BundleError::Read {
+        volume: volume.to_owned(),
+        entry: None,
+        source: e,
+    }
+}
+
+/// Every entry name the descriptor says its volume holds.
+fn expected_entries(d: &Descriptor) -> Vec<String> {
+    let mut names = vec![
+        DESCRIPTOR_NAME.to_owned(),
+        OCI_LAYOUT_NAME.to_owned(),
+        INDEX_NAME.to_owned(),
+    ];
+    names.extend(d.manifests.keys().map(blob_name));
+    for (digest, entry) in &d.blobs {
+        for loc in entry.volumes.iter().filter(|l| l.volume == d.volume) {
+            names.push(match loc.part {
+                Some(n) => part_name(digest, n),
+                None => blob_name(digest),
+            });
+        }
+    }
+    names
+}
+
+/// The tar header checksum: the sum of all bytes, the checksum field counted as spaces.
+fn checksum(block: &[u8; BLOCK as usize]) -> u32 {
+    block
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(b)
+            }
+        })
+        .sum()
+}
+
+fn create_file(path: &Path, content: &mut dyn Read) -> Result<(), BundleError> {
+    let mut f = fs_err::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io_err(path))?;
+    match io::copy(content, &mut f) {
+        Ok(_) => Ok(()),
+        Err(e) if e.get_ref().is_some_and(|i| i.is::<BundleError>()) => {
+            Err(into_bundle_error(e, path))
+        }
+        Err(e) => Err(BundleError::Io {
+            path: path.to_owned(),
+            source: e,
+        }),
+    }
+}
+
+/// A descriptor-shaped value used only until the real one is read.
+fn placeholder_descriptor() -> Descriptor {
+    Descriptor {
+        format_version: super::FORMAT_VERSION,
+        tool_version: String::new(),
+        created: String::new(),
+        lists: Vec::new(),
+        bundle_id: String::new(),
+        volume: 1,
+        volume_count: 1,
+        images: Vec::new(),
+        manifests: Default::default(),
+        blobs: Default::default(),
+    }
+}
+
+impl Entry<'_> {
+    /// What the entry is.
+    pub fn kind(&self) -> &EntryKind {
+        &self.kind
+    }
+
+    /// The entry name in the tar (`blobs/sha256/<hex>`...).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Size of the content.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The volume it is read from.
+    pub fn volume(&self) -> &Path {
+        &self.reader.path
+    }
+
+    /// Reads the content to its end into `sink`, returning the bytes copied; the digest is
+    /// checked at the end.
+    pub fn copy_to(&mut self, sink: &mut dyn io::Write) -> Result<u64, BundleError> {
+        let volume = self.reader.path.clone();
+        io::copy(self, sink).map_err(|e| into_bundle_error(e, &volume))
+    }
+
+    /// Reads the content to its end, discarding it, to check its digest.
+    pub fn verify(&mut self) -> Result<(), BundleError> {
+        self.copy_to(&mut io::sink()).map(|_| ())
+    }
+
+    fn mismatch(&self, digest: &Digest, what: &str, blob: &Digest) -> BundleError {
+        BundleError::DigestMismatch(Box::new(super::Mismatch {
+            what: what.to_owned(),
+            digest: digest.clone(),
+            images: self.reader.descriptor.images_using(blob),
+            volume: self.reader.path.clone(),
+            entry: self.name.clone(),
+            actual: Digest::from_sha256(&self.hasher.clone().finalize()),
+            read: self.read,
+        }))
+    }
+}
+
+impl Read for Entry<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.reader.remaining == 0 {
+            // The end: report corruption instead of end-of-file.
+            if let Some((digest, what, blob)) = &self.expected
+                && Digest::from_sha256(&self.hasher.clone().finalize()) != *digest
+            {
+                let err = self.mismatch(digest, what, blob);
+                return Err(io::Error::new(io::ErrorKind::InvalidData, err));
+            }
+            // Verified once; later reads are plain end-of-file.
+            self.expected = None;
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.reader.remaining).unwrap_or(usize::MAX));
+        let n = match self.reader.stream.read(&mut buf[..want]) {
+            Ok(0) => {
+                let err = self.reader.truncated();
+                return Err(io::Error::new(io::ErrorKind::InvalidData, err));
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(e),
+            Err(e) => {
+                let err = self.reader.wrap_io(e);
+                return Err(io::Error::new(io::ErrorKind::InvalidData, err));
+            }
+        };
+        self.reader.remaining -= n as u64;
+        self.read += n as u64;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests;
