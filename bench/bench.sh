@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Benchmark: airlift against skopeo on the same generated release-sized image set, all on
+# loopback registries. BENCH_SCALE (default 1.0, ~600 MB) shrinks or grows the set,
+# BENCH_JOBS (default 8) is airlift's --jobs, BENCH_SECTIONS (default "mirror-sync") picks
+# the sections to run. Results go to stdout and bench/out/results.txt.
+#
+# Each section is a function bench_<name> (dashes become underscores) that appends lines to
+# the results; later sections (bundle create/load, long-haul proxy) plug in the same way.
+set -euo pipefail
+source "$(dirname "$0")/../scripts/lib.sh"
+trap cleanup EXIT
+cd "$AIRLIFT_ROOT"
+
+BENCH_SCALE="${BENCH_SCALE:-1.0}"
+BENCH_JOBS="${BENCH_JOBS:-8}"
+BENCH_SECTIONS="${BENCH_SECTIONS:-mirror-sync}"
+OUT_DIR="$AIRLIFT_ROOT/bench/out"
+RESULTS="$OUT_DIR/results.txt"
+mkdir -p "$OUT_DIR"
+
+result() {
+    echo "$*"
+    echo "$*" >>"$RESULTS"
+}
+
+# elapsed START END: seconds between two `now` readings, 3 decimals.
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+
+# verify_copies LIST DEST...: the first, middle and last listed images have the source's
+# manifest digest at each DEST (REGISTRY/PREFIX), under their last path component (skopeo
+# sync from a YAML source keeps only that, so airlift runs with --flatten to match).
+verify_copies() {
+    local list="$1"
+    shift
+    local n ref path src_sha dest dest_sha i
+    n="$(wc -l <"$list")"
+    for i in 1 $(((n + 1) / 2)) "$n"; do
+        ref="$(sed -n "${i}p" "$list")"
+        path="${ref##*/}"
+        src_sha="$(manifest_sha "$ref")" || die "cannot inspect $ref"
+        for dest in "$@"; do
+            dest_sha="$(manifest_sha "$dest/$path")" || die "cannot inspect $dest/$path"
+            [[ "$dest_sha" == "$src_sha" ]] || die "$dest/$path differs from $ref"
+        done
+        log "verified $path: sha256:$src_sha at $*"
+    done
+}
+
+bench_mirror_sync() {
+    start_registry
+    local to_airlift="$REGISTRY_ADDR"
+    start_registry
+    local to_skopeo="$REGISTRY_ADDR"
+    local t0 t1 airlift_s skopeo_s rc=0
+
+    log "airlift mirror sync -> $to_airlift/bench (--flatten --jobs $BENCH_JOBS)"
+    t0="$(now)"
+    "$BIN_DIR/airlift" mirror sync --list "$WORK/images.txt" --to "$to_airlift/bench" \
+        --flatten --jobs "$BENCH_JOBS" --json --insecure-registry "$SRC" --insecure-registry "$to_airlift" \
+        >"$OUT_DIR/airlift-report.json" || rc=$?
+    t1="$(now)"
+    [[ $rc -eq 0 ]] || die "airlift mirror sync exited with $rc (report: $OUT_DIR/airlift-report.json)"
+    airlift_s="$(elapsed "$t0" "$t1")"
+
+    log "skopeo sync --all --src yaml --dest docker -> $to_skopeo/bench"
+    t0="$(now)"
+    skopeo --policy "$POLICY" sync --all --src yaml --dest docker --dest-tls-verify=false \
+        "$WORK/skopeo.yaml" "$to_skopeo/bench" >"$OUT_DIR/skopeo.log" 2>&1 \
+        || die "skopeo sync failed: see $OUT_DIR/skopeo.log"
+    t1="$(now)"
+    skopeo_s="$(elapsed "$t0" "$t1")"
+
+    verify_copies "$WORK/images.txt" "$to_airlift/bench" "$to_skopeo/bench"
+    result "mirror sync ($IMAGES images, $SEED_MB MB, scale $BENCH_SCALE, jobs $BENCH_JOBS):" \
+        "airlift: $airlift_s s, skopeo: $skopeo_s s," \
+        "ratio airlift/skopeo: $(awk -v a="$airlift_s" -v b="$skopeo_s" 'BEGIN { printf "%.2f", a / b }')"
+}
+
+ensure_prereqs
+log "building airlift and the image generator ($AIRLIFT_PROFILE)"
+cargo build --profile "$AIRLIFT_PROFILE" --bin airlift --example seed
+POLICY="$(skopeo_policy)"
+WORK="$(make_tmpdir)"
+start_registry
+SRC="$REGISTRY_ADDR"
+
+log "generating the release set (scale $BENCH_SCALE) into $SRC"
+"$BIN_DIR/examples/seed" --registry "$SRC" --set release --scale "$BENCH_SCALE" \
+    --list-out "$WORK/images.txt" --skopeo-yaml "$WORK/skopeo.yaml" | tee "$WORK/seed.txt"
+IMAGES="$(wc -l <"$WORK/images.txt")"
+SEED_MB="$(sed -n 's/.*(\([0-9]*\) unique blob bytes.*/\1/p' "$WORK/seed.txt" | awk '{ printf "%.0f", $1 / 1e6 }')"
+
+: >"$RESULTS"
+result "# airlift bench $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores, profile $AIRLIFT_PROFILE"
+for section in $BENCH_SECTIONS; do
+    fn="bench_${section//-/_}"
+    declare -F "$fn" >/dev/null || die "unknown bench section $section"
+    "$fn"
+done
+log "results in $RESULTS"
