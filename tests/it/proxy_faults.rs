@@ -841,3 +841,70 @@ async fn upload_drop_resets_and_commits_nothing() {
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(exists(url).await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn dead_upstream_is_a_502() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = dead.local_addr().unwrap();
+    drop(dead);
+    let proxy = FaultProxy::start(upstream, Faults::default()).await;
+    let r = client()
+        .get(format!("{}/v2/", proxy.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+}
+
+/// A server that answers one request per connection and then closes it without saying
+/// `Connection: close` (as a server with a short idle timeout does).
+async fn one_shot_server() -> (SocketAddr, tokio::task::JoinHandle<usize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut served = 0;
+        while served < 3 {
+            let Ok(Ok((mut s, _))) =
+                tokio::time::timeout(Duration::from_secs(10), listener.accept()).await
+            else {
+                break;
+            };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+                    Ok(Ok(n)) if n > 0 => req.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
+            let body = format!("reply {served}");
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(resp.as_bytes()).await;
+            served += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            drop(s);
+        }
+        served
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn upstream_closing_idle_connection_is_reopened() {
+    let (upstream, server) = one_shot_server().await;
+    let proxy = FaultProxy::start(upstream, Faults::default()).await;
+    let http = client();
+    for i in 0..3 {
+        let r = http.get(format!("{}/x", proxy.url())).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.text().await.unwrap(), format!("reply {i}"));
+        // Let the server's close reach the proxy before the next request.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The client kept one connection; the proxy opened one upstream connection per request.
+    assert_eq!(proxy.stats().connections, 1);
+    assert_eq!(server.await.unwrap(), 3);
+}

@@ -78,7 +78,7 @@ use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{Instant, sleep_until};
 
@@ -90,8 +90,11 @@ const MAX_PIECE: usize = 64 * 1024;
 const SHAPED_PIECE: usize = 16 * 1024;
 /// Smallest burst a token bucket allows.
 const MIN_BURST: u64 = 32 * 1024;
-/// Chunks in flight per direction of a connection (the "pipe" that carries latency).
-const PIPE_DEPTH: usize = 128;
+/// Bytes in flight per direction of a connection (the "pipe" that carries latency), like a TCP
+/// window: with latency `L` one connection moves at most `PIPE_BYTES / L` per second.
+const PIPE_BYTES: usize = 8 * 1024 * 1024;
+/// Messages in flight per direction (pieces are at most `MAX_PIECE`, so this never binds first).
+const PIPE_DEPTH: usize = PIPE_BYTES / 1024;
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -779,9 +782,17 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
+/// A piece of data in the link pipe: delivery time, bytes, and its share of the pipe budget.
+type Flight = (Instant, Bytes, OwnedSemaphorePermit);
+
+/// Takes `n` bytes of a pipe's budget (waits while the pipe is full).
+async fn budget(pipe: &Arc<Semaphore>, n: usize) -> Option<OwnedSemaphorePermit> {
+    pipe.clone().acquire_many_owned(n as u32).await.ok()
+}
+
 /// Messages to the task that writes to the client socket; each carries its delivery time.
 enum Out {
-    Data(Instant, Bytes),
+    Data(Flight),
     /// Close cleanly (FIN).
     Close(Instant),
     /// Abort with RST.
@@ -790,10 +801,6 @@ enum Out {
 
 async fn handle_conn(shared: Arc<Shared>, client: TcpStream) {
     let _ = client.set_nodelay(true);
-    let Ok(upstream) = TcpStream::connect(shared.upstream).await else {
-        return; // dropping `client` closes it, as an unreachable server would look
-    };
-    let _ = upstream.set_nodelay(true);
     let (crd, cwr) = client.into_split();
     let (in_tx, in_rx) = mpsc::channel(PIPE_DEPTH);
     let (out_tx, out_rx) = mpsc::channel(PIPE_DEPTH);
@@ -802,14 +809,15 @@ async fn handle_conn(shared: Arc<Shared>, client: TcpStream) {
         shared.clone(),
         ClientIn {
             rx: in_rx,
+            pending: None,
             buf: BytesMut::new(),
         },
         ClientOut {
             tx: out_tx,
+            pipe: Arc::new(Semaphore::new(PIPE_BYTES)),
             bucket: Bucket::new(),
             shared: shared.clone(),
         },
-        upstream,
     );
     let writer = client_writer(cwr, out_rx, shared.clone());
     // The writer finishes last (after the HTTP side drops its sender, or on close/reset); then
@@ -825,12 +833,9 @@ async fn handle_conn(shared: Arc<Shared>, client: TcpStream) {
 }
 
 /// Reads the client socket, shapes it like the link, and stamps each chunk with its arrival time.
-async fn client_reader(
-    mut rd: OwnedReadHalf,
-    tx: mpsc::Sender<(Instant, Bytes)>,
-    shared: Arc<Shared>,
-) {
+async fn client_reader(mut rd: OwnedReadHalf, tx: mpsc::Sender<Flight>, shared: Arc<Shared>) {
     let mut bucket = Bucket::new();
+    let pipe = Arc::new(Semaphore::new(PIPE_BYTES));
     loop {
         let mut buf = BytesMut::with_capacity(MAX_PIECE);
         match rd.read_buf(&mut buf).await {
@@ -842,11 +847,11 @@ async fn client_reader(
             let link = shared.link();
             let piece = data.split_to(data.len().min(link.piece()));
             shared.shape(&mut bucket, Dir::Up, &link, piece.len()).await;
-            if tx
-                .send((Instant::now() + link.latency, piece))
-                .await
-                .is_err()
-            {
+            let Some(permit) = budget(&pipe, piece.len()).await else {
+                return;
+            };
+            let at = Instant::now() + link.latency;
+            if tx.send((at, piece, permit)).await.is_err() {
                 return;
             }
         }
@@ -857,7 +862,7 @@ async fn client_reader(
 async fn client_writer(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Out>, shared: Arc<Shared>) {
     while let Some(msg) = rx.recv().await {
         match msg {
-            Out::Data(at, data) => {
+            Out::Data((at, data, _permit)) => {
                 sleep_until(at).await;
                 if wr.write_all(&data).await.is_err() {
                     return;
@@ -887,6 +892,7 @@ async fn client_writer(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Out>, shar
 /// The client side as seen by the HTTP logic: sends shaped, delayed bytes.
 struct ClientOut {
     tx: mpsc::Sender<Out>,
+    pipe: Arc<Semaphore>,
     bucket: Bucket,
     shared: Arc<Shared>,
 }
@@ -903,8 +909,10 @@ impl ClientOut {
             self.shared
                 .shape(&mut self.bucket, Dir::Down, &link, piece.len())
                 .await;
+            let permit = budget(&self.pipe, piece.len()).await.ok_or_else(gone)?;
+            let at = Instant::now() + link.latency;
             self.tx
-                .send(Out::Data(Instant::now() + link.latency, piece))
+                .send(Out::Data((at, piece, permit)))
                 .await
                 .map_err(|_| gone())?;
         }
@@ -934,7 +942,9 @@ trait Source {
 }
 
 struct ClientIn {
-    rx: mpsc::Receiver<(Instant, Bytes)>,
+    rx: mpsc::Receiver<Flight>,
+    /// A received piece waiting for its delivery time (kept here so `fill` is cancel-safe).
+    pending: Option<Flight>,
     buf: BytesMut,
 }
 
@@ -943,21 +953,26 @@ impl Source for ClientIn {
         &mut self.buf
     }
 
+    /// Cancel-safe: a piece received but not yet due stays in `pending`.
     async fn fill(&mut self) -> io::Result<bool> {
-        match self.rx.recv().await {
-            None => Ok(false),
-            Some((at, data)) => {
-                sleep_until(at).await;
-                self.buf.extend_from_slice(&data);
-                Ok(true)
-            }
+        if self.pending.is_none() {
+            self.pending = self.rx.recv().await;
         }
+        let Some((at, _, _)) = &self.pending else {
+            return Ok(false);
+        };
+        sleep_until(*at).await;
+        if let Some((_, data, _permit)) = self.pending.take() {
+            self.buf.extend_from_slice(&data);
+        }
+        Ok(true)
     }
 }
 
 impl ClientIn {
     /// Discards everything until the client closes (used while stalling).
     async fn wait_for_close(&mut self) {
+        self.pending = None;
         while self.rx.recv().await.is_some() {}
     }
 }
@@ -1288,31 +1303,69 @@ enum End {
     ResetBoth,
 }
 
-async fn serve_http(
-    shared: Arc<Shared>,
-    mut cin: ClientIn,
-    mut cout: ClientOut,
-    upstream: TcpStream,
-) {
-    let (up_rd, mut up_wr) = upstream.into_split();
-    let mut uin = UpstreamIn {
-        rd: up_rd,
-        buf: BytesMut::new(),
+/// The upstream connection of one client connection: opened at the first forwarded request and
+/// reopened when the upstream closed it while idle.
+struct Upstream {
+    addr: SocketAddr,
+    conn: Option<(UpstreamIn, OwnedWriteHalf)>,
+}
+
+impl Upstream {
+    async fn connect(&mut self) -> io::Result<(&mut UpstreamIn, &mut OwnedWriteHalf)> {
+        if self.conn.is_none() {
+            let stream = TcpStream::connect(self.addr).await?;
+            let _ = stream.set_nodelay(true);
+            let (rd, wr) = stream.into_split();
+            let uin = UpstreamIn {
+                rd,
+                buf: BytesMut::new(),
+            };
+            self.conn = Some((uin, wr));
+        }
+        let (uin, wr) = self.conn.as_mut().expect("connected above");
+        Ok((uin, wr))
+    }
+
+    /// Resets the upstream connection (RST), e.g. to abort an upload.
+    fn reset(&mut self) {
+        if let Some((uin, wr)) = self.conn.take()
+            && let Ok(stream) = uin.rd.reunite(wr)
+        {
+            let _ = stream.set_zero_linger();
+        }
+    }
+}
+
+async fn serve_http(shared: Arc<Shared>, mut cin: ClientIn, mut cout: ClientOut) {
+    let mut upstream = Upstream {
+        addr: shared.upstream,
+        conn: None,
     };
     loop {
-        let end = match exchange(&shared, &mut cin, &mut cout, &mut uin, &mut up_wr).await {
-            Ok(end) => end,
-            Err(_) => End::Close,
-        };
+        // Between requests, notice an upstream that closes its idle connection (or says
+        // something unasked), so the next request goes out on a fresh one.
+        if cin.buf.is_empty()
+            && let Some((uin, _)) = upstream.conn.as_mut()
+        {
+            tokio::select! {
+                biased;
+                more = cin.fill() => match more {
+                    Ok(true) => {}
+                    _ => return cout.close().await,
+                },
+                _ = uin.fill() => upstream.conn = None,
+            }
+        }
+        let end = exchange(&shared, &mut cin, &mut cout, &mut upstream)
+            .await
+            .unwrap_or(End::Close);
         match end {
             End::KeepAlive => continue,
             End::Close => cout.close().await,
             End::Reset => cout.reset().await,
             End::Stall => cin.wait_for_close().await,
             End::ResetBoth => {
-                if let Ok(up) = uin.rd.reunite(up_wr) {
-                    let _ = up.set_zero_linger();
-                }
+                upstream.reset();
                 cout.reset().await;
             }
         }
@@ -1325,8 +1378,7 @@ async fn exchange(
     shared: &Shared,
     cin: &mut ClientIn,
     cout: &mut ClientOut,
-    uin: &mut UpstreamIn,
-    up_wr: &mut OwnedWriteHalf,
+    upstream: &mut Upstream,
 ) -> io::Result<End> {
     let Some(raw) = read_head(cin).await? else {
         return Ok(End::Close);
@@ -1375,6 +1427,14 @@ async fn exchange(
         return Ok(if close { End::Close } else { End::KeepAlive });
     }
 
+    let (uin, up_wr) = match upstream.connect().await {
+        Ok(conn) => conn,
+        Err(_) => {
+            cout.send(synthetic_response(502, None, method == "HEAD", true))
+                .await?;
+            return Ok(End::Close);
+        }
+    };
     up_wr.write_all(&req.raw).await?;
     shared
         .bytes_to_upstream
@@ -1390,6 +1450,9 @@ async fn exchange(
     let mut sent = false;
     let end = loop {
         tokio::select! {
+            // Polling the request side first means a body that is fully sent is seen as such
+            // before the response that follows it.
+            biased;
             r = &mut send, if !sent => match r? {
                 true => sent = true,
                 false => return Ok(End::ResetBoth),
@@ -1625,12 +1688,14 @@ mod tests {
     async fn chunked_body_pieces_roundtrip() {
         let raw = b"5;ext=1\r\nhello\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n\r\nNEXT".to_vec();
         let (tx, rx) = mpsc::channel(4);
-        tx.send((Instant::now(), Bytes::from(raw.clone())))
+        let permit = budget(&Arc::new(Semaphore::new(1024)), raw.len()).await;
+        tx.send((Instant::now(), Bytes::from(raw.clone()), permit.unwrap()))
             .await
             .unwrap();
         drop(tx);
         let mut src = ClientIn {
             rx,
+            pending: None,
             buf: BytesMut::new(),
         };
         let mut body = BodyReader::new(Framing::Chunked);
