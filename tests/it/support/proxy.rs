@@ -20,11 +20,15 @@
 //!
 //! The client side of every connection behaves like a full-duplex long-haul link:
 //! - `latency`: one-way delay applied to every chunk in each direction (pipelined, so it adds
-//!   `2 × latency` to each request/response round trip without limiting throughput). The TCP
-//!   handshake itself is not delayed (the kernel answers it).
+//!   `2 × latency` to each request/response round trip without otherwise limiting throughput).
+//!   The kernel completes the TCP handshake at once, so instead a new connection's first request
+//!   is held back one more round trip.
 //! - `conn_rate` / `total_rate`: bandwidth caps in bytes per second, per connection and shared
 //!   by all connections, applied separately to each direction (token buckets with a small burst
 //!   of about 10 ms or 32 KiB).
+//!
+//! Each direction holds at most 8 MiB in flight, like a TCP window, so one connection moves at
+//! most `8 MiB / latency` per second.
 //!
 //! ## Request faults ([`Rule`] = [`Matcher`] + [`Trigger`] + [`Action`])
 //!
@@ -833,9 +837,13 @@ async fn handle_conn(shared: Arc<Shared>, client: TcpStream) {
 }
 
 /// Reads the client socket, shapes it like the link, and stamps each chunk with its arrival time.
+///
+/// The kernel completes the TCP handshake at once, so the connection's first bytes are held back
+/// one extra round trip (`2 × latency`): a new connection costs what it costs on a real link.
 async fn client_reader(mut rd: OwnedReadHalf, tx: mpsc::Sender<Flight>, shared: Arc<Shared>) {
     let mut bucket = Bucket::new();
     let pipe = Arc::new(Semaphore::new(PIPE_BYTES));
+    let mut handshake = true;
     loop {
         let mut buf = BytesMut::with_capacity(MAX_PIECE);
         match rd.read_buf(&mut buf).await {
@@ -850,7 +858,10 @@ async fn client_reader(mut rd: OwnedReadHalf, tx: mpsc::Sender<Flight>, shared: 
             let Some(permit) = budget(&pipe, piece.len()).await else {
                 return;
             };
-            let at = Instant::now() + link.latency;
+            let mut at = Instant::now() + link.latency;
+            if std::mem::take(&mut handshake) {
+                at += 2 * link.latency;
+            }
             if tx.send((at, piece, permit)).await.is_err() {
                 return;
             }
