@@ -47,7 +47,10 @@
 //!   both the client and the upstream connection (an upload that drops mid-way).
 //! - [`Action::DelayResponse`]: hold the response head back for a while (a slow server).
 //!
-//! Body offsets count payload bytes (for chunked bodies: the decoded data, not the framing).
+//! Body offsets count payload bytes (for chunked bodies: the decoded data, not the framing). A
+//! cut-off fault (`ResetAfter`, `TruncateAfter`, `StallAfter`, `ResetRequestAfter`) only bites
+//! when the body is longer than `N`; a shorter body, like a `FlipByte` offset past the end, passes
+//! unchanged (the request still counts in [`Stats::faults_injected`], which counts decisions).
 //! Triggers are "always", "the next K matching requests" (optionally after skipping M), or a
 //! probability drawn from an RNG seeded with [`Faults::seed`], so runs are deterministic.
 //! [`FaultProxy::set_faults`] swaps the whole configuration at runtime and restarts the rule
