@@ -4,11 +4,13 @@
 //!
 //! `support` holds the harness (some helpers exist for other test modules and later tests,
 //! hence the `dead_code` allowance there); `harness` tests the harness itself; `registry`
-//! tests the registry client; `sync` tests `airlift mirror sync` end to end.
+//! tests the registry client; `sync` tests `airlift mirror sync` end to end; `proxy_faults`
+//! tests the fault-injection proxy.
 
 #[allow(dead_code)]
 mod support;
 
 mod harness;
+mod proxy_faults;
 mod registry;
 mod sync;
