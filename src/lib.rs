@@ -8,6 +8,7 @@
 
 pub mod bundle;
 pub mod imagelist;
+pub mod inventory;
 pub mod mapping;
 pub mod reference;
 pub mod registry;
