@@ -30,7 +30,7 @@ mod plan;
 mod reader;
 mod staging;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 mod verify;
 mod writer;
 

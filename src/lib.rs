@@ -2,7 +2,8 @@
 //!
 //! The library has no user interface: it reads image lists ([`imagelist`]), maps them onto a
 //! destination ([`mapping`]), talks to registries ([`registry`]) and copies content through one
-//! plan/execute engine ([`transfer`]), and writes and reads content bundles ([`bundle`]).
+//! plan/execute engine ([`transfer`]), writes and reads content bundles ([`bundle`]), and
+//! takes inventories of site registries for differential bundles ([`inventory`]).
 //! Progress is reported through [`report::Reporter`]; the `airlift` binary supplies terminal
 //! and JSON front ends.
 

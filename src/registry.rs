@@ -18,6 +18,7 @@ use crate::reference::Digest;
 
 mod auth;
 mod blobs;
+mod catalog;
 mod challenge;
 mod dates;
 mod endpoint;
@@ -258,6 +259,23 @@ impl RegistryClient {
             }),
         }
     }
+
+    /// Every repository of `registry` (`GET /v2/_catalog`, all pages), sorted. Needs the
+    /// `registry:catalog:*` scope; registries that do not offer the catalog answer with an
+    /// error status (often 401/403 or 404).
+    pub async fn catalog(&self, registry: &str) -> Result<Vec<String>, RegistryError> {
+        catalog::catalog(self, registry, catalog::PAGE_SIZE).await
+    }
+
+    /// [`RegistryClient::catalog`] asking for `page_size` repositories per page (`?n=`).
+    /// Registries may send fewer per page than asked; every page is followed either way.
+    pub async fn catalog_paged(
+        &self,
+        registry: &str,
+        page_size: usize,
+    ) -> Result<Vec<String>, RegistryError> {
+        catalog::catalog(self, registry, page_size).await
+    }
 }
 
 struct RepoInner {
@@ -327,6 +345,17 @@ impl Repo {
         } else {
             vec![auth::pull(&self.inner.repository)]
         }
+    }
+
+    /// The repository's tags (`GET /v2/NAME/tags/list`, all pages), sorted; empty when the
+    /// repository does not exist.
+    pub async fn tags(&self) -> Result<Vec<String>, RegistryError> {
+        catalog::tags(self, catalog::PAGE_SIZE).await
+    }
+
+    /// [`Repo::tags`] asking for `page_size` tags per page (`?n=`).
+    pub async fn tags_paged(&self, page_size: usize) -> Result<Vec<String>, RegistryError> {
+        catalog::tags(self, page_size).await
     }
 
     /// GET a manifest by tag or digest, accepting [`MANIFEST_MEDIA_TYPES`]. The digest is

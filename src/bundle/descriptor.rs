@@ -39,6 +39,11 @@ pub struct Descriptor {
     pub manifests: BTreeMap<Digest, ManifestEntry>,
     /// Every blob (configs and layers) and the volume(s) holding it.
     pub blobs: BTreeMap<Digest, BlobEntry>,
+    /// Blobs the images need that the bundle does not carry, with their sizes: a
+    /// *differential* bundle expects them at the site already (see `docs/bundle-format.md`).
+    /// Absent (empty) in a full bundle, so bundles written before the field existed parse.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub excluded_blobs: BTreeMap<Digest, u64>,
 }
 
 /// One image of the bundle.
@@ -60,7 +65,8 @@ pub struct ImageEntry {
     pub size: u64,
     /// Manifest digests: index children first, the top manifest last.
     pub manifests: Vec<Digest>,
-    /// Distinct blob digests (configs and layers) of all its manifests.
+    /// Distinct blob digests (configs and layers) of all its manifests, including those a
+    /// differential bundle expects at the site ([`Descriptor::excluded_blobs`]).
     pub blobs: Vec<Digest>,
 }
 
@@ -165,17 +171,35 @@ impl Descriptor {
     }
 
     /// Sources of the images whose every blob is stored whole in `volume`: those listed in
-    /// that volume's `index.json`, usable with plain OCI tools.
+    /// that volume's `index.json`, usable with plain OCI tools. An image with a blob expected
+    /// at the site ([`Descriptor::excluded_blobs`]) is never among them: the layout alone
+    /// cannot give it.
     pub fn images_complete_in(&self, volume: u32) -> Vec<&ImageEntry> {
         self.images
             .iter()
             .filter(|i| {
                 i.blobs.iter().all(|b| {
-                    self.blobs
-                        .get(b)
-                        .is_some_and(|e| e.location(volume, None).is_some())
+                    !self.excluded_blobs.contains_key(b)
+                        && self
+                            .blobs
+                            .get(b)
+                            .is_some_and(|e| e.location(volume, None).is_some())
                 })
             })
+            .collect()
+    }
+
+    /// Whether the bundle leaves out blobs the site is expected to hold.
+    pub fn is_differential(&self) -> bool {
+        !self.excluded_blobs.is_empty()
+    }
+
+    /// The blobs of `image` the bundle expects at the site, in the image's order.
+    pub fn site_blobs_of<'a>(&'a self, image: &'a ImageEntry) -> Vec<&'a Digest> {
+        image
+            .blobs
+            .iter()
+            .filter(|b| self.excluded_blobs.contains_key(*b))
             .collect()
     }
 
@@ -202,9 +226,21 @@ impl Descriptor {
                 ));
             }
             for b in &image.blobs {
-                if !self.blobs.contains_key(b) {
+                if !self.blobs.contains_key(b) && !self.excluded_blobs.contains_key(b) {
                     return Err(format!("{}: blob {b} not described", image.source));
                 }
+            }
+        }
+        for digest in self.excluded_blobs.keys() {
+            if self.blobs.contains_key(digest) {
+                return Err(format!(
+                    "blob {digest}: both carried and expected at the site"
+                ));
+            }
+            if self.manifests.contains_key(digest) {
+                return Err(format!(
+                    "blob {digest}: a manifest cannot be expected at the site"
+                ));
             }
         }
         for (digest, entry) in &self.blobs {
@@ -297,5 +333,49 @@ mod tests {
         let mut d = sample_descriptor();
         d.images[0].blobs.push(Digest::of(b"nowhere"));
         assert!(Descriptor::parse(&d.to_bytes(), Path::new("v")).is_err());
+    }
+
+    #[test]
+    fn bundles_without_excluded_blobs_still_parse() {
+        // A descriptor as written before `excluded_blobs` existed: the field is absent.
+        let d = sample_descriptor();
+        let v: serde_json::Value = serde_json::from_slice(&d.to_bytes()).unwrap();
+        assert!(
+            v.get("excluded_blobs").is_none(),
+            "empty field must not be written"
+        );
+        let parsed = Descriptor::parse(&serde_json::to_vec(&v).unwrap(), Path::new("v")).unwrap();
+        assert!(parsed.excluded_blobs.is_empty());
+        assert!(!parsed.is_differential());
+        assert_eq!(parsed, d);
+    }
+
+    #[test]
+    fn excluded_blobs_round_trip_and_are_checked() {
+        let mut d = sample_descriptor();
+        let site = Digest::of(b"at the site");
+        d.images[0].blobs.push(site.clone());
+        d.excluded_blobs.insert(site.clone(), 42);
+        let bytes = d.to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["excluded_blobs"][site.as_str()], 42);
+        let parsed = Descriptor::parse(&bytes, Path::new("v")).unwrap();
+        assert_eq!(parsed, d);
+        assert_eq!(parsed.site_blobs_of(&parsed.images[0]), vec![&site]);
+        // An image with a blob at the site is complete in no volume's layout.
+        assert!(parsed.images_complete_in(1).is_empty());
+
+        let mut bad = d.clone();
+        bad.excluded_blobs.insert(Digest::of(b"a"), 1);
+        let err = Descriptor::parse(&bad.to_bytes(), Path::new("v")).unwrap_err();
+        assert!(
+            err.to_string().contains("both carried and expected"),
+            "{err}"
+        );
+
+        let mut bad = d.clone();
+        bad.excluded_blobs.insert(Digest::of(b"manifest"), 8);
+        let err = Descriptor::parse(&bad.to_bytes(), Path::new("v")).unwrap_err();
+        assert!(err.to_string().contains("manifest"), "{err}");
     }
 }

@@ -28,8 +28,12 @@ pub struct BundleSummary {
     pub volume_count: u32,
     /// Volume numbers of the bundle that were not given.
     pub missing_volumes: Vec<u32>,
-    /// Bytes of all distinct blobs and manifests.
+    /// Bytes of all distinct blobs and manifests the bundle carries.
     pub total_size: u64,
+    /// Blobs a differential bundle expects at the site (0 for a full bundle).
+    pub site_blobs: usize,
+    /// Their bytes.
+    pub site_size: u64,
     /// The volumes given, by volume number.
     pub volumes: Vec<VolumeSummary>,
     /// The images, in list order.
@@ -66,8 +70,16 @@ pub struct ImageSummary {
     pub media_type: String,
     /// Platforms.
     pub platforms: Vec<String>,
-    /// Bytes (distinct blobs plus manifests).
+    /// Bytes (distinct blobs plus manifests), whether carried or expected at the site.
     pub size: u64,
+    /// Blobs the bundle carries for it.
+    pub bundle_blobs: usize,
+    /// Bytes the bundle carries for it: those blobs plus its manifests.
+    pub bundle_bytes: u64,
+    /// Blobs it needs that a differential bundle expects at the site.
+    pub site_blobs: usize,
+    /// Their bytes.
+    pub site_bytes: u64,
     /// Volumes holding its blobs.
     pub volumes: Vec<u32>,
     /// Every volume it needs was given.
@@ -127,8 +139,15 @@ pub fn inspect(paths: &[PathBuf]) -> Result<BundleSummary, BundleError> {
             let vols: BTreeSet<u32> = i
                 .blobs
                 .iter()
-                .flat_map(|b| first.blobs[b].volume_numbers())
+                .filter_map(|b| first.blobs.get(b))
+                .flat_map(|e| e.volume_numbers())
                 .collect();
+            let site: Vec<u64> = i
+                .blobs
+                .iter()
+                .filter_map(|b| first.excluded_blobs.get(b).copied())
+                .collect();
+            let site_bytes: u64 = site.iter().sum();
             ImageSummary {
                 source: i.source.clone(),
                 tag: i.tag.clone(),
@@ -136,6 +155,10 @@ pub fn inspect(paths: &[PathBuf]) -> Result<BundleSummary, BundleError> {
                 media_type: i.media_type.clone(),
                 platforms: i.platforms.clone(),
                 size: i.size,
+                bundle_blobs: i.blobs.len() - site.len(),
+                bundle_bytes: i.size.saturating_sub(site_bytes),
+                site_blobs: site.len(),
+                site_bytes,
                 available: vols.iter().all(|v| given.contains(v)),
                 volumes: vols.into_iter().collect(),
             }
@@ -153,6 +176,8 @@ pub fn inspect(paths: &[PathBuf]) -> Result<BundleSummary, BundleError> {
             .collect(),
         total_size: first.blobs.values().map(|b| b.size).sum::<u64>()
             + first.manifests.values().map(|m| m.size).sum::<u64>(),
+        site_blobs: first.excluded_blobs.len(),
+        site_size: first.excluded_blobs.values().sum(),
         volumes,
         images,
     })

@@ -591,6 +591,7 @@ fn placeholder_descriptor() -> Descriptor {
         images: Vec::new(),
         manifests: Default::default(),
         blobs: Default::default(),
+        excluded_blobs: Default::default(),
     }
 }
 

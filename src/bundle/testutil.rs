@@ -193,6 +193,7 @@ pub(crate) fn fixture(big: usize) -> Fixture {
             images,
             lists: vec!["images.txt".into()],
             created: CREATED.into(),
+            excluded: BTreeMap::new(),
         },
         content: b.content,
         shared: Digest::of(&shared.0),
@@ -257,6 +258,7 @@ pub(crate) fn sample_descriptor() -> Descriptor {
         }],
         manifests,
         blobs,
+        excluded_blobs: BTreeMap::new(),
     }
 }
 

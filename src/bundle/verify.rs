@@ -68,8 +68,10 @@ pub struct VolumeCheck {
 pub struct ImageCheck {
     /// Its source reference.
     pub source: String,
-    /// Every manifest and blob was found and verified.
+    /// Every manifest and blob was found and verified (blobs expected at the site aside).
     pub complete: bool,
+    /// How many of its blobs a differential bundle expects at the site instead of carrying.
+    pub site_blobs: usize,
 }
 
 /// The result of [`verify`].
@@ -83,6 +85,9 @@ pub struct VerifyReport {
     pub volumes: Vec<VolumeCheck>,
     /// Per image of the bundle.
     pub images: Vec<ImageCheck>,
+    /// Blobs the bundle expects at the site (a differential bundle's `excluded_blobs`): not
+    /// checked, not a problem, but needed by `bundle load`.
+    pub site_blobs: Vec<Digest>,
     /// Everything wrong; empty when the set is good.
     pub problems: Vec<Problem>,
 }
@@ -138,6 +143,7 @@ pub fn verify(paths: &[PathBuf]) -> Result<VerifyReport, BundleError> {
         volume_count: None,
         volumes: Vec::new(),
         images: Vec::new(),
+        site_blobs: Vec::new(),
         problems: Vec::new(),
     };
     // Open all first: the descriptors say which bundle this is and in which order to read.
@@ -193,6 +199,7 @@ pub fn verify(paths: &[PathBuf]) -> Result<VerifyReport, BundleError> {
     };
     report.bundle_id = Some(reference.bundle_id.clone());
     report.volume_count = Some(reference.volume_count);
+    report.site_blobs = reference.excluded_blobs.keys().cloned().collect();
     readers.sort_by_key(|(v, _)| *v);
 
     let mut verified: BTreeSet<Digest> = BTreeSet::new();
@@ -256,7 +263,12 @@ pub fn verify(paths: &[PathBuf]) -> Result<VerifyReport, BundleError> {
         for m in image.manifests.iter().filter(|m| !verified.contains(*m)) {
             missing.push(format!("manifest {m}"));
         }
-        for b in image.blobs.iter().filter(|b| !verified.contains(*b)) {
+        let site = reference.site_blobs_of(image).len();
+        for b in image
+            .blobs
+            .iter()
+            .filter(|b| !verified.contains(*b) && !reference.excluded_blobs.contains_key(*b))
+        {
             let vols = reference.blobs[b].volume_numbers();
             needed.extend(vols.iter().filter(|v| !given.contains(v)));
             missing.push(format!("blob {b} (volume(s) {vols:?})"));
@@ -287,6 +299,7 @@ pub fn verify(paths: &[PathBuf]) -> Result<VerifyReport, BundleError> {
         report.images.push(ImageCheck {
             source: image.source.clone(),
             complete,
+            site_blobs: site,
         });
     }
     Ok(report)

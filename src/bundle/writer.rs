@@ -45,7 +45,7 @@ pub struct BundleImage {
 }
 
 /// Everything a bundle is made of besides the staged content.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BundleInput {
     /// Images, in list order.
     pub images: Vec<BundleImage>,
@@ -54,6 +54,12 @@ pub struct BundleInput {
     /// Creation time, RFC 3339 UTC. Keep it stable across a resumed create
     /// ([`Staging::pinned_created`]) or finished volumes will be written again.
     pub created: String,
+    /// Blobs the site already holds, with their sizes (from inventories or older bundles:
+    /// [`crate::inventory::exclusions`]). Image blobs found here are not required in staging,
+    /// not written to any volume, and recorded in the descriptor's `excluded_blobs`, which
+    /// makes the bundle *differential*. Entries no image needs are ignored; manifests are
+    /// always carried. Empty for a full bundle.
+    pub excluded: BTreeMap<Digest, u64>,
 }
 
 /// How to write the volumes.
@@ -151,6 +157,7 @@ fn prepare(
     let mut manifest_order = Vec::new();
     let mut blobs: BTreeMap<Digest, BlobEntry> = BTreeMap::new();
     let mut blob_order: Vec<(Digest, u64)> = Vec::new();
+    let mut excluded_blobs: BTreeMap<Digest, u64> = BTreeMap::new();
     let mut images = Vec::new();
     for image in &input.images {
         if !sources.insert(image.source.as_str()) {
@@ -192,6 +199,13 @@ fn prepare(
             if distinct.contains(b) {
                 continue;
             }
+            if let Some(&len) = input.excluded.get(b) {
+                // Expected at the site: counted in the image's size, carried by no volume.
+                size += len;
+                distinct.push(b.clone());
+                excluded_blobs.insert(b.clone(), len);
+                continue;
+            }
             let len = staging
                 .has_blob(b)
                 .ok_or_else(|| not_staged(b, &image.source))?;
@@ -219,7 +233,11 @@ fn prepare(
             blobs: distinct,
         });
     }
-    if let Some(b) = blobs.keys().find(|b| manifests.contains_key(*b)) {
+    if let Some(b) = blobs
+        .keys()
+        .chain(excluded_blobs.keys())
+        .find(|b| manifests.contains_key(*b))
+    {
         return Err(BundleError::InvalidInput(format!(
             "{b} is used both as a manifest and as a blob"
         )));
@@ -235,6 +253,7 @@ fn prepare(
         images,
         manifests,
         blobs,
+        excluded_blobs,
     };
 
     // Every volume repeats the descriptor, whose size depends on the plan: plan with a guess,

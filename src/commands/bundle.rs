@@ -82,8 +82,8 @@ pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
         images,
         lists: s.lists.iter().map(|p| p.display().to_string()).collect(),
         created,
+        excluded,
     };
-    let _ = &excluded;
     let opts = WriteOptions {
         max_volume_size: s.max_volume_size,
         zstd_level: s.zstd_level,

@@ -11,6 +11,7 @@
 mod support;
 
 mod harness;
+mod inventory;
 mod proxy_faults;
 mod registry;
 mod sync;

@@ -53,6 +53,7 @@ fn descriptor(version: u32) -> Vec<u8> {
                 }],
             },
         )]),
+        excluded_blobs: BTreeMap::new(),
     };
     d.to_bytes()
 }

@@ -404,3 +404,117 @@ fn skopeo_reads_an_extracted_volume() {
     ]);
     assert!(copy.join(f.shared.hex()).exists());
 }
+
+/// A differential bundle: excluded blobs are described but carried by no volume, need not be
+/// staged, keep their images out of `index.json`, and verify as "expected at the site".
+#[test]
+fn excluded_blobs_make_a_differential_bundle() {
+    let mut f = fixture(10_000);
+    let shared_size = f.content[&f.shared].len() as u64;
+    // The site holds the layer shared by alpha and beta, and more that no image needs.
+    let unrelated = Digest::of(b"unrelated");
+    f.input.excluded = BTreeMap::from([(f.shared.clone(), shared_size), (unrelated.clone(), 5)]);
+    // Excluded content need not be staged.
+    std::fs::remove_file(f.staging.blob_path(&f.shared)).unwrap();
+    let paths = write(&f, "diff.tar.zst", None);
+    let (d, entries) = read_all(&paths[0]);
+
+    assert_eq!(
+        d.excluded_blobs,
+        BTreeMap::from([(f.shared.clone(), shared_size)])
+    );
+    assert!(d.is_differential());
+    assert!(!d.blobs.contains_key(&f.shared));
+    assert!(!entries.contains_key(&format!("blobs/sha256/{}", f.shared.hex())));
+    assert!(!entries.keys().any(|k| k.contains(unrelated.hex())));
+    // Images still list every blob they need, and their full size.
+    let alpha = &d.images[0];
+    assert!(alpha.blobs.contains(&f.shared));
+    let size: u64 = alpha
+        .blobs
+        .iter()
+        .chain(&alpha.manifests)
+        .map(|b| f.content[b].len() as u64)
+        .sum();
+    assert_eq!(alpha.size, size);
+    assert_eq!(d.site_blobs_of(alpha), vec![&f.shared]);
+    // Only gamma is complete in the layout alone.
+    assert_eq!(
+        index_refs(&entries["index.json"].1),
+        vec![f.input.images[2].source.clone()]
+    );
+    let complete: Vec<_> = d
+        .images_complete_in(1)
+        .into_iter()
+        .map(|i| i.source.clone())
+        .collect();
+    assert_eq!(complete, vec![f.input.images[2].source.clone()]);
+
+    // Verify: no problem; the site blobs are reported.
+    let report = verify(&paths).unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert_eq!(report.site_blobs, vec![f.shared.clone()]);
+    let site: Vec<_> = report
+        .images
+        .iter()
+        .map(|i| (i.complete, i.site_blobs))
+        .collect();
+    assert_eq!(site, vec![(true, 1), (true, 1), (true, 0)]);
+
+    // Inspect: per image, what travels and what the site must have.
+    let s = crate::bundle::inspect(&paths).unwrap();
+    assert_eq!((s.site_blobs, s.site_size), (1, shared_size));
+    let a = &s.images[0];
+    assert_eq!((a.site_blobs, a.site_bytes), (1, shared_size));
+    assert_eq!(a.bundle_blobs, 2); // config and own layer; the shared one is at the site
+    assert_eq!(a.bundle_bytes + a.site_bytes, a.size);
+    assert_eq!((s.images[2].site_blobs, s.images[2].site_bytes), (0, 0));
+
+    // The same images without exclusions give a different bundle.
+    let mut full = fixture(10_000);
+    full.input.excluded.clear();
+    let full_paths = write(&full, "full.tar.zst", None);
+    let (fd, _) = read_all(&full_paths[0]);
+    assert_ne!(fd.bundle_id, d.bundle_id);
+    assert!(!fd.is_differential());
+}
+
+/// Everything excluded: a bundle of manifests only, still valid.
+#[test]
+fn every_blob_excluded() {
+    let mut f = fixture(10_000);
+    f.input.excluded = f
+        .input
+        .images
+        .iter()
+        .flat_map(|i| &i.blobs)
+        .map(|b| (b.clone(), f.content[b].len() as u64))
+        .collect();
+    for b in f.input.excluded.keys() {
+        let _ = std::fs::remove_file(f.staging.blob_path(b));
+    }
+    let paths = write(&f, "m.tar.zst", Some(1 << 20));
+    assert_eq!(paths.len(), 1);
+    let (d, entries) = read_all(&paths[0]);
+    assert!(d.blobs.is_empty());
+    assert_eq!(
+        entries.keys().filter(|k| k.starts_with("blobs/")).count(),
+        d.manifests.len()
+    );
+    assert!(index_refs(&entries["index.json"].1).is_empty());
+    let report = verify(&paths).unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert_eq!(report.site_blobs.len(), f.input.excluded.len());
+}
+
+/// An exclusion naming one of the images' manifests is ignored: manifests always travel.
+#[test]
+fn manifests_are_never_excluded() {
+    let mut f = fixture(10_000);
+    let top = f.input.images[0].digest.clone();
+    f.input.excluded = BTreeMap::from([(top.clone(), 1)]);
+    let paths = write(&f, "x.tar.zst", None);
+    let (d, entries) = read_all(&paths[0]);
+    assert!(d.excluded_blobs.is_empty());
+    assert!(entries.contains_key(&format!("blobs/sha256/{}", top.hex())));
+}
