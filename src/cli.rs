@@ -308,6 +308,29 @@ mod tests {
         assert!(s.mapping.flatten && s.output.json);
     }
 
+    /// The scripts under completions/ are generated from this definition; regenerate them
+    /// with `airlift completions SHELL > completions/...` when a flag changes.
+    #[test]
+    fn committed_completions_are_current() {
+        use clap_complete::Shell;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("completions");
+        for (shell, file) in [
+            (Shell::Bash, "airlift.bash"),
+            (Shell::Zsh, "_airlift"),
+            (Shell::Fish, "airlift.fish"),
+            (Shell::PowerShell, "_airlift.ps1"),
+            (Shell::Elvish, "airlift.elv"),
+        ] {
+            let mut generated = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "airlift", &mut generated);
+            let committed = std::fs::read(dir.join(file)).unwrap_or_default();
+            assert!(
+                committed == generated,
+                "completions/{file} is stale: run `airlift completions {shell} > completions/{file}`"
+            );
+        }
+    }
+
     #[test]
     fn conflicting_mapping_flags_are_refused() {
         let r = Cli::try_parse_from([

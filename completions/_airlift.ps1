@@ -1,0 +1,280 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'airlift' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'airlift'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'airlift' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('mirror', 'mirror', [CompletionResultType]::ParameterValue, 'Registry-to-registry mirroring')
+            [CompletionResult]::new('bundle', 'bundle', [CompletionResultType]::ParameterValue, 'Content bundles for air-gap media: create, load, verify, inspect')
+            [CompletionResult]::new('inventory', 'inventory', [CompletionResultType]::ParameterValue, 'Export the digests a registry already holds, for differential bundles')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'airlift;mirror' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'airlift;mirror;sync' {
+            [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Image list: plain text (one reference per line, optional `SOURCE TARGET`) or YAML (`.yaml`/`.yml`). Repeatable')
+            [CompletionResult]::new('--list', '--list', [CompletionResultType]::ParameterName, 'Image list: plain text (one reference per line, optional `SOURCE TARGET`) or YAML (`.yaml`/`.yml`). Repeatable')
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Destination `REGISTRY[/PREFIX]`; images land at `REGISTRY/PREFIX/<source path>:<tag>`. Overrides a YAML list''s `target`')
+            [CompletionResult]::new('--platform', '--platform', [CompletionResultType]::ParameterName, 'Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or comma-separated). The index is rewritten, so its digest changes')
+            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Blobs transferred at once, across all images')
+            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Blobs transferred at once, across all images')
+            [CompletionResult]::new('--retries', '--retries', [CompletionResultType]::ParameterName, 'Attempts per blob after the first, for transient failures')
+            [CompletionResult]::new('--insecure-registry', '--insecure-registry', [CompletionResultType]::ParameterName, 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker''s `--insecure-registry` (loopback registries always are). Repeatable')
+            [CompletionResult]::new('--progress', '--progress', [CompletionResultType]::ParameterName, 'Progress display: bars on a terminal, periodic log lines otherwise')
+            [CompletionResult]::new('--keep-host', '--keep-host', [CompletionResultType]::ParameterName, 'Keep the source registry host as the first path component (`REGISTRY/PREFIX/k8s.gcr.io/pause:3.10`)')
+            [CompletionResult]::new('--flatten', '--flatten', [CompletionResultType]::ParameterName, 'Keep only the last path component (`REGISTRY/PREFIX/pause:3.10`)')
+            [CompletionResult]::new('--fail-fast', '--fail-fast', [CompletionResultType]::ParameterName, 'Stop at the first failed image instead of finishing the others')
+            [CompletionResult]::new('--keep-going', '--keep-going', [CompletionResultType]::ParameterName, 'Finish the other images when one fails (the default)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON report on stdout at the end')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Resolve everything and print the plan (images, blobs and bytes to copy, bytes already present) without copying')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'airlift;mirror;help' {
+            [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'airlift;mirror;help;sync' {
+            break
+        }
+        'airlift;mirror;help;help' {
+            break
+        }
+        'airlift;bundle' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Pull the images of the lists into a bundle: one or more zstd-compressed tar volumes holding an OCI layout. Re-running after an interruption downloads only what is missing')
+            [CompletionResult]::new('load', 'load', [CompletionResultType]::ParameterValue, 'Push a bundle''s images into a registry, streaming from the volumes')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check every blob''s digest and size and that every image is complete (exit code 3 on a problem)')
+            [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'List a bundle''s images, platforms, sizes and volumes')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'airlift;bundle;create' {
+            [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Image list (text or YAML), as for `mirror sync`. Repeatable')
+            [CompletionResult]::new('--list', '--list', [CompletionResultType]::ParameterName, 'Image list (text or YAML), as for `mirror sync`. Repeatable')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'The bundle file (`release.tar.zst`); several volumes are named `release.001.tar.zst`, ...')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'The bundle file (`release.tar.zst`); several volumes are named `release.001.tar.zst`, ...')
+            [CompletionResult]::new('--max-volume-size', '--max-volume-size', [CompletionResultType]::ParameterName, 'Split into volumes of at most this size (`4G`, `700M`)')
+            [CompletionResult]::new('--zstd-level', '--zstd-level', [CompletionResultType]::ParameterName, 'zstd compression level (1-19)')
+            [CompletionResult]::new('--exclude-from', '--exclude-from', [CompletionResultType]::ParameterName, 'Leave out blobs listed in this inventory (`airlift inventory -o FILE` at the site)')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Leave out blobs already in this older bundle (its volumes). Repeatable')
+            [CompletionResult]::new('--staging-dir', '--staging-dir', [CompletionResultType]::ParameterName, 'Where downloaded blobs are kept until the volumes are written (default: next to the output, `PATH.staging/`). Keeping it makes a re-run resume')
+            [CompletionResult]::new('--platform', '--platform', [CompletionResultType]::ParameterName, 'Keep only these platforms of multi-arch images (`os/arch[/variant]`)')
+            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Blobs transferred at once, across all images')
+            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Blobs transferred at once, across all images')
+            [CompletionResult]::new('--retries', '--retries', [CompletionResultType]::ParameterName, 'Attempts per blob after the first, for transient failures')
+            [CompletionResult]::new('--insecure-registry', '--insecure-registry', [CompletionResultType]::ParameterName, 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker''s `--insecure-registry` (loopback registries always are). Repeatable')
+            [CompletionResult]::new('--progress', '--progress', [CompletionResultType]::ParameterName, 'Progress display: bars on a terminal, periodic log lines otherwise')
+            [CompletionResult]::new('--fail-fast', '--fail-fast', [CompletionResultType]::ParameterName, 'Stop at the first failed image instead of finishing the others')
+            [CompletionResult]::new('--keep-going', '--keep-going', [CompletionResultType]::ParameterName, 'Finish the other images when one fails (the default)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON report on stdout at the end')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print the plan without downloading')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'airlift;bundle;load' {
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Destination `REGISTRY[/PREFIX]`')
+            [CompletionResult]::new('--platform', '--platform', [CompletionResultType]::ParameterName, 'Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or comma-separated). The index is rewritten, so its digest changes')
+            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Blobs transferred at once, across all images')
+            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Blobs transferred at once, across all images')
+            [CompletionResult]::new('--retries', '--retries', [CompletionResultType]::ParameterName, 'Attempts per blob after the first, for transient failures')
+            [CompletionResult]::new('--insecure-registry', '--insecure-registry', [CompletionResultType]::ParameterName, 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker''s `--insecure-registry` (loopback registries always are). Repeatable')
+            [CompletionResult]::new('--progress', '--progress', [CompletionResultType]::ParameterName, 'Progress display: bars on a terminal, periodic log lines otherwise')
+            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Where parts of blobs split across volumes wait for their other parts')
+            [CompletionResult]::new('--keep-host', '--keep-host', [CompletionResultType]::ParameterName, 'Keep the source registry host as the first path component (`REGISTRY/PREFIX/k8s.gcr.io/pause:3.10`)')
+            [CompletionResult]::new('--flatten', '--flatten', [CompletionResultType]::ParameterName, 'Keep only the last path component (`REGISTRY/PREFIX/pause:3.10`)')
+            [CompletionResult]::new('--fail-fast', '--fail-fast', [CompletionResultType]::ParameterName, 'Stop at the first failed image instead of finishing the others')
+            [CompletionResult]::new('--keep-going', '--keep-going', [CompletionResultType]::ParameterName, 'Finish the other images when one fails (the default)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON report on stdout at the end')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print the plan without pushing')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'airlift;bundle;verify' {
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the result as JSON')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'airlift;bundle;inspect' {
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'airlift;bundle;help' {
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Pull the images of the lists into a bundle: one or more zstd-compressed tar volumes holding an OCI layout. Re-running after an interruption downloads only what is missing')
+            [CompletionResult]::new('load', 'load', [CompletionResultType]::ParameterValue, 'Push a bundle''s images into a registry, streaming from the volumes')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check every blob''s digest and size and that every image is complete (exit code 3 on a problem)')
+            [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'List a bundle''s images, platforms, sizes and volumes')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'airlift;bundle;help;create' {
+            break
+        }
+        'airlift;bundle;help;load' {
+            break
+        }
+        'airlift;bundle;help;verify' {
+            break
+        }
+        'airlift;bundle;help;inspect' {
+            break
+        }
+        'airlift;bundle;help;help' {
+            break
+        }
+        'airlift;inventory' {
+            [CompletionResult]::new('--registry', '--registry', [CompletionResultType]::ParameterName, 'The registry (and optional prefix) to list')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Where to write the inventory (JSON)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write the inventory (JSON)')
+            [CompletionResult]::new('--insecure-registry', '--insecure-registry', [CompletionResultType]::ParameterName, 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker''s `--insecure-registry` (loopback registries always are). Repeatable')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'airlift;completions' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'airlift;help' {
+            [CompletionResult]::new('mirror', 'mirror', [CompletionResultType]::ParameterValue, 'Registry-to-registry mirroring')
+            [CompletionResult]::new('bundle', 'bundle', [CompletionResultType]::ParameterValue, 'Content bundles for air-gap media: create, load, verify, inspect')
+            [CompletionResult]::new('inventory', 'inventory', [CompletionResultType]::ParameterValue, 'Export the digests a registry already holds, for differential bundles')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'airlift;help;mirror' {
+            [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks')
+            break
+        }
+        'airlift;help;mirror;sync' {
+            break
+        }
+        'airlift;help;bundle' {
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Pull the images of the lists into a bundle: one or more zstd-compressed tar volumes holding an OCI layout. Re-running after an interruption downloads only what is missing')
+            [CompletionResult]::new('load', 'load', [CompletionResultType]::ParameterValue, 'Push a bundle''s images into a registry, streaming from the volumes')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check every blob''s digest and size and that every image is complete (exit code 3 on a problem)')
+            [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'List a bundle''s images, platforms, sizes and volumes')
+            break
+        }
+        'airlift;help;bundle;create' {
+            break
+        }
+        'airlift;help;bundle;load' {
+            break
+        }
+        'airlift;help;bundle;verify' {
+            break
+        }
+        'airlift;help;bundle;inspect' {
+            break
+        }
+        'airlift;help;inventory' {
+            break
+        }
+        'airlift;help;completions' {
+            break
+        }
+        'airlift;help;help' {
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}

@@ -1,0 +1,245 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[airlift] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'airlift'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'airlift'= {
+            cand -v 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand --verbose 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand -q 'Only errors on stderr: no progress, no summary'
+            cand --quiet 'Only errors on stderr: no progress, no summary'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand mirror 'Registry-to-registry mirroring'
+            cand bundle 'Content bundles for air-gap media: create, load, verify, inspect'
+            cand inventory 'Export the digests a registry already holds, for differential bundles'
+            cand completions 'Print a shell completion script'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'airlift;mirror'= {
+            cand -v 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand --verbose 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand -q 'Only errors on stderr: no progress, no summary'
+            cand --quiet 'Only errors on stderr: no progress, no summary'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand sync 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'airlift;mirror;sync'= {
+            cand -l 'Image list: plain text (one reference per line, optional `SOURCE TARGET`) or YAML (`.yaml`/`.yml`). Repeatable'
+            cand --list 'Image list: plain text (one reference per line, optional `SOURCE TARGET`) or YAML (`.yaml`/`.yml`). Repeatable'
+            cand --to 'Destination `REGISTRY[/PREFIX]`; images land at `REGISTRY/PREFIX/<source path>:<tag>`. Overrides a YAML list''s `target`'
+            cand --platform 'Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or comma-separated). The index is rewritten, so its digest changes'
+            cand -j 'Blobs transferred at once, across all images'
+            cand --jobs 'Blobs transferred at once, across all images'
+            cand --retries 'Attempts per blob after the first, for transient failures'
+            cand --insecure-registry 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker''s `--insecure-registry` (loopback registries always are). Repeatable'
+            cand --progress 'Progress display: bars on a terminal, periodic log lines otherwise'
+            cand --keep-host 'Keep the source registry host as the first path component (`REGISTRY/PREFIX/k8s.gcr.io/pause:3.10`)'
+            cand --flatten 'Keep only the last path component (`REGISTRY/PREFIX/pause:3.10`)'
+            cand --fail-fast 'Stop at the first failed image instead of finishing the others'
+            cand --keep-going 'Finish the other images when one fails (the default)'
+            cand --json 'Print one JSON report on stdout at the end'
+            cand --dry-run 'Resolve everything and print the plan (images, blobs and bytes to copy, bytes already present) without copying'
+            cand -v 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand --verbose 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand -q 'Only errors on stderr: no progress, no summary'
+            cand --quiet 'Only errors on stderr: no progress, no summary'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'airlift;mirror;help'= {
+            cand sync 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'airlift;mirror;help;sync'= {
+        }
+        &'airlift;mirror;help;help'= {
+        }
+        &'airlift;bundle'= {
+            cand -v 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand --verbose 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand -q 'Only errors on stderr: no progress, no summary'
+            cand --quiet 'Only errors on stderr: no progress, no summary'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand create 'Pull the images of the lists into a bundle: one or more zstd-compressed tar volumes holding an OCI layout. Re-running after an interruption downloads only what is missing'
+            cand load 'Push a bundle''s images into a registry, streaming from the volumes'
+            cand verify 'Check every blob''s digest and size and that every image is complete (exit code 3 on a problem)'
+            cand inspect 'List a bundle''s images, platforms, sizes and volumes'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'airlift;bundle;create'= {
+            cand -l 'Image list (text or YAML), as for `mirror sync`. Repeatable'
+            cand --list 'Image list (text or YAML), as for `mirror sync`. Repeatable'
+            cand -o 'The bundle file (`release.tar.zst`); several volumes are named `release.001.tar.zst`, ...'
+            cand --output 'The bundle file (`release.tar.zst`); several volumes are named `release.001.tar.zst`, ...'
+            cand --max-volume-size 'Split into volumes of at most this size (`4G`, `700M`)'
+            cand --zstd-level 'zstd compression level (1-19)'
+            cand --exclude-from 'Leave out blobs listed in this inventory (`airlift inventory -o FILE` at the site)'
+            cand --since 'Leave out blobs already in this older bundle (its volumes). Repeatable'
+            cand --staging-dir 'Where downloaded blobs are kept until the volumes are written (default: next to the output, `PATH.staging/`). Keeping it makes a re-run resume'
+            cand --platform 'Keep only these platforms of multi-arch images (`os/arch[/variant]`)'
+            cand -j 'Blobs transferred at once, across all images'
+            cand --jobs 'Blobs transferred at once, across all images'
+            cand --retries 'Attempts per blob after the first, for transient failures'
+            cand --insecure-registry 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker''s `--insecure-registry` (loopback registries always are). Repeatable'
+            cand --progress 'Progress display: bars on a terminal, periodic log lines otherwise'
+            cand --fail-fast 'Stop at the first failed image instead of finishing the others'
+            cand --keep-going 'Finish the other images when one fails (the default)'
+            cand --json 'Print one JSON report on stdout at the end'
+            cand --dry-run 'Print the plan without downloading'
+            cand -v 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand --verbose 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand -q 'Only errors on stderr: no progress, no summary'
+            cand --quiet 'Only errors on stderr: no progress, no summary'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'airlift;bundle;load'= {
+            cand --to 'Destination `REGISTRY[/PREFIX]`'
+            cand --platform 'Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or comma-separated). The index is rewritten, so its digest changes'
+            cand -j 'Blobs transferred at once, across all images'
+            cand --jobs 'Blobs transferred at once, across all images'
+            cand --retries 'Attempts per blob after the first, for transient failures'
+            cand --insecure-registry 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker''s `--insecure-registry` (loopback registries always are). Repeatable'
+            cand --progress 'Progress display: bars on a terminal, periodic log lines otherwise'
+            cand --state-dir 'Where parts of blobs split across volumes wait for their other parts'
+            cand --keep-host 'Keep the source registry host as the first path component (`REGISTRY/PREFIX/k8s.gcr.io/pause:3.10`)'
+            cand --flatten 'Keep only the last path component (`REGISTRY/PREFIX/pause:3.10`)'
+            cand --fail-fast 'Stop at the first failed image instead of finishing the others'
+            cand --keep-going 'Finish the other images when one fails (the default)'
+            cand --json 'Print one JSON report on stdout at the end'
+            cand --dry-run 'Print the plan without pushing'
+            cand -v 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand --verbose 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand -q 'Only errors on stderr: no progress, no summary'
+            cand --quiet 'Only errors on stderr: no progress, no summary'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'airlift;bundle;verify'= {
+            cand --json 'Print the result as JSON'
+            cand -v 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand --verbose 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand -q 'Only errors on stderr: no progress, no summary'
+            cand --quiet 'Only errors on stderr: no progress, no summary'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'airlift;bundle;inspect'= {
+            cand --json 'Print JSON'
+            cand -v 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand --verbose 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand -q 'Only errors on stderr: no progress, no summary'
+            cand --quiet 'Only errors on stderr: no progress, no summary'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'airlift;bundle;help'= {
+            cand create 'Pull the images of the lists into a bundle: one or more zstd-compressed tar volumes holding an OCI layout. Re-running after an interruption downloads only what is missing'
+            cand load 'Push a bundle''s images into a registry, streaming from the volumes'
+            cand verify 'Check every blob''s digest and size and that every image is complete (exit code 3 on a problem)'
+            cand inspect 'List a bundle''s images, platforms, sizes and volumes'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'airlift;bundle;help;create'= {
+        }
+        &'airlift;bundle;help;load'= {
+        }
+        &'airlift;bundle;help;verify'= {
+        }
+        &'airlift;bundle;help;inspect'= {
+        }
+        &'airlift;bundle;help;help'= {
+        }
+        &'airlift;inventory'= {
+            cand --registry 'The registry (and optional prefix) to list'
+            cand -o 'Where to write the inventory (JSON)'
+            cand --output 'Where to write the inventory (JSON)'
+            cand --insecure-registry 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker''s `--insecure-registry` (loopback registries always are). Repeatable'
+            cand -v 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand --verbose 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand -q 'Only errors on stderr: no progress, no summary'
+            cand --quiet 'Only errors on stderr: no progress, no summary'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'airlift;completions'= {
+            cand -v 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand --verbose 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand -q 'Only errors on stderr: no progress, no summary'
+            cand --quiet 'Only errors on stderr: no progress, no summary'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'airlift;help'= {
+            cand mirror 'Registry-to-registry mirroring'
+            cand bundle 'Content bundles for air-gap media: create, load, verify, inspect'
+            cand inventory 'Export the digests a registry already holds, for differential bundles'
+            cand completions 'Print a shell completion script'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'airlift;help;mirror'= {
+            cand sync 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks'
+        }
+        &'airlift;help;mirror;sync'= {
+        }
+        &'airlift;help;bundle'= {
+            cand create 'Pull the images of the lists into a bundle: one or more zstd-compressed tar volumes holding an OCI layout. Re-running after an interruption downloads only what is missing'
+            cand load 'Push a bundle''s images into a registry, streaming from the volumes'
+            cand verify 'Check every blob''s digest and size and that every image is complete (exit code 3 on a problem)'
+            cand inspect 'List a bundle''s images, platforms, sizes and volumes'
+        }
+        &'airlift;help;bundle;create'= {
+        }
+        &'airlift;help;bundle;load'= {
+        }
+        &'airlift;help;bundle;verify'= {
+        }
+        &'airlift;help;bundle;inspect'= {
+        }
+        &'airlift;help;inventory'= {
+        }
+        &'airlift;help;completions'= {
+        }
+        &'airlift;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

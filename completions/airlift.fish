@@ -1,0 +1,151 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_airlift_global_optspecs
+    string join \n v/verbose q/quiet h/help V/version
+end
+
+function __fish_airlift_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_airlift_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_airlift_using_subcommand
+    set -l cmd (__fish_airlift_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c airlift -n "__fish_airlift_needs_command" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+complete -c airlift -n "__fish_airlift_needs_command" -s q -l quiet -d 'Only errors on stderr: no progress, no summary'
+complete -c airlift -n "__fish_airlift_needs_command" -s h -l help -d 'Print help'
+complete -c airlift -n "__fish_airlift_needs_command" -s V -l version -d 'Print version'
+complete -c airlift -n "__fish_airlift_needs_command" -f -a "mirror" -d 'Registry-to-registry mirroring'
+complete -c airlift -n "__fish_airlift_needs_command" -f -a "bundle" -d 'Content bundles for air-gap media: create, load, verify, inspect'
+complete -c airlift -n "__fish_airlift_needs_command" -f -a "inventory" -d 'Export the digests a registry already holds, for differential bundles'
+complete -c airlift -n "__fish_airlift_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c airlift -n "__fish_airlift_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and not __fish_seen_subcommand_from sync help" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and not __fish_seen_subcommand_from sync help" -s q -l quiet -d 'Only errors on stderr: no progress, no summary'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and not __fish_seen_subcommand_from sync help" -s h -l help -d 'Print help'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and not __fish_seen_subcommand_from sync help" -s V -l version -d 'Print version'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and not __fish_seen_subcommand_from sync help" -f -a "sync" -d 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and not __fish_seen_subcommand_from sync help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -s l -l list -d 'Image list: plain text (one reference per line, optional `SOURCE TARGET`) or YAML (`.yaml`/`.yml`). Repeatable' -r -F
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l to -d 'Destination `REGISTRY[/PREFIX]`; images land at `REGISTRY/PREFIX/<source path>:<tag>`. Overrides a YAML list\'s `target`' -r
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l platform -d 'Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or comma-separated). The index is rewritten, so its digest changes' -r
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -s j -l jobs -d 'Blobs transferred at once, across all images' -r
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l retries -d 'Attempts per blob after the first, for transient failures' -r
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l insecure-registry -d 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker\'s `--insecure-registry` (loopback registries always are). Repeatable' -r
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l progress -d 'Progress display: bars on a terminal, periodic log lines otherwise' -r -f -a "auto\t'Bars when stderr is a terminal, plain lines otherwise'
+bars\t'Progress bars'
+plain\t'Plain periodic log lines'
+none\t'Nothing'"
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l keep-host -d 'Keep the source registry host as the first path component (`REGISTRY/PREFIX/k8s.gcr.io/pause:3.10`)'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l flatten -d 'Keep only the last path component (`REGISTRY/PREFIX/pause:3.10`)'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l fail-fast -d 'Stop at the first failed image instead of finishing the others'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l keep-going -d 'Finish the other images when one fails (the default)'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l json -d 'Print one JSON report on stdout at the end'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l dry-run -d 'Resolve everything and print the plan (images, blobs and bytes to copy, bytes already present) without copying'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -s q -l quiet -d 'Only errors on stderr: no progress, no summary'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -s V -l version -d 'Print version'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from help" -f -a "sync" -d 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and not __fish_seen_subcommand_from create load verify inspect help" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and not __fish_seen_subcommand_from create load verify inspect help" -s q -l quiet -d 'Only errors on stderr: no progress, no summary'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and not __fish_seen_subcommand_from create load verify inspect help" -s h -l help -d 'Print help'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and not __fish_seen_subcommand_from create load verify inspect help" -s V -l version -d 'Print version'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and not __fish_seen_subcommand_from create load verify inspect help" -f -a "create" -d 'Pull the images of the lists into a bundle: one or more zstd-compressed tar volumes holding an OCI layout. Re-running after an interruption downloads only what is missing'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and not __fish_seen_subcommand_from create load verify inspect help" -f -a "load" -d 'Push a bundle\'s images into a registry, streaming from the volumes'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and not __fish_seen_subcommand_from create load verify inspect help" -f -a "verify" -d 'Check every blob\'s digest and size and that every image is complete (exit code 3 on a problem)'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and not __fish_seen_subcommand_from create load verify inspect help" -f -a "inspect" -d 'List a bundle\'s images, platforms, sizes and volumes'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and not __fish_seen_subcommand_from create load verify inspect help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -s l -l list -d 'Image list (text or YAML), as for `mirror sync`. Repeatable' -r -F
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -s o -l output -d 'The bundle file (`release.tar.zst`); several volumes are named `release.001.tar.zst`, ...' -r -F
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l max-volume-size -d 'Split into volumes of at most this size (`4G`, `700M`)' -r
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l zstd-level -d 'zstd compression level (1-19)' -r
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l exclude-from -d 'Leave out blobs listed in this inventory (`airlift inventory -o FILE` at the site)' -r -F
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l since -d 'Leave out blobs already in this older bundle (its volumes). Repeatable' -r -F
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l staging-dir -d 'Where downloaded blobs are kept until the volumes are written (default: next to the output, `PATH.staging/`). Keeping it makes a re-run resume' -r -F
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l platform -d 'Keep only these platforms of multi-arch images (`os/arch[/variant]`)' -r
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -s j -l jobs -d 'Blobs transferred at once, across all images' -r
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l retries -d 'Attempts per blob after the first, for transient failures' -r
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l insecure-registry -d 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker\'s `--insecure-registry` (loopback registries always are). Repeatable' -r
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l progress -d 'Progress display: bars on a terminal, periodic log lines otherwise' -r -f -a "auto\t'Bars when stderr is a terminal, plain lines otherwise'
+bars\t'Progress bars'
+plain\t'Plain periodic log lines'
+none\t'Nothing'"
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l fail-fast -d 'Stop at the first failed image instead of finishing the others'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l keep-going -d 'Finish the other images when one fails (the default)'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l json -d 'Print one JSON report on stdout at the end'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l dry-run -d 'Print the plan without downloading'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Only errors on stderr: no progress, no summary'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l to -d 'Destination `REGISTRY[/PREFIX]`' -r
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l platform -d 'Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or comma-separated). The index is rewritten, so its digest changes' -r
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -s j -l jobs -d 'Blobs transferred at once, across all images' -r
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l retries -d 'Attempts per blob after the first, for transient failures' -r
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l insecure-registry -d 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker\'s `--insecure-registry` (loopback registries always are). Repeatable' -r
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l progress -d 'Progress display: bars on a terminal, periodic log lines otherwise' -r -f -a "auto\t'Bars when stderr is a terminal, plain lines otherwise'
+bars\t'Progress bars'
+plain\t'Plain periodic log lines'
+none\t'Nothing'"
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l state-dir -d 'Where parts of blobs split across volumes wait for their other parts' -r -F
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l keep-host -d 'Keep the source registry host as the first path component (`REGISTRY/PREFIX/k8s.gcr.io/pause:3.10`)'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l flatten -d 'Keep only the last path component (`REGISTRY/PREFIX/pause:3.10`)'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l fail-fast -d 'Stop at the first failed image instead of finishing the others'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l keep-going -d 'Finish the other images when one fails (the default)'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l json -d 'Print one JSON report on stdout at the end'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l dry-run -d 'Print the plan without pushing'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -s q -l quiet -d 'Only errors on stderr: no progress, no summary'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -s V -l version -d 'Print version'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from verify" -l json -d 'Print the result as JSON'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from verify" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from verify" -s q -l quiet -d 'Only errors on stderr: no progress, no summary'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from verify" -s V -l version -d 'Print version'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from inspect" -l json -d 'Print JSON'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from inspect" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from inspect" -s q -l quiet -d 'Only errors on stderr: no progress, no summary'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from inspect" -s h -l help -d 'Print help'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from inspect" -s V -l version -d 'Print version'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from help" -f -a "create" -d 'Pull the images of the lists into a bundle: one or more zstd-compressed tar volumes holding an OCI layout. Re-running after an interruption downloads only what is missing'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from help" -f -a "load" -d 'Push a bundle\'s images into a registry, streaming from the volumes'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Check every blob\'s digest and size and that every image is complete (exit code 3 on a problem)'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from help" -f -a "inspect" -d 'List a bundle\'s images, platforms, sizes and volumes'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c airlift -n "__fish_airlift_using_subcommand inventory" -l registry -d 'The registry (and optional prefix) to list' -r
+complete -c airlift -n "__fish_airlift_using_subcommand inventory" -s o -l output -d 'Where to write the inventory (JSON)' -r -F
+complete -c airlift -n "__fish_airlift_using_subcommand inventory" -l insecure-registry -d 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker\'s `--insecure-registry` (loopback registries always are). Repeatable' -r
+complete -c airlift -n "__fish_airlift_using_subcommand inventory" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+complete -c airlift -n "__fish_airlift_using_subcommand inventory" -s q -l quiet -d 'Only errors on stderr: no progress, no summary'
+complete -c airlift -n "__fish_airlift_using_subcommand inventory" -s h -l help -d 'Print help'
+complete -c airlift -n "__fish_airlift_using_subcommand inventory" -s V -l version -d 'Print version'
+complete -c airlift -n "__fish_airlift_using_subcommand completions" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+complete -c airlift -n "__fish_airlift_using_subcommand completions" -s q -l quiet -d 'Only errors on stderr: no progress, no summary'
+complete -c airlift -n "__fish_airlift_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c airlift -n "__fish_airlift_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c airlift -n "__fish_airlift_using_subcommand help; and not __fish_seen_subcommand_from mirror bundle inventory completions help" -f -a "mirror" -d 'Registry-to-registry mirroring'
+complete -c airlift -n "__fish_airlift_using_subcommand help; and not __fish_seen_subcommand_from mirror bundle inventory completions help" -f -a "bundle" -d 'Content bundles for air-gap media: create, load, verify, inspect'
+complete -c airlift -n "__fish_airlift_using_subcommand help; and not __fish_seen_subcommand_from mirror bundle inventory completions help" -f -a "inventory" -d 'Export the digests a registry already holds, for differential bundles'
+complete -c airlift -n "__fish_airlift_using_subcommand help; and not __fish_seen_subcommand_from mirror bundle inventory completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c airlift -n "__fish_airlift_using_subcommand help; and not __fish_seen_subcommand_from mirror bundle inventory completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c airlift -n "__fish_airlift_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "sync" -d 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks'
+complete -c airlift -n "__fish_airlift_using_subcommand help; and __fish_seen_subcommand_from bundle" -f -a "create" -d 'Pull the images of the lists into a bundle: one or more zstd-compressed tar volumes holding an OCI layout. Re-running after an interruption downloads only what is missing'
+complete -c airlift -n "__fish_airlift_using_subcommand help; and __fish_seen_subcommand_from bundle" -f -a "load" -d 'Push a bundle\'s images into a registry, streaming from the volumes'
+complete -c airlift -n "__fish_airlift_using_subcommand help; and __fish_seen_subcommand_from bundle" -f -a "verify" -d 'Check every blob\'s digest and size and that every image is complete (exit code 3 on a problem)'
+complete -c airlift -n "__fish_airlift_using_subcommand help; and __fish_seen_subcommand_from bundle" -f -a "inspect" -d 'List a bundle\'s images, platforms, sizes and volumes'
