@@ -44,6 +44,8 @@ complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_
 complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l platform -d 'Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or comma-separated). The index is rewritten, so its digest changes' -r
 complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -s j -l jobs -d 'Blobs transferred at once, across all images' -r
 complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l retries -d 'Attempts per blob after the first, for transient failures' -r
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l retry-budget -d 'Retries allowed in the whole run; once spent, failures are final (a registry that stays down fails its images instead of being retried blob after blob)' -r
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l timeout -d 'Per-request timeout, and how long a transfer may go without receiving a byte before it counts as stalled and is retried (seconds)' -r
 complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l insecure-registry -d 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker\'s `--insecure-registry` (loopback registries always are). Repeatable' -r
 complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l progress -d 'Progress display: bars on a terminal, periodic log lines otherwise' -r -f -a "auto\t'Bars when stderr is a terminal, plain lines otherwise'
 bars\t'Progress bars'
@@ -80,6 +82,8 @@ complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l platform -d 'Keep only these platforms of multi-arch images (`os/arch[/variant]`)' -r
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -s j -l jobs -d 'Blobs transferred at once, across all images' -r
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l retries -d 'Attempts per blob after the first, for transient failures' -r
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l retry-budget -d 'Retries allowed in the whole run; once spent, failures are final (a registry that stays down fails its images instead of being retried blob after blob)' -r
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l timeout -d 'Per-request timeout, and how long a transfer may go without receiving a byte before it counts as stalled and is retried (seconds)' -r
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l insecure-registry -d 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker\'s `--insecure-registry` (loopback registries always are). Repeatable' -r
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l progress -d 'Progress display: bars on a terminal, periodic log lines otherwise' -r -f -a "auto\t'Bars when stderr is a terminal, plain lines otherwise'
 bars\t'Progress bars'
@@ -97,6 +101,8 @@ complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l platform -d 'Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or comma-separated). The index is rewritten, so its digest changes' -r
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -s j -l jobs -d 'Blobs transferred at once, across all images' -r
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l retries -d 'Attempts per blob after the first, for transient failures' -r
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l retry-budget -d 'Retries allowed in the whole run; once spent, failures are final (a registry that stays down fails its images instead of being retried blob after blob)' -r
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l timeout -d 'Per-request timeout, and how long a transfer may go without receiving a byte before it counts as stalled and is retried (seconds)' -r
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l insecure-registry -d 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker\'s `--insecure-registry` (loopback registries always are). Repeatable' -r
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l progress -d 'Progress display: bars on a terminal, periodic log lines otherwise' -r -f -a "auto\t'Bars when stderr is a terminal, plain lines otherwise'
 bars\t'Progress bars'

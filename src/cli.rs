@@ -226,6 +226,14 @@ pub struct TransferArgs {
     /// Attempts per blob after the first, for transient failures.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub retries: u32,
+    /// Retries allowed in the whole run; once spent, failures are final (a registry that
+    /// stays down fails its images instead of being retried blob after blob).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub retry_budget: u64,
+    /// Per-request timeout, and how long a transfer may go without receiving a byte before
+    /// it counts as stalled and is retried (seconds).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub timeout: u64,
 }
 
 /// Registry connection options.

@@ -43,6 +43,7 @@ impl SyncSettings {
             output,
             dry_run,
         } = args;
+        let timeout = transfer.timeout;
         let dest = to
             .map(|t| t.parse::<Destination>())
             .transpose()
@@ -54,7 +55,7 @@ impl SyncSettings {
             mode,
             platforms,
             transfer: transfer_settings(transfer)?,
-            client: client_settings(registry),
+            client: client_settings(registry, timeout),
             output: output_settings(output, quiet),
             dry_run,
         })
@@ -86,17 +87,20 @@ fn transfer_settings(args: TransferArgs) -> Result<TransferOptions> {
         fail_fast,
         keep_going: _, // the default; accepted so scripts can say it explicitly
         retries,
+        retry_budget,
+        timeout: _, // a client option: see `request_timeout`
     } = args;
     anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
     Ok(TransferOptions {
         jobs,
         keep_going: !fail_fast,
         blob_retries: retries,
+        retry_budget,
         ..TransferOptions::default()
     })
 }
 
-fn client_settings(args: RegistryArgs) -> ClientOptions {
+fn client_settings(args: RegistryArgs, timeout_secs: u64) -> ClientOptions {
     let RegistryArgs {
         insecure_registries,
     } = args;
@@ -104,7 +108,7 @@ fn client_settings(args: RegistryArgs) -> ClientOptions {
         insecure_registries,
         retry: RetryPolicy::default(),
         credentials: None,
-        request_timeout: None,
+        request_timeout: Some(std::time::Duration::from_secs(timeout_secs.max(1))),
     }
 }
 
@@ -151,6 +155,7 @@ impl CreateSettings {
             output_args,
             dry_run,
         } = args;
+        let timeout = transfer.timeout;
         let max_volume_size = max_volume_size
             .map(|s| airlift::bundle::parse_size(&s))
             .transpose()
@@ -177,7 +182,7 @@ impl CreateSettings {
             keep_staging,
             platforms,
             transfer: transfer_settings(transfer)?,
-            client: client_settings(registry),
+            client: client_settings(registry, timeout),
             output_settings: output_settings(output_args, quiet),
             dry_run,
         })
@@ -209,6 +214,7 @@ impl LoadSettings {
             state_dir,
             dry_run,
         } = args;
+        let timeout = transfer.timeout;
         let dest = to.parse::<Destination>().context("invalid --to")?;
         let (mode, platforms) = mapping_settings(mapping)?;
         // Volumes often sit on read-only media: split-blob parts wait in the user's cache.
@@ -225,7 +231,7 @@ impl LoadSettings {
             mode: mode.unwrap_or_default(),
             platforms,
             transfer: transfer_settings(transfer)?,
-            client: client_settings(registry),
+            client: client_settings(registry, timeout),
             output: output_settings(output, quiet),
             state_dir,
             dry_run,

@@ -43,6 +43,8 @@ pub struct TransferOptions {
     /// First backoff delay between blob attempts (default 500 ms; `AIRLIFT_RETRY_DELAY_MS`
     /// overrides it).
     pub retry_delay: Duration,
+    /// Retries allowed in the whole run, across all blobs and segments (default 100).
+    pub retry_budget: u64,
 }
 
 impl Default for TransferOptions {
@@ -55,6 +57,7 @@ impl Default for TransferOptions {
             segment_parallelism: 4,
             blob_retries: 4,
             retry_delay: Duration::from_millis(500),
+            retry_budget: 100,
         }
     }
 }

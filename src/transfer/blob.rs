@@ -29,6 +29,27 @@ pub(crate) struct Ctx {
     pub reporter: Arc<dyn Reporter>,
     /// Bytes read from sources this run, retries included.
     pub bytes_read: Arc<AtomicU64>,
+    /// Retries left for the whole run (`--retry-budget`), shared by blobs and segments.
+    pub retry_budget: Arc<RetryBudget>,
+}
+
+/// A run-wide cap on retries, so a registry that keeps failing ends the run in bounded time
+/// instead of every blob spending its own retries one after another.
+#[derive(Debug)]
+pub(crate) struct RetryBudget(std::sync::atomic::AtomicU64);
+
+impl RetryBudget {
+    /// A budget of `n` retries.
+    pub fn new(n: u64) -> Self {
+        RetryBudget(std::sync::atomic::AtomicU64::new(n))
+    }
+
+    /// Takes one retry; false when none is left.
+    pub fn take(&self) -> bool {
+        self.0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    }
 }
 
 /// A blob body on its way.
@@ -74,7 +95,11 @@ pub(crate) async fn copy(
         };
         match result {
             Ok(()) => return Ok(()),
-            Err(e) if e.is_retryable() && attempt < ctx.opts.blob_retries => {
+            Err(e)
+                if e.is_retryable()
+                    && attempt < ctx.opts.blob_retries
+                    && ctx.retry_budget.take() =>
+            {
                 attempt += 1;
                 ctx.reporter
                     .on_blob_retry(digest, 0, &super::error_chain(&e));
@@ -225,6 +250,7 @@ async fn whole(
         current: Some(first.stream),
         attempts: 0,
         max_attempts: ctx.opts.blob_retries,
+        budget: ctx.retry_budget.clone(),
         delay: ctx.opts.retry_delay,
         reporter: ctx.reporter.clone(),
         done: false,
@@ -246,6 +272,7 @@ struct Resume {
     current: Option<BoxStream<'static, Result<Bytes, crate::registry::RegistryError>>>,
     attempts: u32,
     max_attempts: u32,
+    budget: Arc<RetryBudget>,
     delay: Duration,
     reporter: Arc<dyn Reporter>,
     done: bool,
@@ -317,7 +344,7 @@ impl Resume {
 
     /// Waits before resuming; false when the error is final or attempts are used up.
     async fn retry(&mut self, e: &TransferError) -> bool {
-        if !e.is_retryable() || self.attempts >= self.max_attempts {
+        if !e.is_retryable() || self.attempts >= self.max_attempts || !self.budget.take() {
             return false;
         }
         self.attempts += 1;
@@ -383,6 +410,7 @@ async fn segmented(
         );
         let retries = ctx.opts.blob_retries;
         let delay = ctx.opts.retry_delay;
+        let budget = ctx.retry_budget.clone();
         futures.push(
             async move {
                 let mut attempt = 0;
@@ -401,7 +429,7 @@ async fn segmented(
                     };
                     match r {
                         Ok(b) => return Ok(b),
-                        Err(e) if e.is_retryable() && attempt < retries => {
+                        Err(e) if e.is_retryable() && attempt < retries && budget.take() => {
                             attempt += 1;
                             reporter.on_blob_retry(&digest, 0, &super::error_chain(&e));
                             tokio::time::sleep(jitter(delay, attempt)).await;

@@ -79,6 +79,7 @@ pub async fn execute(
         opts: opts.clone(),
         reporter: reporter.clone(),
         bytes_read: Arc::new(AtomicU64::new(0)),
+        retry_budget: Arc::new(blob::RetryBudget::new(opts.retry_budget)),
     });
     let tasks = Arc::new(Tasks::default());
     let permits = Arc::new(Semaphore::new(opts.jobs.max(1)));
