@@ -23,6 +23,12 @@ result() {
     echo "$*" >>"$RESULTS"
 }
 
+# cpu_of PID: CPU seconds (user + system) a process has used so far.
+cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+
+# cpu_delta BEFORE AFTER: difference of two cpu_of readings.
+cpu_delta() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
 # elapsed START END: seconds between two `now` readings, 3 decimals.
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
@@ -48,32 +54,44 @@ verify_copies() {
 
 bench_mirror_sync() {
     start_registry
-    local to_airlift="$REGISTRY_ADDR"
+    local to_airlift="$REGISTRY_ADDR" airlift_pid="$REGISTRY_PID"
     start_registry
-    local to_skopeo="$REGISTRY_ADDR"
-    local t0 t1 airlift_s skopeo_s rc=0
+    local to_skopeo="$REGISTRY_ADDR" skopeo_pid="$REGISTRY_PID"
+    local t0 t1 airlift_s skopeo_s rc=0 s0 d0 a_src a_dst k_src k_dst a_cpu k_cpu
+    TIMEFORMAT='%U %S'
 
     log "airlift mirror sync -> $to_airlift/bench (--flatten --jobs $BENCH_JOBS)"
+    s0="$(cpu_of "$SRC_PID")" d0="$(cpu_of "$airlift_pid")"
     t0="$(now)"
-    "$BIN_DIR/airlift" mirror sync --list "$WORK/images.txt" --to "$to_airlift/bench" \
+    { time "$BIN_DIR/airlift" mirror sync --list "$WORK/images.txt" --to "$to_airlift/bench" \
         --flatten --jobs "$BENCH_JOBS" --json --insecure-registry "$SRC" --insecure-registry "$to_airlift" \
-        >"$OUT_DIR/airlift-report.json" || rc=$?
+        >"$OUT_DIR/airlift-report.json" 2>"$OUT_DIR/airlift.log"; } 2>"$WORK/airlift.time" || rc=$?
     t1="$(now)"
     [[ $rc -eq 0 ]] || die "airlift mirror sync exited with $rc (report: $OUT_DIR/airlift-report.json)"
     airlift_s="$(elapsed "$t0" "$t1")"
+    a_src="$(cpu_delta "$s0" "$(cpu_of "$SRC_PID")")" a_dst="$(cpu_delta "$d0" "$(cpu_of "$airlift_pid")")"
+    a_cpu="$(tail -n 1 "$WORK/airlift.time" | awk '{ printf "%.2f", $1 + $2 }')"
 
     log "skopeo sync --all --src yaml --dest docker -> $to_skopeo/bench"
+    s0="$(cpu_of "$SRC_PID")" d0="$(cpu_of "$skopeo_pid")"
     t0="$(now)"
-    skopeo --policy "$POLICY" sync --all --src yaml --dest docker --dest-tls-verify=false \
-        "$WORK/skopeo.yaml" "$to_skopeo/bench" >"$OUT_DIR/skopeo.log" 2>&1 \
+    { time skopeo --policy "$POLICY" sync --all --src yaml --dest docker --dest-tls-verify=false \
+        "$WORK/skopeo.yaml" "$to_skopeo/bench" >"$OUT_DIR/skopeo.log" 2>&1; } 2>"$WORK/skopeo.time" \
         || die "skopeo sync failed: see $OUT_DIR/skopeo.log"
     t1="$(now)"
     skopeo_s="$(elapsed "$t0" "$t1")"
+    k_src="$(cpu_delta "$s0" "$(cpu_of "$SRC_PID")")" k_dst="$(cpu_delta "$d0" "$(cpu_of "$skopeo_pid")")"
+    k_cpu="$(tail -n 1 "$WORK/skopeo.time" | awk '{ printf "%.2f", $1 + $2 }')"
 
     verify_copies "$WORK/images.txt" "$to_airlift/bench" "$to_skopeo/bench"
     result "mirror sync ($IMAGES images, $SEED_MB MB, scale $BENCH_SCALE, jobs $BENCH_JOBS):" \
         "airlift: $airlift_s s, skopeo: $skopeo_s s," \
         "ratio airlift/skopeo: $(awk -v a="$airlift_s" -v b="$skopeo_s" 'BEGIN { printf "%.2f", a / b }')"
+    # On loopback the registries do most of the work; with $(nproc) cores, the CPU seconds
+    # of all three processes divided by the cores is the floor no client can beat.
+    result "  cpu seconds: airlift run: client $a_cpu, source registry $a_src, target registry $a_dst" \
+        "(floor $(awk -v a="$a_cpu" -v b="$a_src" -v c="$a_dst" -v n="$(nproc)" 'BEGIN { printf "%.2f", (a + b + c) / n }') s);" \
+        "skopeo run: client $k_cpu, source registry $k_src, target registry $k_dst"
 }
 
 ensure_prereqs
@@ -83,6 +101,7 @@ POLICY="$(skopeo_policy)"
 WORK="$(make_tmpdir)"
 start_registry
 SRC="$REGISTRY_ADDR"
+SRC_PID="$REGISTRY_PID"
 
 log "generating the release set (scale $BENCH_SCALE) into $SRC"
 "$BIN_DIR/examples/seed" --registry "$SRC" --set release --scale "$BENCH_SCALE" \
