@@ -115,6 +115,15 @@ async fn plan_and_run(
     let reporter = output::as_reporter(&progress);
     progress.start();
     let plan = transfer::plan(source, sink, jobs, transfer, &*reporter).await;
+    if let airlift::transfer::Sink::Bundle(b) = sink
+        && !dry_run
+    {
+        check_free_space(
+            b.staging.dir(),
+            plan.summary.bytes_to_transfer,
+            plan.summary.bytes_present,
+        )?;
+    }
     if dry_run {
         progress.finish();
         if !settings.json {
@@ -130,9 +139,40 @@ async fn plan_and_run(
             Ok(Outcome::Done(Box::new(plan), report))
         }
         _ = tokio::signal::ctrl_c() => {
+            // Dropping the run aborts the transfers in flight; a registry commits a blob only
+            // on a complete, verified upload and staging only renames verified files, so
+            // nothing half-written is left looking complete.
             progress.finish();
-            eprintln!("interrupted: what was already copied is kept; run the same command again to finish");
+            eprintln!("interrupted: {}", progress.summary());
+            eprintln!("what was already copied is kept; run the same command again to finish");
             Ok(Outcome::Interrupted)
         }
     }
+}
+
+/// Refuses to start a bundle when the disk cannot hold it: the blobs still to fetch are
+/// staged, then written again into the volumes with those already staged (staging is
+/// removed only at the end). An estimate: excluded blobs count as staged.
+fn check_free_space(dir: &std::path::Path, bytes_to_fetch: u64, bytes_staged: u64) -> Result<()> {
+    let probe = dir
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(std::path::Path::new("."));
+    let Ok(stat) = rustix::fs::statvfs(probe) else {
+        return Ok(());
+    };
+    let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+    let needed = bytes_to_fetch
+        .saturating_mul(2)
+        .saturating_add(bytes_staged)
+        .saturating_add(64 << 20);
+    if free < needed {
+        anyhow::bail!(
+            "not enough free space in {}: {} free, about {} needed (blobs to fetch are staged, then written into the volumes); free some space or pass --staging-dir on another disk, then run the same command again",
+            probe.display(),
+            indicatif::HumanBytes(free),
+            indicatif::HumanBytes(needed)
+        );
+    }
+    Ok(())
 }

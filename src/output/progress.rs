@@ -87,6 +87,19 @@ impl Progress {
         }
     }
 
+    /// One line on what got done so far, for an interrupted run.
+    pub fn summary(&self) -> String {
+        let c = &self.counters;
+        format!(
+            "{} of {} images finished ({} failed), {} transferred in {:.1}s",
+            c.images_done.load(Ordering::Relaxed),
+            c.images.load(Ordering::Relaxed),
+            c.images_failed.load(Ordering::Relaxed),
+            HumanBytes(c.bytes.load(Ordering::Relaxed)),
+            self.started.elapsed().as_secs_f64()
+        )
+    }
+
     fn println(&self, line: String) {
         match (&self.bar, self.mode) {
             (Some(bar), _) => bar.println(line),
