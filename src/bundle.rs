@@ -419,6 +419,11 @@ pub(crate) fn part_name(digest: &Digest, n: u32) -> String {
     format!("{BLOBS_DIR}{}.part{n}", digest.hex())
 }
 
+/// The current time as RFC 3339 UTC (`2026-11-21T19:20:05Z`), for `created`.
+pub fn now_rfc3339() -> String {
+    crate::inventory::rfc3339(std::time::SystemTime::now())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,44 +494,5 @@ mod tests {
                 .unwrap_err()
                 .contains("absolute")
         );
-    }
-}
-
-/// The current time as RFC 3339 UTC (`2026-11-21T19:20:05Z`), for `created`.
-pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    rfc3339(secs)
-}
-
-/// Formats seconds since the epoch as RFC 3339 UTC (Howard Hinnant's civil-from-days).
-fn rfc3339(secs: i64) -> String {
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod time_tests {
-    #[test]
-    fn formats_rfc3339() {
-        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::rfc3339(1_795_288_805), "2026-11-21T19:20:05Z");
-        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
     }
 }
