@@ -98,13 +98,21 @@ pub async fn execute(
                 }
                 Sink::Bundle(b) => Dest::Staging(b.staging.clone()),
             };
-            // Mount from the first target repository once it has the blob, or straight from
-            // the source repository when source and target share a registry.
-            let (after, mount_from) = match &primary {
-                Some((f, reg, repo)) if *reg == t.registry => (Some(f.clone()), Some(repo.clone())),
-                Some((f, _, _)) => (Some(f.clone()), None),
-                None if b.source.0 == t.registry => (None, Some(b.source.1.clone())),
-                None => (None, None),
+            // Mount from a target repository that already has the blob, else from the first
+            // one once it has it, or straight from the source repository when source and
+            // target share a registry.
+            let present = b
+                .targets
+                .iter()
+                .find(|p| p.present && p.registry == t.registry);
+            let (after, mount_from) = match (&primary, present) {
+                (_, Some(p)) => (None, Some(p.repository.clone())),
+                (Some((f, reg, repo)), None) if *reg == t.registry => {
+                    (Some(f.clone()), Some(repo.clone()))
+                }
+                (Some((f, _, _)), None) => (Some(f.clone()), None),
+                (None, None) if b.source.0 == t.registry => (None, Some(b.source.1.clone())),
+                (None, None) => (None, None),
             };
             let mount_from = mount_from.filter(|_| matches!(sink, Sink::Registry(_)));
             let (ctx, permits, src, digest, size) = (

@@ -181,7 +181,16 @@ pub async fn execute_load(
         done: Mutex::new(HashSet::new()),
         failed: Mutex::new(HashMap::new()),
     });
+    mount_present(client, &plan, &state, opts.jobs).await;
     let held: HashSet<&Digest> = bundle.descriptor.blobs.keys().collect();
+    {
+        let done = state.done.lock().expect("not poisoned").clone();
+        for (digest, need) in needs.iter_mut() {
+            need.targets
+                .retain(|(r, p)| !done.contains(&(digest.clone(), r.clone(), p.clone())));
+        }
+        needs.retain(|_, n| !n.targets.is_empty());
+    }
     // A mount refused by the registry needs the bytes again: one more pass reads them.
     for _pass in 0..2 {
         for (path, number) in bundle.volumes.iter().zip(&bundle.numbers) {
@@ -228,6 +237,39 @@ pub async fn execute_load(
         bytes_skipped: plan.summary.bytes_present,
         seconds: started.elapsed().as_secs_f64(),
     }
+}
+
+/// Blobs the destination already holds in another repository (an earlier load, or the site
+/// blobs a differential bundle leaves out) are mounted instead of read from the volumes.
+async fn mount_present(client: &RegistryClient, plan: &Plan, state: &LoadState, jobs: usize) {
+    let mounts: Vec<(Digest, String, (String, String))> = plan
+        .blobs
+        .iter()
+        .filter(|b| !b.present_everywhere())
+        .filter_map(|b| Some((b, b.targets.iter().find(|t| t.present)?)))
+        .flat_map(|(b, from)| {
+            b.targets
+                .iter()
+                .filter(move |t| !t.present && t.registry == from.registry)
+                .map(move |t| {
+                    (
+                        b.digest.clone(),
+                        from.repository.clone(),
+                        (t.registry.clone(), t.repository.clone()),
+                    )
+                })
+        })
+        .collect();
+    futures_util::stream::iter(mounts)
+        .for_each_concurrent(jobs.max(1), |(digest, from, target)| async move {
+            let repo = client.repo(&target.0, &target.1).for_push();
+            // A refused mount opens an upload session that is simply left to expire; the
+            // blob then comes from the volumes as usual.
+            if let Ok(MountOutcome::Mounted) = repo.mount_blob(&digest, &from).await {
+                mark_done(state, &digest, &target);
+            }
+        })
+        .await;
 }
 
 struct LoadState {
