@@ -138,7 +138,7 @@ _airlift() {
             return 0
             ;;
         airlift__subcmd__bundle__subcmd__create)
-            opts="-l -o -j -v -q -h -V --list --output --max-volume-size --zstd-level --exclude-from --since --staging-dir --platform --jobs --fail-fast --keep-going --retries --retry-budget --timeout --insecure-registry --json --progress --dry-run --verbose --quiet --help --version"
+            opts="-l -o -j -v -q -h -V --list --output --max-volume-size --zstd-level --exclude-from --since --staging-dir --from --keep-host --flatten --platform --jobs --fail-fast --keep-going --retries --retry-budget --timeout --insecure-registry --json --progress --dry-run --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -177,6 +177,10 @@ _airlift() {
                     return 0
                     ;;
                 --staging-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -79,7 +79,8 @@ complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l exclude-from -d 'Leave out blobs listed in this inventory (`airlift inventory -o FILE` at the site)' -r -F
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l since -d 'Leave out blobs already in this older bundle (its volumes). Repeatable' -r -F
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l staging-dir -d 'Where downloaded blobs are kept until the volumes are written (default: next to the output, `PATH.staging/`). Keeping it makes a re-run resume' -r -F
-complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l platform -d 'Keep only these platforms of multi-arch images (`os/arch[/variant]`)' -r
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l from -d 'Fetch every image from this registry (a mirror) instead of the one its reference names, mapped as `mirror sync --to` maps (with --keep-host/--flatten); the bundle still records the names as listed' -r
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l platform -d 'Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or comma-separated). The index is rewritten, so its digest changes' -r
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -s j -l jobs -d 'Blobs transferred at once, across all images' -r
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l retries -d 'Attempts per blob after the first, for transient failures' -r
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l retry-budget -d 'Retries allowed in the whole run; once spent, failures are final (a registry that stays down fails its images instead of being retried blob after blob)' -r
@@ -89,6 +90,8 @@ complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_
 bars\t'Progress bars'
 plain\t'Plain periodic log lines'
 none\t'Nothing'"
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l keep-host -d 'Keep the source registry host as the first path component (`REGISTRY/PREFIX/k8s.gcr.io/pause:3.10`)'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l flatten -d 'Keep only the last path component (`REGISTRY/PREFIX/pause:3.10`)'
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l fail-fast -d 'Stop at the first failed image instead of finishing the others'
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l keep-going -d 'Finish the other images when one fails (the default)'
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l json -d 'Print one JSON report on stdout at the end'

@@ -88,13 +88,13 @@ pub struct BundleCreateArgs {
     /// output, `PATH.staging/`). Keeping it makes a re-run resume.
     #[arg(long, value_name = "DIR")]
     pub staging_dir: Option<PathBuf>,
-    /// Keep only these platforms of multi-arch images (`os/arch[/variant]`).
-    #[arg(
-        long = "platform",
-        value_name = "OS/ARCH[/VARIANT]",
-        value_delimiter = ','
-    )]
-    pub platforms: Vec<String>,
+    /// Fetch every image from this registry (a mirror) instead of the one its reference
+    /// names, mapped as `mirror sync --to` maps (with --keep-host/--flatten); the bundle
+    /// still records the names as listed.
+    #[arg(long, value_name = "REGISTRY[/PREFIX]")]
+    pub from: Option<String>,
+    #[command(flatten)]
+    pub mapping: MappingArgs,
     #[command(flatten)]
     pub transfer: TransferArgs,
     #[command(flatten)]

@@ -132,6 +132,8 @@ pub struct CreateSettings {
     pub staging_dir: PathBuf,
     /// The staging directory was chosen by the user: keep it after success.
     pub keep_staging: bool,
+    /// A mirror to fetch from instead of each image's own registry, and how to map onto it.
+    pub from: Option<(Destination, MappingMode)>,
     pub platforms: Vec<Platform>,
     pub transfer: TransferOptions,
     pub client: ClientOptions,
@@ -149,7 +151,8 @@ impl CreateSettings {
             exclude_from,
             since,
             staging_dir,
-            platforms,
+            from,
+            mapping,
             transfer,
             registry,
             output_args,
@@ -160,11 +163,12 @@ impl CreateSettings {
             .map(|s| airlift::bundle::parse_size(&s))
             .transpose()
             .context("invalid --max-volume-size")?;
-        let (_, platforms) = mapping_settings(MappingArgs {
-            keep_host: false,
-            flatten: false,
-            platforms,
-        })?;
+        let (mode, platforms) = mapping_settings(mapping)?;
+        let from = from
+            .map(|f| f.parse::<Destination>())
+            .transpose()
+            .context("invalid --from")?
+            .map(|d| (d, mode.unwrap_or_default()));
         let keep_staging = staging_dir.is_some();
         let staging_dir = staging_dir.unwrap_or_else(|| {
             let mut s = output.clone().into_os_string();
@@ -180,6 +184,7 @@ impl CreateSettings {
             since,
             staging_dir,
             keep_staging,
+            from,
             platforms,
             transfer: transfer_settings(transfer)?,
             client: client_settings(registry, timeout),

@@ -28,10 +28,12 @@ pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
     let started = Instant::now();
     let s = CreateSettings::resolve(args, quiet).map_err(|e| UsageError(format!("{e:#}")))?;
     let entries = imagelist::load(&s.lists)?;
-    // A bundle keeps source names; the mapping to the site registry happens at load time.
+    // A bundle records images under their listed names (the job's target); the mapping to
+    // the site registry happens at load time. They are fetched from the listed registry, or
+    // from the --from mirror.
     let mut jobs: Vec<ImageJob> = Vec::new();
     for e in entries {
-        if jobs.iter().any(|j| j.source == e.source) {
+        if jobs.iter().any(|j| j.target == e.source) {
             continue;
         }
         let platforms = if s.platforms.is_empty() {
@@ -39,9 +41,13 @@ pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
         } else {
             s.platforms.clone()
         };
+        let fetch_from = match &s.from {
+            Some((mirror, mode)) => mapping::map_reference(&e.source, mirror, *mode),
+            None => e.source.clone(),
+        };
         jobs.push(ImageJob {
-            target: e.source.clone(),
-            source: e.source,
+            source: fetch_from,
+            target: e.source,
             platforms,
             origin: e.origin,
         });

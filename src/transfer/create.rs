@@ -16,9 +16,10 @@ pub fn bundle_images(plan: &Plan, report: &RunReport, staging: &Staging) -> Vec<
         .filter(|(_, r)| r.status == ImageStatus::Ok)
         .filter_map(|(image, _)| {
             let top = image.manifests.last()?;
+            // The job's target is the name as listed (its source may be a mirror).
             Some(BundleImage {
-                source: image.job.source.to_string(),
-                tag: image.job.source.tag().map(str::to_owned),
+                source: image.job.target.to_string(),
+                tag: image.job.target.tag().map(str::to_owned),
                 digest: top.digest.clone(),
                 platforms: platforms(image, staging),
                 manifests: image.manifests.iter().map(|m| m.digest.clone()).collect(),
