@@ -10,6 +10,7 @@
 #[allow(dead_code)]
 mod support;
 
+mod disk;
 mod harness;
 mod inventory;
 mod proxy_faults;
