@@ -140,6 +140,8 @@ enum Msg {
     Whole(Digest, Bytes),
     /// A large blob, arriving in chunks.
     Stream(Digest, mpsc::Receiver<Result<Bytes, TransferError>>),
+    /// A blob whose bytes in the volume do not match its digest: never uploaded.
+    Corrupt(Digest, BundleError),
 }
 
 /// Loads the planned images from `bundle` into the registry.
@@ -309,6 +311,13 @@ async fn load_volume(
     };
     let mut uploads = tokio::task::JoinSet::new();
     while let Some(msg) = rx.recv().await {
+        let msg = match msg {
+            Msg::Corrupt(digest, e) => {
+                state.fail(&digest, TransferError::Bundle(e));
+                continue;
+            }
+            other => other,
+        };
         let permit = state
             .permits
             .clone()
@@ -321,6 +330,7 @@ async fn load_volume(
             let (digest, body) = match msg {
                 Msg::Whole(d, bytes) => (d, Body::Whole(bytes)),
                 Msg::Stream(d, rx) => (d, Body::Stream(Some(rx))),
+                Msg::Corrupt(..) => unreachable!("handled before spawning"),
             };
             let need = &wanted[&digest];
             if let Err(e) = push_blob(&state, &digest, need, body).await {
@@ -483,13 +493,19 @@ fn send_blob(
     content: &mut dyn Read,
     origin: &std::path::Path,
 ) -> Result<(), BundleError> {
-    let io_err = |source| BundleError::Io {
-        path: origin.to_owned(),
-        source,
-    };
+    // A digest mismatch is found at the end of an entry, so the volume can go on with the
+    // next one; any other read error (truncation, bad frame) ends the volume.
+    let corrupt = |e: &BundleError| matches!(e, BundleError::DigestMismatch(_));
     if size <= SMALL_BLOB {
         let mut buf = Vec::with_capacity(size as usize);
-        content.read_to_end(&mut buf).map_err(io_err)?;
+        if let Err(e) = content.read_to_end(&mut buf) {
+            let e = crate::bundle::into_bundle_error(e, origin);
+            if corrupt(&e) {
+                let _ = tx.blocking_send(Msg::Corrupt(digest, e));
+                return Ok(());
+            }
+            return Err(e);
+        }
         // The receiver is gone only when loading stopped; nothing more to do then.
         let _ = tx.blocking_send(Msg::Whole(digest, buf.into()));
         return Ok(());
@@ -512,10 +528,14 @@ fn send_blob(
                 }
             }
             Err(e) => {
-                let e = io_err(e);
-                let _ = ctx.blocking_send(Err(TransferError::Bundle(BundleError::InvalidInput(
-                    e.to_string(),
-                ))));
+                let e = crate::bundle::into_bundle_error(e, origin);
+                if corrupt(&e) {
+                    // The uploader's verifier aborts the upload and records this error.
+                    let _ = ctx.blocking_send(Err(TransferError::Bundle(e)));
+                    return Ok(());
+                }
+                let message = BundleError::InvalidInput(e.to_string());
+                let _ = ctx.blocking_send(Err(TransferError::Bundle(message)));
                 return Err(e);
             }
         }
@@ -556,6 +576,7 @@ async fn finish(
             return Err(Arc::new(TransferError::DependencyFailed {
                 digest: d.clone(),
                 message: super::error_chain(&**e),
+                integrity: e.is_integrity(),
             }));
         }
         missing.push(d.clone());
