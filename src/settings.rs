@@ -11,6 +11,7 @@ use airlift::registry::{ClientOptions, RetryPolicy};
 use airlift::transfer::TransferOptions;
 
 use crate::cli::{MappingArgs, OutputArgs, ProgressMode, RegistryArgs, SyncArgs, TransferArgs};
+use crate::config::Config;
 
 /// Everything `mirror sync` needs.
 pub struct SyncSettings {
@@ -54,7 +55,7 @@ impl SyncSettings {
             mode,
             platforms,
             transfer: transfer_settings(transfer)?,
-            client: client_settings(registry),
+            client: client_settings(registry)?,
             output: output_settings(output, quiet),
             dry_run,
         })
@@ -87,6 +88,9 @@ fn transfer_settings(args: TransferArgs) -> Result<TransferOptions> {
         keep_going: _, // the default; accepted so scripts can say it explicitly
         retries,
     } = args;
+    let config = Config::get()?;
+    let jobs = jobs.or(config.jobs).unwrap_or(8);
+    let retries = retries.or(config.retries).unwrap_or(4);
     anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
     Ok(TransferOptions {
         jobs,
@@ -96,16 +100,22 @@ fn transfer_settings(args: TransferArgs) -> Result<TransferOptions> {
     })
 }
 
-fn client_settings(args: RegistryArgs) -> ClientOptions {
+/// Registry client options: flags, then the config file, then the usual credential files.
+pub fn client_settings(args: RegistryArgs) -> Result<ClientOptions> {
     let RegistryArgs {
-        insecure_registries,
+        mut insecure_registries,
+        ca_files,
+        authfiles,
     } = args;
-    ClientOptions {
+    let config = Config::get()?;
+    insecure_registries.extend(config.insecure_registries().cloned());
+    Ok(ClientOptions {
         insecure_registries,
+        tls: config.tls(ca_files),
         retry: RetryPolicy::default(),
-        credentials: None,
+        credentials: Some(config.credentials(authfiles)?),
         request_timeout: None,
-    }
+    })
 }
 
 fn output_settings(args: OutputArgs, quiet: bool) -> OutputSettings {
@@ -177,7 +187,7 @@ impl CreateSettings {
             keep_staging,
             platforms,
             transfer: transfer_settings(transfer)?,
-            client: client_settings(registry),
+            client: client_settings(registry)?,
             output_settings: output_settings(output_args, quiet),
             dry_run,
         })
@@ -225,7 +235,7 @@ impl LoadSettings {
             mode: mode.unwrap_or_default(),
             platforms,
             transfer: transfer_settings(transfer)?,
-            client: client_settings(registry),
+            client: client_settings(registry)?,
             output: output_settings(output, quiet),
             state_dir,
             dry_run,
