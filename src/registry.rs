@@ -139,6 +139,9 @@ pub enum AuthFailure {
     /// The registry refused a token its token service had just issued (expired, or signed by
     /// a key it does not trust).
     TokenRejected,
+    /// The registry refused a token during an upload that cannot be resent (the token
+    /// expired in flight). Retryable: the next attempt fetches a fresh token.
+    TokenExpired,
     /// The token does not grant `action` on `repository`.
     InsufficientScope {
         /// `pull` or `push`.
@@ -170,6 +173,10 @@ fn auth_message(registry: &str, scope: &str, reason: &str, kind: &AuthFailure) -
             "{registry} rejected a token its token service had just issued ({scope}): the \
              token is expired or invalid; check this machine's clock and that the registry \
              trusts the token service's signing certificate, then retry"
+        ),
+        AuthFailure::TokenExpired => format!(
+            "{registry} refused an expired token during an upload ({scope}): retry; if it \
+             keeps happening, check this machine's clock"
         ),
         AuthFailure::InsufficientScope { action, repository } => format!(
             "the token for {registry} does not grant {action} on {repository}: ask for \
@@ -203,6 +210,7 @@ impl RegistryError {
         match self {
             RegistryError::Transport { .. } => true,
             RegistryError::Tls { .. } | RegistryError::TlsSetup { .. } => false,
+            RegistryError::Auth { kind, .. } if **kind == AuthFailure::TokenExpired => true,
             RegistryError::Status { status, .. } => retry::status_is_retryable(*status),
             // A stalled download is a network problem that surfaced without a reqwest error.
             RegistryError::Protocol { reason, .. } => reason == blobs::STALLED,

@@ -84,9 +84,13 @@ impl Token {
 }
 
 /// When to refresh a token of `lifetime` issued `age` ago: a margin before it expires, so a
-/// request started just before expiry does not carry a dead token.
+/// request started just before expiry does not carry a dead token. The margin is a quarter
+/// of the lifetime (at most 30 s), but at least a second (at most half the lifetime):
+/// token services write `exp` in whole seconds, so a short token may die up to a second
+/// before `expires_in` says.
 pub(super) fn refresh_after(lifetime: Duration, age: Duration) -> Duration {
-    let margin = (lifetime / 4).min(Duration::from_secs(30));
+    let floor = Duration::from_secs(1).min(lifetime / 2);
+    let margin = (lifetime / 4).max(floor).min(Duration::from_secs(30));
     lifetime.saturating_sub(age).saturating_sub(margin)
 }
 
@@ -135,6 +139,16 @@ impl Tokens {
             .entry((registry.to_owned(), key.to_vec()))
             .or_default()
             .clone()
+    }
+
+    /// Forgets the cached token for `scopes` if it is `secret` (the registry refused it
+    /// during a request that cannot be resent), so the next request fetches a fresh one.
+    pub async fn invalidate(&self, registry: &str, scopes: &[String], secret: &str) {
+        let slot = self.slot(registry, &scope_key(scopes));
+        let mut cached = slot.lock().await;
+        if cached.as_ref().is_some_and(|t| t.secret() == secret) {
+            *cached = None;
+        }
     }
 
     /// A usable token for `scopes`, fetching one when none is cached, it is near expiry, or it
@@ -365,6 +379,15 @@ mod tests {
         assert_eq!(
             refresh_after(Duration::from_secs(60), Duration::from_secs(60)),
             Duration::ZERO
+        );
+        // Short tokens keep a margin of a second, or half their life.
+        assert_eq!(
+            refresh_after(Duration::from_secs(2), Duration::ZERO),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            refresh_after(Duration::from_secs(1), Duration::ZERO),
+            Duration::from_millis(500)
         );
     }
 

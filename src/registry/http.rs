@@ -181,7 +181,7 @@ impl Inner {
         let shared_cas = tls::load_cas("every registry (--ca-file)", &opts.tls.ca_files)?;
         let none = tls::HostFiles::default();
         let build = |accept_invalid: bool| {
-            tls::build_client("every registry", &shared_cas, &none, accept_invalid)
+            tls::build_client("every registry", &shared_cas, &none, accept_invalid, false)
         };
         let env = std::env::var(retry::DELAY_ENV).ok();
         Ok(Inner {
@@ -247,7 +247,7 @@ impl Inner {
             }
         } else {
             tracing::debug!(registry = %config_name, cas = files.cas.len(), client_cert = files.identity.is_some(), "registry-specific TLS settings");
-            tls::build_client(config_name, &self.shared_cas, &files, skip_verify)?
+            tls::build_client(config_name, &self.shared_cas, &files, skip_verify, false)?
         };
         let mut clients = self.host_clients.lock().unwrap_or_else(|p| p.into_inner());
         Ok(clients.entry(key).or_insert(client).clone())
@@ -301,13 +301,19 @@ impl Inner {
                                 return Ok(resp);
                             }
                             Err(e) => {
-                                let err = transport(&url, e);
+                                let mut err = transport(&url, e);
+                                if url.scheme() == "https"
+                                    && matches!(err, RegistryError::Transport { .. })
+                                    && let Some(tls_err) = self.diagnose(host, &url).await
+                                {
+                                    err = tls_err;
+                                }
                                 // A server that speaks TLS with a certificate we cannot
                                 // accept is not a plain-HTTP server: say so, do not fall back.
                                 if matches!(err, RegistryError::Tls { .. }) {
-                                    return Err(err);
+                                    return Err(self.refine_client_cert(host, err));
                                 }
-                                tracing::debug!(%url, "probe failed, trying the next scheme");
+                                tracing::debug!(%url, error = %crate::transfer::error_chain(&err), "probe failed, trying the next scheme");
                                 last = Some(err);
                             }
                         }
@@ -327,6 +333,54 @@ impl Inner {
             })
             .await?;
         Ok(base.clone())
+    }
+
+    /// A server refusing the handshake with `bad_certificate` after we sent no client
+    /// certificate wants one (Go servers send that alert for a missing certificate too).
+    fn refine_client_cert(&self, host: &Host, err: RegistryError) -> RegistryError {
+        match err {
+            RegistryError::Tls {
+                registry,
+                url,
+                problem: tls::TlsProblem::ClientCertRejected,
+                source,
+            } => {
+                let presented =
+                    [host.registry.as_str(), host.api_host.as_str()]
+                        .iter()
+                        .any(|name| {
+                            tls::host_files(&self.tls, name).is_ok_and(|f| f.identity.is_some())
+                        });
+                let problem = if presented {
+                    tls::TlsProblem::ClientCertRejected
+                } else {
+                    tls::TlsProblem::ClientCertRequired
+                };
+                RegistryError::Tls {
+                    registry,
+                    url,
+                    problem,
+                    source,
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// After an HTTPS probe failed for no visible reason, tries once more over HTTP/1.1 to
+    /// find a certificate problem the HTTP/2 connection pool hid; `None` when there is none.
+    async fn diagnose(&self, host: &Host, url: &url::Url) -> Option<RegistryError> {
+        let skip_verify = endpoint::is_listed_insecure(&host.registry, &self.insecure_list);
+        let mut files = tls::host_files(&self.tls, &host.registry).ok()?;
+        if files.is_empty() {
+            files = tls::host_files(&self.tls, &host.api_host).ok()?;
+        }
+        let client =
+            tls::build_client(&host.registry, &self.shared_cas, &files, skip_verify, true).ok()?;
+        match client.get(url.clone()).timeout(self.timeout).send().await {
+            Err(e) => Some(transport(url, e)).filter(|e| matches!(e, RegistryError::Tls { .. })),
+            Ok(_) => None,
+        }
     }
 
     /// Resolves a path target to an absolute URL on `registry`.
@@ -469,6 +523,20 @@ impl Inner {
                 };
                 Err(this.auth_error(host, call, reason, kind))
             };
+            if streamed
+                && let Auth::Bearer(t) = &auth
+                && cred.is_some()
+                && error_param != "insufficient_scope"
+            {
+                // The token died between its check and this request (or the clocks
+                // disagree). The body is gone, so this call fails, but retryably: the
+                // caller's retry gets a fresh token.
+                self.tokens
+                    .invalidate(&host.registry, &call.scopes, t.secret())
+                    .await;
+                let kind = AuthFailure::TokenExpired;
+                return Err(self.auth_error(host, call, "token expired".to_owned(), kind));
+            }
             if answered_challenge || streamed {
                 return give_up(self);
             }

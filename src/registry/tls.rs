@@ -71,6 +71,9 @@ pub(super) fn host_files(opts: &TlsOptions, registry: &str) -> Result<HostFiles,
         }
     }
     for base in certs_dirs(opts) {
+        if registry.is_empty() {
+            break;
+        }
         let dir = base.join(registry);
         let listing = match std::fs::read_dir(&dir) {
             Ok(l) => l,
@@ -185,16 +188,23 @@ pub(super) fn builder() -> reqwest::ClientBuilder {
 
 /// A client trusting the system roots plus `shared_cas` plus the host's CAs, presenting the
 /// host's client certificate if any. `accept_invalid` skips certificate checks (insecure
-/// registries) but still presents the client certificate.
+/// registries) but still presents the client certificate. `http1_only` is for diagnosing a
+/// failed connection: over HTTP/2 a TLS alert sent after the handshake (a TLS 1.3 server
+/// refusing a missing client certificate) is lost in the connection pool's error, over
+/// HTTP/1.1 it reaches the request's error.
 pub(super) fn build_client(
     registry: &str,
     shared_cas: &[reqwest::Certificate],
     files: &HostFiles,
     accept_invalid: bool,
+    http1_only: bool,
 ) -> Result<reqwest::Client, RegistryError> {
     let mut cas = shared_cas.to_vec();
     cas.extend(load_cas(registry, &files.cas)?);
     let mut b = builder().tls_danger_accept_invalid_certs(accept_invalid);
+    if http1_only {
+        b = b.http1_only();
+    }
     if !cas.is_empty() {
         b = b.tls_certs_merge(cas);
     }
@@ -275,7 +285,15 @@ fn name_detail(c: &rustls::CertificateError) -> String {
         if presented.is_empty() {
             return String::new();
         }
-        return format!(" (it is valid for {})", presented.join(", "));
+        // rustls shows names as `DnsName("x")` / `IpAddress(..)`: keep what is inside.
+        let names: Vec<String> = presented
+            .iter()
+            .map(|p| match (p.find('('), p.rfind(')')) {
+                (Some(a), Some(b)) if a < b => p[a + 1..b].trim_matches('"').to_owned(),
+                _ => p.clone(),
+            })
+            .collect();
+        return format!(" (it is valid for {})", names.join(", "));
     }
     String::new()
 }
