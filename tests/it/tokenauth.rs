@@ -403,6 +403,31 @@ fn pull_only_user_gets_the_insufficient_scope_hint() {
 }
 
 #[test]
+fn tokens_the_registry_does_not_trust_get_the_token_hint() {
+    let server = TokenServer::start(60, Duration::ZERO);
+    // The registry trusts another CA than the one that signed the token server's key.
+    let other = tempfile::tempdir().unwrap();
+    let other_ca = pki::Ca::new("some other CA").write(other.path(), "other-ca.pem");
+    let auth = server.registry_auth().replace(
+        &server.ca_file.display().to_string(),
+        &other_ca.display().to_string(),
+    );
+    let target = TestRegistry::start_with(&auth);
+    let env = Env::new();
+    let reg = target.addr();
+    let out = env.login(&reg, USER, PASSWORD, &[]);
+    assert_fails_with(
+        &out,
+        &format!("{reg} rejected a token its token service had just issued"),
+    );
+    assert!(
+        all_output(&out).contains("the token is expired or invalid"),
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
 fn identity_tokens_use_the_refresh_token_grant() {
     let source = Source::small(1);
     let server = TokenServer::start(60, Duration::ZERO);
