@@ -32,6 +32,8 @@ Register-ArgumentCompleter -Native -CommandName 'airlift' -ScriptBlock {
             [CompletionResult]::new('mirror', 'mirror', [CompletionResultType]::ParameterValue, 'Registry-to-registry mirroring')
             [CompletionResult]::new('bundle', 'bundle', [CompletionResultType]::ParameterValue, 'Content bundles for air-gap media: create, load, verify, inspect')
             [CompletionResult]::new('inventory', 'inventory', [CompletionResultType]::ParameterValue, 'Export the digests a registry already holds, for differential bundles')
+            [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Check credentials against a registry, then store them in docker''s config.json (or its credential helper), as `docker login` does')
+            [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'Remove a registry''s credentials from docker''s config.json (or its credential helper)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -54,12 +56,14 @@ Register-ArgumentCompleter -Native -CommandName 'airlift' -ScriptBlock {
             [CompletionResult]::new('--list', '--list', [CompletionResultType]::ParameterName, 'Image list: plain text (one reference per line, optional `SOURCE TARGET`) or YAML (`.yaml`/`.yml`). Repeatable')
             [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Destination `REGISTRY[/PREFIX]`; images land at `REGISTRY/PREFIX/<source path>:<tag>`. Overrides a YAML list''s `target`')
             [CompletionResult]::new('--platform', '--platform', [CompletionResultType]::ParameterName, 'Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or comma-separated). The index is rewritten, so its digest changes')
-            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Blobs transferred at once, across all images')
-            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Blobs transferred at once, across all images')
-            [CompletionResult]::new('--retries', '--retries', [CompletionResultType]::ParameterName, 'Attempts per blob after the first, for transient failures')
+            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Blobs transferred at once, across all images [default: 8, or `jobs` in the config file]')
+            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Blobs transferred at once, across all images [default: 8, or `jobs` in the config file]')
+            [CompletionResult]::new('--retries', '--retries', [CompletionResultType]::ParameterName, 'Attempts per blob after the first, for transient failures [default: 4, or `retries` in the config file]')
             [CompletionResult]::new('--retry-budget', '--retry-budget', [CompletionResultType]::ParameterName, 'Retries allowed in the whole run; once spent, failures are final (a registry that stays down fails its images instead of being retried blob after blob)')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Per-request timeout, and how long a transfer may go without receiving a byte before it counts as stalled and is retried (seconds)')
             [CompletionResult]::new('--insecure-registry', '--insecure-registry', [CompletionResultType]::ParameterName, 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker''s `--insecure-registry` (loopback registries always are). Repeatable')
+            [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'Trust the CA certificates in FILE (PEM) for every registry, besides the system''s. Per-registry CAs go in `/etc/docker/certs.d/HOST[:PORT]/ca.crt`. Repeatable')
+            [CompletionResult]::new('--authfile', '--authfile', [CompletionResultType]::ParameterName, 'Read credentials from FILE (podman/skopeo `auth.json`, or docker''s `config.json`) before docker''s and podman''s usual files. Repeatable')
             [CompletionResult]::new('--progress', '--progress', [CompletionResultType]::ParameterName, 'Progress display: bars on a terminal, periodic log lines otherwise')
             [CompletionResult]::new('--keep-host', '--keep-host', [CompletionResultType]::ParameterName, 'Keep the source registry host as the first path component (`REGISTRY/PREFIX/k8s.gcr.io/pause:3.10`)')
             [CompletionResult]::new('--flatten', '--flatten', [CompletionResultType]::ParameterName, 'Keep only the last path component (`REGISTRY/PREFIX/pause:3.10`)')
@@ -116,12 +120,14 @@ Register-ArgumentCompleter -Native -CommandName 'airlift' -ScriptBlock {
             [CompletionResult]::new('--staging-dir', '--staging-dir', [CompletionResultType]::ParameterName, 'Where downloaded blobs are kept until the volumes are written (default: next to the output, `PATH.staging/`). Keeping it makes a re-run resume')
             [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Fetch every image from this registry (a mirror) instead of the one its reference names, mapped as `mirror sync --to` maps (with --keep-host/--flatten); the bundle still records the names as listed')
             [CompletionResult]::new('--platform', '--platform', [CompletionResultType]::ParameterName, 'Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or comma-separated). The index is rewritten, so its digest changes')
-            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Blobs transferred at once, across all images')
-            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Blobs transferred at once, across all images')
-            [CompletionResult]::new('--retries', '--retries', [CompletionResultType]::ParameterName, 'Attempts per blob after the first, for transient failures')
+            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Blobs transferred at once, across all images [default: 8, or `jobs` in the config file]')
+            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Blobs transferred at once, across all images [default: 8, or `jobs` in the config file]')
+            [CompletionResult]::new('--retries', '--retries', [CompletionResultType]::ParameterName, 'Attempts per blob after the first, for transient failures [default: 4, or `retries` in the config file]')
             [CompletionResult]::new('--retry-budget', '--retry-budget', [CompletionResultType]::ParameterName, 'Retries allowed in the whole run; once spent, failures are final (a registry that stays down fails its images instead of being retried blob after blob)')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Per-request timeout, and how long a transfer may go without receiving a byte before it counts as stalled and is retried (seconds)')
             [CompletionResult]::new('--insecure-registry', '--insecure-registry', [CompletionResultType]::ParameterName, 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker''s `--insecure-registry` (loopback registries always are). Repeatable')
+            [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'Trust the CA certificates in FILE (PEM) for every registry, besides the system''s. Per-registry CAs go in `/etc/docker/certs.d/HOST[:PORT]/ca.crt`. Repeatable')
+            [CompletionResult]::new('--authfile', '--authfile', [CompletionResultType]::ParameterName, 'Read credentials from FILE (podman/skopeo `auth.json`, or docker''s `config.json`) before docker''s and podman''s usual files. Repeatable')
             [CompletionResult]::new('--progress', '--progress', [CompletionResultType]::ParameterName, 'Progress display: bars on a terminal, periodic log lines otherwise')
             [CompletionResult]::new('--keep-host', '--keep-host', [CompletionResultType]::ParameterName, 'Keep the source registry host as the first path component (`REGISTRY/PREFIX/k8s.gcr.io/pause:3.10`)')
             [CompletionResult]::new('--flatten', '--flatten', [CompletionResultType]::ParameterName, 'Keep only the last path component (`REGISTRY/PREFIX/pause:3.10`)')
@@ -142,12 +148,14 @@ Register-ArgumentCompleter -Native -CommandName 'airlift' -ScriptBlock {
         'airlift;bundle;load' {
             [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Destination `REGISTRY[/PREFIX]`')
             [CompletionResult]::new('--platform', '--platform', [CompletionResultType]::ParameterName, 'Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or comma-separated). The index is rewritten, so its digest changes')
-            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Blobs transferred at once, across all images')
-            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Blobs transferred at once, across all images')
-            [CompletionResult]::new('--retries', '--retries', [CompletionResultType]::ParameterName, 'Attempts per blob after the first, for transient failures')
+            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Blobs transferred at once, across all images [default: 8, or `jobs` in the config file]')
+            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Blobs transferred at once, across all images [default: 8, or `jobs` in the config file]')
+            [CompletionResult]::new('--retries', '--retries', [CompletionResultType]::ParameterName, 'Attempts per blob after the first, for transient failures [default: 4, or `retries` in the config file]')
             [CompletionResult]::new('--retry-budget', '--retry-budget', [CompletionResultType]::ParameterName, 'Retries allowed in the whole run; once spent, failures are final (a registry that stays down fails its images instead of being retried blob after blob)')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Per-request timeout, and how long a transfer may go without receiving a byte before it counts as stalled and is retried (seconds)')
             [CompletionResult]::new('--insecure-registry', '--insecure-registry', [CompletionResultType]::ParameterName, 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker''s `--insecure-registry` (loopback registries always are). Repeatable')
+            [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'Trust the CA certificates in FILE (PEM) for every registry, besides the system''s. Per-registry CAs go in `/etc/docker/certs.d/HOST[:PORT]/ca.crt`. Repeatable')
+            [CompletionResult]::new('--authfile', '--authfile', [CompletionResultType]::ParameterName, 'Read credentials from FILE (podman/skopeo `auth.json`, or docker''s `config.json`) before docker''s and podman''s usual files. Repeatable')
             [CompletionResult]::new('--progress', '--progress', [CompletionResultType]::ParameterName, 'Progress display: bars on a terminal, periodic log lines otherwise')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Where parts of blobs split across volumes wait for their other parts')
             [CompletionResult]::new('--keep-host', '--keep-host', [CompletionResultType]::ParameterName, 'Keep the source registry host as the first path component (`REGISTRY/PREFIX/k8s.gcr.io/pause:3.10`)')
@@ -218,6 +226,38 @@ Register-ArgumentCompleter -Native -CommandName 'airlift' -ScriptBlock {
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Where to write the inventory (JSON)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write the inventory (JSON)')
             [CompletionResult]::new('--insecure-registry', '--insecure-registry', [CompletionResultType]::ParameterName, 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker''s `--insecure-registry` (loopback registries always are). Repeatable')
+            [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'Trust the CA certificates in FILE (PEM) for every registry, besides the system''s. Per-registry CAs go in `/etc/docker/certs.d/HOST[:PORT]/ca.crt`. Repeatable')
+            [CompletionResult]::new('--authfile', '--authfile', [CompletionResultType]::ParameterName, 'Read credentials from FILE (podman/skopeo `auth.json`, or docker''s `config.json`) before docker''s and podman''s usual files. Repeatable')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'airlift;login' {
+            [CompletionResult]::new('-u', '-u', [CompletionResultType]::ParameterName, 'User name')
+            [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'User name')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The password on the command line: visible to other users and kept in shell history; prefer --password-stdin')
+            [CompletionResult]::new('--password', '--password', [CompletionResultType]::ParameterName, 'The password on the command line: visible to other users and kept in shell history; prefer --password-stdin')
+            [CompletionResult]::new('--insecure-registry', '--insecure-registry', [CompletionResultType]::ParameterName, 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker''s `--insecure-registry` (loopback registries always are). Repeatable')
+            [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'Trust the CA certificates in FILE (PEM) for every registry, besides the system''s. Per-registry CAs go in `/etc/docker/certs.d/HOST[:PORT]/ca.crt`. Repeatable')
+            [CompletionResult]::new('--authfile', '--authfile', [CompletionResultType]::ParameterName, 'Read credentials from FILE (podman/skopeo `auth.json`, or docker''s `config.json`) before docker''s and podman''s usual files. Repeatable')
+            [CompletionResult]::new('--password-stdin', '--password-stdin', [CompletionResultType]::ParameterName, 'Read the password (or token) from standard input')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'airlift;logout' {
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
@@ -243,6 +283,8 @@ Register-ArgumentCompleter -Native -CommandName 'airlift' -ScriptBlock {
             [CompletionResult]::new('mirror', 'mirror', [CompletionResultType]::ParameterValue, 'Registry-to-registry mirroring')
             [CompletionResult]::new('bundle', 'bundle', [CompletionResultType]::ParameterValue, 'Content bundles for air-gap media: create, load, verify, inspect')
             [CompletionResult]::new('inventory', 'inventory', [CompletionResultType]::ParameterValue, 'Export the digests a registry already holds, for differential bundles')
+            [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Check credentials against a registry, then store them in docker''s config.json (or its credential helper), as `docker login` does')
+            [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'Remove a registry''s credentials from docker''s config.json (or its credential helper)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -274,6 +316,12 @@ Register-ArgumentCompleter -Native -CommandName 'airlift' -ScriptBlock {
             break
         }
         'airlift;help;inventory' {
+            break
+        }
+        'airlift;help;login' {
+            break
+        }
+        'airlift;help;logout' {
             break
         }
         'airlift;help;completions' {

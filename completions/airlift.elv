@@ -29,6 +29,8 @@ set edit:completion:arg-completer[airlift] = {|@words|
             cand mirror 'Registry-to-registry mirroring'
             cand bundle 'Content bundles for air-gap media: create, load, verify, inspect'
             cand inventory 'Export the digests a registry already holds, for differential bundles'
+            cand login 'Check credentials against a registry, then store them in docker''s config.json (or its credential helper), as `docker login` does'
+            cand logout 'Remove a registry''s credentials from docker''s config.json (or its credential helper)'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -49,12 +51,14 @@ set edit:completion:arg-completer[airlift] = {|@words|
             cand --list 'Image list: plain text (one reference per line, optional `SOURCE TARGET`) or YAML (`.yaml`/`.yml`). Repeatable'
             cand --to 'Destination `REGISTRY[/PREFIX]`; images land at `REGISTRY/PREFIX/<source path>:<tag>`. Overrides a YAML list''s `target`'
             cand --platform 'Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or comma-separated). The index is rewritten, so its digest changes'
-            cand -j 'Blobs transferred at once, across all images'
-            cand --jobs 'Blobs transferred at once, across all images'
-            cand --retries 'Attempts per blob after the first, for transient failures'
+            cand -j 'Blobs transferred at once, across all images [default: 8, or `jobs` in the config file]'
+            cand --jobs 'Blobs transferred at once, across all images [default: 8, or `jobs` in the config file]'
+            cand --retries 'Attempts per blob after the first, for transient failures [default: 4, or `retries` in the config file]'
             cand --retry-budget 'Retries allowed in the whole run; once spent, failures are final (a registry that stays down fails its images instead of being retried blob after blob)'
             cand --timeout 'Per-request timeout, and how long a transfer may go without receiving a byte before it counts as stalled and is retried (seconds)'
             cand --insecure-registry 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker''s `--insecure-registry` (loopback registries always are). Repeatable'
+            cand --ca-file 'Trust the CA certificates in FILE (PEM) for every registry, besides the system''s. Per-registry CAs go in `/etc/docker/certs.d/HOST[:PORT]/ca.crt`. Repeatable'
+            cand --authfile 'Read credentials from FILE (podman/skopeo `auth.json`, or docker''s `config.json`) before docker''s and podman''s usual files. Repeatable'
             cand --progress 'Progress display: bars on a terminal, periodic log lines otherwise'
             cand --keep-host 'Keep the source registry host as the first path component (`REGISTRY/PREFIX/k8s.gcr.io/pause:3.10`)'
             cand --flatten 'Keep only the last path component (`REGISTRY/PREFIX/pause:3.10`)'
@@ -106,12 +110,14 @@ set edit:completion:arg-completer[airlift] = {|@words|
             cand --staging-dir 'Where downloaded blobs are kept until the volumes are written (default: next to the output, `PATH.staging/`). Keeping it makes a re-run resume'
             cand --from 'Fetch every image from this registry (a mirror) instead of the one its reference names, mapped as `mirror sync --to` maps (with --keep-host/--flatten); the bundle still records the names as listed'
             cand --platform 'Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or comma-separated). The index is rewritten, so its digest changes'
-            cand -j 'Blobs transferred at once, across all images'
-            cand --jobs 'Blobs transferred at once, across all images'
-            cand --retries 'Attempts per blob after the first, for transient failures'
+            cand -j 'Blobs transferred at once, across all images [default: 8, or `jobs` in the config file]'
+            cand --jobs 'Blobs transferred at once, across all images [default: 8, or `jobs` in the config file]'
+            cand --retries 'Attempts per blob after the first, for transient failures [default: 4, or `retries` in the config file]'
             cand --retry-budget 'Retries allowed in the whole run; once spent, failures are final (a registry that stays down fails its images instead of being retried blob after blob)'
             cand --timeout 'Per-request timeout, and how long a transfer may go without receiving a byte before it counts as stalled and is retried (seconds)'
             cand --insecure-registry 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker''s `--insecure-registry` (loopback registries always are). Repeatable'
+            cand --ca-file 'Trust the CA certificates in FILE (PEM) for every registry, besides the system''s. Per-registry CAs go in `/etc/docker/certs.d/HOST[:PORT]/ca.crt`. Repeatable'
+            cand --authfile 'Read credentials from FILE (podman/skopeo `auth.json`, or docker''s `config.json`) before docker''s and podman''s usual files. Repeatable'
             cand --progress 'Progress display: bars on a terminal, periodic log lines otherwise'
             cand --keep-host 'Keep the source registry host as the first path component (`REGISTRY/PREFIX/k8s.gcr.io/pause:3.10`)'
             cand --flatten 'Keep only the last path component (`REGISTRY/PREFIX/pause:3.10`)'
@@ -131,12 +137,14 @@ set edit:completion:arg-completer[airlift] = {|@words|
         &'airlift;bundle;load'= {
             cand --to 'Destination `REGISTRY[/PREFIX]`'
             cand --platform 'Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or comma-separated). The index is rewritten, so its digest changes'
-            cand -j 'Blobs transferred at once, across all images'
-            cand --jobs 'Blobs transferred at once, across all images'
-            cand --retries 'Attempts per blob after the first, for transient failures'
+            cand -j 'Blobs transferred at once, across all images [default: 8, or `jobs` in the config file]'
+            cand --jobs 'Blobs transferred at once, across all images [default: 8, or `jobs` in the config file]'
+            cand --retries 'Attempts per blob after the first, for transient failures [default: 4, or `retries` in the config file]'
             cand --retry-budget 'Retries allowed in the whole run; once spent, failures are final (a registry that stays down fails its images instead of being retried blob after blob)'
             cand --timeout 'Per-request timeout, and how long a transfer may go without receiving a byte before it counts as stalled and is retried (seconds)'
             cand --insecure-registry 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker''s `--insecure-registry` (loopback registries always are). Repeatable'
+            cand --ca-file 'Trust the CA certificates in FILE (PEM) for every registry, besides the system''s. Per-registry CAs go in `/etc/docker/certs.d/HOST[:PORT]/ca.crt`. Repeatable'
+            cand --authfile 'Read credentials from FILE (podman/skopeo `auth.json`, or docker''s `config.json`) before docker''s and podman''s usual files. Repeatable'
             cand --progress 'Progress display: bars on a terminal, periodic log lines otherwise'
             cand --state-dir 'Where parts of blobs split across volumes wait for their other parts'
             cand --keep-host 'Keep the source registry host as the first path component (`REGISTRY/PREFIX/k8s.gcr.io/pause:3.10`)'
@@ -198,6 +206,36 @@ set edit:completion:arg-completer[airlift] = {|@words|
             cand -o 'Where to write the inventory (JSON)'
             cand --output 'Where to write the inventory (JSON)'
             cand --insecure-registry 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker''s `--insecure-registry` (loopback registries always are). Repeatable'
+            cand --ca-file 'Trust the CA certificates in FILE (PEM) for every registry, besides the system''s. Per-registry CAs go in `/etc/docker/certs.d/HOST[:PORT]/ca.crt`. Repeatable'
+            cand --authfile 'Read credentials from FILE (podman/skopeo `auth.json`, or docker''s `config.json`) before docker''s and podman''s usual files. Repeatable'
+            cand -v 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand --verbose 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand -q 'Only errors on stderr: no progress, no summary'
+            cand --quiet 'Only errors on stderr: no progress, no summary'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'airlift;login'= {
+            cand -u 'User name'
+            cand --username 'User name'
+            cand -p 'The password on the command line: visible to other users and kept in shell history; prefer --password-stdin'
+            cand --password 'The password on the command line: visible to other users and kept in shell history; prefer --password-stdin'
+            cand --insecure-registry 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker''s `--insecure-registry` (loopback registries always are). Repeatable'
+            cand --ca-file 'Trust the CA certificates in FILE (PEM) for every registry, besides the system''s. Per-registry CAs go in `/etc/docker/certs.d/HOST[:PORT]/ca.crt`. Repeatable'
+            cand --authfile 'Read credentials from FILE (podman/skopeo `auth.json`, or docker''s `config.json`) before docker''s and podman''s usual files. Repeatable'
+            cand --password-stdin 'Read the password (or token) from standard input'
+            cand -v 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand --verbose 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand -q 'Only errors on stderr: no progress, no summary'
+            cand --quiet 'Only errors on stderr: no progress, no summary'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'airlift;logout'= {
             cand -v 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
             cand --verbose 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
             cand -q 'Only errors on stderr: no progress, no summary'
@@ -221,6 +259,8 @@ set edit:completion:arg-completer[airlift] = {|@words|
             cand mirror 'Registry-to-registry mirroring'
             cand bundle 'Content bundles for air-gap media: create, load, verify, inspect'
             cand inventory 'Export the digests a registry already holds, for differential bundles'
+            cand login 'Check credentials against a registry, then store them in docker''s config.json (or its credential helper), as `docker login` does'
+            cand logout 'Remove a registry''s credentials from docker''s config.json (or its credential helper)'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -244,6 +284,10 @@ set edit:completion:arg-completer[airlift] = {|@words|
         &'airlift;help;bundle;inspect'= {
         }
         &'airlift;help;inventory'= {
+        }
+        &'airlift;help;login'= {
+        }
+        &'airlift;help;logout'= {
         }
         &'airlift;help;completions'= {
         }

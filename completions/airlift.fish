@@ -31,6 +31,8 @@ complete -c airlift -n "__fish_airlift_needs_command" -s V -l version -d 'Print 
 complete -c airlift -n "__fish_airlift_needs_command" -f -a "mirror" -d 'Registry-to-registry mirroring'
 complete -c airlift -n "__fish_airlift_needs_command" -f -a "bundle" -d 'Content bundles for air-gap media: create, load, verify, inspect'
 complete -c airlift -n "__fish_airlift_needs_command" -f -a "inventory" -d 'Export the digests a registry already holds, for differential bundles'
+complete -c airlift -n "__fish_airlift_needs_command" -f -a "login" -d 'Check credentials against a registry, then store them in docker\'s config.json (or its credential helper), as `docker login` does'
+complete -c airlift -n "__fish_airlift_needs_command" -f -a "logout" -d 'Remove a registry\'s credentials from docker\'s config.json (or its credential helper)'
 complete -c airlift -n "__fish_airlift_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c airlift -n "__fish_airlift_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c airlift -n "__fish_airlift_using_subcommand mirror; and not __fish_seen_subcommand_from sync help" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
@@ -42,11 +44,13 @@ complete -c airlift -n "__fish_airlift_using_subcommand mirror; and not __fish_s
 complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -s l -l list -d 'Image list: plain text (one reference per line, optional `SOURCE TARGET`) or YAML (`.yaml`/`.yml`). Repeatable' -r -F
 complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l to -d 'Destination `REGISTRY[/PREFIX]`; images land at `REGISTRY/PREFIX/<source path>:<tag>`. Overrides a YAML list\'s `target`' -r
 complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l platform -d 'Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or comma-separated). The index is rewritten, so its digest changes' -r
-complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -s j -l jobs -d 'Blobs transferred at once, across all images' -r
-complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l retries -d 'Attempts per blob after the first, for transient failures' -r
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -s j -l jobs -d 'Blobs transferred at once, across all images [default: 8, or `jobs` in the config file]' -r
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l retries -d 'Attempts per blob after the first, for transient failures [default: 4, or `retries` in the config file]' -r
 complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l retry-budget -d 'Retries allowed in the whole run; once spent, failures are final (a registry that stays down fails its images instead of being retried blob after blob)' -r
 complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l timeout -d 'Per-request timeout, and how long a transfer may go without receiving a byte before it counts as stalled and is retried (seconds)' -r
 complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l insecure-registry -d 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker\'s `--insecure-registry` (loopback registries always are). Repeatable' -r
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l ca-file -d 'Trust the CA certificates in FILE (PEM) for every registry, besides the system\'s. Per-registry CAs go in `/etc/docker/certs.d/HOST[:PORT]/ca.crt`. Repeatable' -r -F
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l authfile -d 'Read credentials from FILE (podman/skopeo `auth.json`, or docker\'s `config.json`) before docker\'s and podman\'s usual files. Repeatable' -r -F
 complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l progress -d 'Progress display: bars on a terminal, periodic log lines otherwise' -r -f -a "auto\t'Bars when stderr is a terminal, plain lines otherwise'
 bars\t'Progress bars'
 plain\t'Plain periodic log lines'
@@ -81,11 +85,13 @@ complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l staging-dir -d 'Where downloaded blobs are kept until the volumes are written (default: next to the output, `PATH.staging/`). Keeping it makes a re-run resume' -r -F
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l from -d 'Fetch every image from this registry (a mirror) instead of the one its reference names, mapped as `mirror sync --to` maps (with --keep-host/--flatten); the bundle still records the names as listed' -r
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l platform -d 'Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or comma-separated). The index is rewritten, so its digest changes' -r
-complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -s j -l jobs -d 'Blobs transferred at once, across all images' -r
-complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l retries -d 'Attempts per blob after the first, for transient failures' -r
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -s j -l jobs -d 'Blobs transferred at once, across all images [default: 8, or `jobs` in the config file]' -r
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l retries -d 'Attempts per blob after the first, for transient failures [default: 4, or `retries` in the config file]' -r
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l retry-budget -d 'Retries allowed in the whole run; once spent, failures are final (a registry that stays down fails its images instead of being retried blob after blob)' -r
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l timeout -d 'Per-request timeout, and how long a transfer may go without receiving a byte before it counts as stalled and is retried (seconds)' -r
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l insecure-registry -d 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker\'s `--insecure-registry` (loopback registries always are). Repeatable' -r
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l ca-file -d 'Trust the CA certificates in FILE (PEM) for every registry, besides the system\'s. Per-registry CAs go in `/etc/docker/certs.d/HOST[:PORT]/ca.crt`. Repeatable' -r -F
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l authfile -d 'Read credentials from FILE (podman/skopeo `auth.json`, or docker\'s `config.json`) before docker\'s and podman\'s usual files. Repeatable' -r -F
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l progress -d 'Progress display: bars on a terminal, periodic log lines otherwise' -r -f -a "auto\t'Bars when stderr is a terminal, plain lines otherwise'
 bars\t'Progress bars'
 plain\t'Plain periodic log lines'
@@ -102,11 +108,13 @@ complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l to -d 'Destination `REGISTRY[/PREFIX]`' -r
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l platform -d 'Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or comma-separated). The index is rewritten, so its digest changes' -r
-complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -s j -l jobs -d 'Blobs transferred at once, across all images' -r
-complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l retries -d 'Attempts per blob after the first, for transient failures' -r
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -s j -l jobs -d 'Blobs transferred at once, across all images [default: 8, or `jobs` in the config file]' -r
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l retries -d 'Attempts per blob after the first, for transient failures [default: 4, or `retries` in the config file]' -r
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l retry-budget -d 'Retries allowed in the whole run; once spent, failures are final (a registry that stays down fails its images instead of being retried blob after blob)' -r
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l timeout -d 'Per-request timeout, and how long a transfer may go without receiving a byte before it counts as stalled and is retried (seconds)' -r
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l insecure-registry -d 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker\'s `--insecure-registry` (loopback registries always are). Repeatable' -r
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l ca-file -d 'Trust the CA certificates in FILE (PEM) for every registry, besides the system\'s. Per-registry CAs go in `/etc/docker/certs.d/HOST[:PORT]/ca.crt`. Repeatable' -r -F
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l authfile -d 'Read credentials from FILE (podman/skopeo `auth.json`, or docker\'s `config.json`) before docker\'s and podman\'s usual files. Repeatable' -r -F
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l progress -d 'Progress display: bars on a terminal, periodic log lines otherwise' -r -f -a "auto\t'Bars when stderr is a terminal, plain lines otherwise'
 bars\t'Progress bars'
 plain\t'Plain periodic log lines'
@@ -140,19 +148,37 @@ complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_
 complete -c airlift -n "__fish_airlift_using_subcommand inventory" -l registry -d 'The registry (and optional prefix) to list' -r
 complete -c airlift -n "__fish_airlift_using_subcommand inventory" -s o -l output -d 'Where to write the inventory (JSON)' -r -F
 complete -c airlift -n "__fish_airlift_using_subcommand inventory" -l insecure-registry -d 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker\'s `--insecure-registry` (loopback registries always are). Repeatable' -r
+complete -c airlift -n "__fish_airlift_using_subcommand inventory" -l ca-file -d 'Trust the CA certificates in FILE (PEM) for every registry, besides the system\'s. Per-registry CAs go in `/etc/docker/certs.d/HOST[:PORT]/ca.crt`. Repeatable' -r -F
+complete -c airlift -n "__fish_airlift_using_subcommand inventory" -l authfile -d 'Read credentials from FILE (podman/skopeo `auth.json`, or docker\'s `config.json`) before docker\'s and podman\'s usual files. Repeatable' -r -F
 complete -c airlift -n "__fish_airlift_using_subcommand inventory" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
 complete -c airlift -n "__fish_airlift_using_subcommand inventory" -s q -l quiet -d 'Only errors on stderr: no progress, no summary'
 complete -c airlift -n "__fish_airlift_using_subcommand inventory" -s h -l help -d 'Print help'
 complete -c airlift -n "__fish_airlift_using_subcommand inventory" -s V -l version -d 'Print version'
+complete -c airlift -n "__fish_airlift_using_subcommand login" -s u -l username -d 'User name' -r
+complete -c airlift -n "__fish_airlift_using_subcommand login" -s p -l password -d 'The password on the command line: visible to other users and kept in shell history; prefer --password-stdin' -r
+complete -c airlift -n "__fish_airlift_using_subcommand login" -l insecure-registry -d 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker\'s `--insecure-registry` (loopback registries always are). Repeatable' -r
+complete -c airlift -n "__fish_airlift_using_subcommand login" -l ca-file -d 'Trust the CA certificates in FILE (PEM) for every registry, besides the system\'s. Per-registry CAs go in `/etc/docker/certs.d/HOST[:PORT]/ca.crt`. Repeatable' -r -F
+complete -c airlift -n "__fish_airlift_using_subcommand login" -l authfile -d 'Read credentials from FILE (podman/skopeo `auth.json`, or docker\'s `config.json`) before docker\'s and podman\'s usual files. Repeatable' -r -F
+complete -c airlift -n "__fish_airlift_using_subcommand login" -l password-stdin -d 'Read the password (or token) from standard input'
+complete -c airlift -n "__fish_airlift_using_subcommand login" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+complete -c airlift -n "__fish_airlift_using_subcommand login" -s q -l quiet -d 'Only errors on stderr: no progress, no summary'
+complete -c airlift -n "__fish_airlift_using_subcommand login" -s h -l help -d 'Print help'
+complete -c airlift -n "__fish_airlift_using_subcommand login" -s V -l version -d 'Print version'
+complete -c airlift -n "__fish_airlift_using_subcommand logout" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+complete -c airlift -n "__fish_airlift_using_subcommand logout" -s q -l quiet -d 'Only errors on stderr: no progress, no summary'
+complete -c airlift -n "__fish_airlift_using_subcommand logout" -s h -l help -d 'Print help'
+complete -c airlift -n "__fish_airlift_using_subcommand logout" -s V -l version -d 'Print version'
 complete -c airlift -n "__fish_airlift_using_subcommand completions" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
 complete -c airlift -n "__fish_airlift_using_subcommand completions" -s q -l quiet -d 'Only errors on stderr: no progress, no summary'
 complete -c airlift -n "__fish_airlift_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c airlift -n "__fish_airlift_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c airlift -n "__fish_airlift_using_subcommand help; and not __fish_seen_subcommand_from mirror bundle inventory completions help" -f -a "mirror" -d 'Registry-to-registry mirroring'
-complete -c airlift -n "__fish_airlift_using_subcommand help; and not __fish_seen_subcommand_from mirror bundle inventory completions help" -f -a "bundle" -d 'Content bundles for air-gap media: create, load, verify, inspect'
-complete -c airlift -n "__fish_airlift_using_subcommand help; and not __fish_seen_subcommand_from mirror bundle inventory completions help" -f -a "inventory" -d 'Export the digests a registry already holds, for differential bundles'
-complete -c airlift -n "__fish_airlift_using_subcommand help; and not __fish_seen_subcommand_from mirror bundle inventory completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c airlift -n "__fish_airlift_using_subcommand help; and not __fish_seen_subcommand_from mirror bundle inventory completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c airlift -n "__fish_airlift_using_subcommand help; and not __fish_seen_subcommand_from mirror bundle inventory login logout completions help" -f -a "mirror" -d 'Registry-to-registry mirroring'
+complete -c airlift -n "__fish_airlift_using_subcommand help; and not __fish_seen_subcommand_from mirror bundle inventory login logout completions help" -f -a "bundle" -d 'Content bundles for air-gap media: create, load, verify, inspect'
+complete -c airlift -n "__fish_airlift_using_subcommand help; and not __fish_seen_subcommand_from mirror bundle inventory login logout completions help" -f -a "inventory" -d 'Export the digests a registry already holds, for differential bundles'
+complete -c airlift -n "__fish_airlift_using_subcommand help; and not __fish_seen_subcommand_from mirror bundle inventory login logout completions help" -f -a "login" -d 'Check credentials against a registry, then store them in docker\'s config.json (or its credential helper), as `docker login` does'
+complete -c airlift -n "__fish_airlift_using_subcommand help; and not __fish_seen_subcommand_from mirror bundle inventory login logout completions help" -f -a "logout" -d 'Remove a registry\'s credentials from docker\'s config.json (or its credential helper)'
+complete -c airlift -n "__fish_airlift_using_subcommand help; and not __fish_seen_subcommand_from mirror bundle inventory login logout completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c airlift -n "__fish_airlift_using_subcommand help; and not __fish_seen_subcommand_from mirror bundle inventory login logout completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c airlift -n "__fish_airlift_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "sync" -d 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks'
 complete -c airlift -n "__fish_airlift_using_subcommand help; and __fish_seen_subcommand_from bundle" -f -a "create" -d 'Pull the images of the lists into a bundle: one or more zstd-compressed tar volumes holding an OCI layout. Re-running after an interruption downloads only what is missing'
 complete -c airlift -n "__fish_airlift_using_subcommand help; and __fish_seen_subcommand_from bundle" -f -a "load" -d 'Push a bundle\'s images into a registry, streaming from the volumes'

@@ -36,6 +36,11 @@ pub enum Command {
     Bundle(BundleCommand),
     /// Export the digests a registry already holds, for differential bundles.
     Inventory(InventoryArgs),
+    /// Check credentials against a registry, then store them in docker's config.json (or its
+    /// credential helper), as `docker login` does.
+    Login(LoginArgs),
+    /// Remove a registry's credentials from docker's config.json (or its credential helper).
+    Logout(LogoutArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 }
@@ -214,18 +219,20 @@ pub struct MappingArgs {
 /// Transfer tuning.
 #[derive(Debug, Args)]
 pub struct TransferArgs {
-    /// Blobs transferred at once, across all images.
-    #[arg(short, long, value_name = "N", default_value_t = 8)]
-    pub jobs: usize,
+    /// Blobs transferred at once, across all images [default: 8, or `jobs` in the config
+    /// file].
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
     /// Stop at the first failed image instead of finishing the others.
     #[arg(long, conflicts_with = "keep_going")]
     pub fail_fast: bool,
     /// Finish the other images when one fails (the default).
     #[arg(long)]
     pub keep_going: bool,
-    /// Attempts per blob after the first, for transient failures.
-    #[arg(long, value_name = "N", default_value_t = 4)]
-    pub retries: u32,
+    /// Attempts per blob after the first, for transient failures [default: 4, or `retries`
+    /// in the config file].
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
     /// Retries allowed in the whole run; once spent, failures are final (a registry that
     /// stays down fails its images instead of being retried blob after blob).
     #[arg(long, value_name = "N", default_value_t = 100)]
@@ -243,6 +250,42 @@ pub struct RegistryArgs {
     /// `--insecure-registry` (loopback registries always are). Repeatable.
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registries: Vec<String>,
+    /// Trust the CA certificates in FILE (PEM) for every registry, besides the system's.
+    /// Per-registry CAs go in `/etc/docker/certs.d/HOST[:PORT]/ca.crt`. Repeatable.
+    #[arg(long = "ca-file", value_name = "FILE")]
+    pub ca_files: Vec<PathBuf>,
+    /// Read credentials from FILE (podman/skopeo `auth.json`, or docker's `config.json`)
+    /// before docker's and podman's usual files. Repeatable.
+    #[arg(long = "authfile", value_name = "FILE")]
+    pub authfiles: Vec<PathBuf>,
+}
+
+/// Arguments of `airlift login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The registry, `HOST[:PORT]` (`docker.io` for Docker Hub).
+    #[arg(value_name = "REGISTRY")]
+    pub registry: String,
+    /// User name.
+    #[arg(short, long)]
+    pub username: String,
+    /// Read the password (or token) from standard input.
+    #[arg(long, conflicts_with = "password")]
+    pub password_stdin: bool,
+    /// The password on the command line: visible to other users and kept in shell history;
+    /// prefer --password-stdin.
+    #[arg(short, long)]
+    pub password: Option<String>,
+    #[command(flatten)]
+    pub registry_args: RegistryArgs,
+}
+
+/// Arguments of `airlift logout`.
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The registry, `HOST[:PORT]`.
+    #[arg(value_name = "REGISTRY")]
+    pub registry: String,
 }
 
 /// Output options.
@@ -312,7 +355,7 @@ mod tests {
         };
         assert_eq!(s.lists.len(), 2);
         assert_eq!(s.mapping.platforms, ["linux/amd64", "linux/arm64"]);
-        assert_eq!(s.transfer.jobs, 3);
+        assert_eq!(s.transfer.jobs, Some(3));
         assert!(s.mapping.flatten && s.output.json);
     }
 
@@ -337,6 +380,57 @@ mod tests {
                 "completions/{file} is stale: run `airlift completions {shell} > completions/{file}`"
             );
         }
+    }
+
+    #[test]
+    fn registry_and_login_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "airlift",
+            "mirror",
+            "sync",
+            "-l",
+            "a",
+            "--ca-file",
+            "a.pem",
+            "--ca-file",
+            "b.pem",
+            "--authfile",
+            "auth.json",
+        ])
+        .unwrap();
+        let Command::Mirror(MirrorCommand::Sync(s)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(s.registry.ca_files.len(), 2);
+        assert_eq!(s.registry.authfiles, [PathBuf::from("auth.json")]);
+        assert_eq!(s.transfer.jobs, None);
+
+        let cli = Cli::try_parse_from([
+            "airlift",
+            "login",
+            "reg:5000",
+            "-u",
+            "me",
+            "--password-stdin",
+        ])
+        .unwrap();
+        let Command::Login(l) = cli.command else {
+            panic!()
+        };
+        assert!(l.password_stdin && l.password.is_none());
+        assert!(
+            Cli::try_parse_from([
+                "airlift",
+                "login",
+                "r",
+                "-u",
+                "me",
+                "--password-stdin",
+                "-p",
+                "x"
+            ])
+            .is_err()
+        );
     }
 
     #[test]

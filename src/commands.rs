@@ -1,6 +1,7 @@
 //! One file per command; this one dispatches and defines the exit statuses.
 
 mod bundle;
+mod login;
 mod mirror;
 
 use anyhow::Result;
@@ -41,6 +42,8 @@ pub async fn run(cli: Cli) -> Result<Status> {
         Command::Bundle(BundleCommand::Verify(args)) => bundle::verify(args).await,
         Command::Bundle(BundleCommand::Inspect(args)) => bundle::inspect(args).await,
         Command::Inventory(args) => bundle::inventory(args).await,
+        Command::Login(args) => login::login(args).await,
+        Command::Logout(args) => login::logout(args).await,
         Command::Completions(args) => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
@@ -99,6 +102,37 @@ enum Outcome {
     Interrupted,
 }
 
+/// Runs the credential helpers the run's registries need, once and up front, and shows
+/// their problems as warnings.
+async fn prepare_credentials(
+    source: &airlift::transfer::Source,
+    sink: &airlift::transfer::Sink,
+    jobs: &[airlift::mapping::ImageJob],
+    settings: &OutputSettings,
+) {
+    use airlift::transfer::{Sink, Source};
+    let mut sides = Vec::new();
+    if let Source::Registry(c) = source {
+        sides.push((
+            c,
+            jobs.iter().map(|j| j.source.registry()).collect::<Vec<_>>(),
+        ));
+    }
+    if let Sink::Registry(c) = sink {
+        sides.push((c, jobs.iter().map(|j| j.target.registry()).collect()));
+    }
+    for (client, hosts) in sides {
+        let mut hosts: Vec<String> = hosts.into_iter().map(str::to_owned).collect();
+        hosts.sort();
+        hosts.dedup();
+        for warning in client.prepare_credentials(&hosts).await {
+            if !settings.quiet {
+                eprintln!("warning: {warning}");
+            }
+        }
+    }
+}
+
 /// Plans `jobs`, then either prints the plan (`dry_run`) or executes it with progress,
 /// stopping cleanly on Ctrl-C. Shared by `mirror sync`, `bundle create` and `bundle load`.
 async fn plan_and_run(
@@ -111,6 +145,7 @@ async fn plan_and_run(
     started: std::time::Instant,
 ) -> Result<Outcome> {
     use airlift::transfer;
+    prepare_credentials(source, sink, &jobs, settings).await;
     let progress = output::reporter(settings);
     let reporter = output::as_reporter(&progress);
     progress.start();

@@ -326,6 +326,19 @@ impl CredentialSource for Credentials {
     fn credential(&self, registry: &str) -> Option<Credential> {
         self.lookup(registry)
     }
+
+    fn prepare<'a>(
+        &'a self,
+        registries: &'a [String],
+    ) -> futures_util::future::BoxFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            Credentials::prepare(self, registries)
+                .await
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        })
+    }
 }
 
 /// Runs blocking `f` without stalling other tasks when on a multi-threaded tokio worker.

@@ -8,6 +8,8 @@
 //! so nothing is held in memory whole. One [`RegistryClient`] (one connection pool, one token
 //! cache) serves every registry of a run; [`Repo`] is a cheap handle on one repository.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +28,9 @@ mod headers;
 mod http;
 mod manifests;
 mod retry;
+mod tls;
+
+pub use tls::{CERTS_DIRS_ENV, DEFAULT_CERTS_DIRS, TlsProblem};
 
 /// Media types of manifests airlift copies, in the order sent in `Accept`.
 pub const MANIFEST_MEDIA_TYPES: &[&str] = &[
@@ -39,7 +44,30 @@ pub const MANIFEST_MEDIA_TYPES: &[&str] = &[
 /// credential.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    /// Connection, TLS or protocol failure.
+    /// A TLS certificate problem: the server's certificate could not be verified, or the
+    /// server refused ours. Retrying does not help.
+    #[error("{}", tls::message(registry, problem))]
+    Tls {
+        /// `host[:port]` connected to.
+        registry: String,
+        /// The URL requested.
+        url: String,
+        /// What is wrong.
+        problem: TlsProblem,
+        /// The underlying error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The TLS files configured for a registry (CA files, `certs.d`, client certificate)
+    /// cannot be used.
+    #[error("TLS setup for {registry}: {reason}")]
+    TlsSetup {
+        /// Registry host.
+        registry: String,
+        /// What is wrong, naming the file.
+        reason: String,
+    },
+    /// Connection or protocol failure.
     #[error("cannot reach {url}")]
     Transport {
         /// The URL requested (no credentials in it).
@@ -68,15 +96,18 @@ pub enum RegistryError {
         /// URL.
         url: String,
     },
-    /// Authentication or authorisation failed.
-    #[error("access denied to {registry} ({scope}): {reason}")]
+    /// Authentication or authorisation failed. The message says what to do
+    /// ([`RegistryError::hint`]).
+    #[error("{}", auth_message(registry, scope, reason, kind))]
     Auth {
         /// Registry host.
         registry: String,
         /// The scope requested, e.g. `repository:foo:pull,push`.
         scope: String,
-        /// Why.
+        /// Why, in a few words (`credentials rejected`, `no credentials for HOST`).
         reason: String,
+        /// Which kind of failure, for the hint (boxed to keep the error small).
+        kind: Box<AuthFailure>,
     },
     /// Content did not match its digest.
     #[error("digest mismatch for {url}: expected {expected}, got {actual}")]
@@ -98,11 +129,88 @@ pub enum RegistryError {
     },
 }
 
+/// Kinds of [`RegistryError::Auth`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No credentials were found for the registry, and it wants some.
+    Missing,
+    /// The registry or its token service rejected the credentials.
+    Rejected,
+    /// The registry refused a token its token service had just issued (expired, or signed by
+    /// a key it does not trust).
+    TokenRejected,
+    /// The registry refused a token during an upload that cannot be resent (the token
+    /// expired in flight). Retryable: the next attempt fetches a fresh token.
+    TokenExpired,
+    /// The token does not grant `action` on `repository`.
+    InsufficientScope {
+        /// `pull` or `push`.
+        action: &'static str,
+        /// The repository (or resource) concerned.
+        repository: String,
+    },
+    /// The registry answered 403: the account may not do `action` on `repository`.
+    Denied {
+        /// `pull` or `push`.
+        action: &'static str,
+        /// The repository (or resource) concerned.
+        repository: String,
+    },
+    /// Anything else (a broken token service, an unusable challenge).
+    Other,
+}
+
+fn auth_message(registry: &str, scope: &str, reason: &str, kind: &AuthFailure) -> String {
+    let login = format!("`airlift login {registry}`");
+    match kind {
+        AuthFailure::Missing => {
+            format!("{registry} requires authentication: run {login} or pass --authfile")
+        }
+        AuthFailure::Rejected => {
+            format!("credentials for {registry} were rejected: check them, or run {login}")
+        }
+        AuthFailure::TokenRejected => format!(
+            "{registry} rejected a token its token service had just issued ({scope}): the \
+             token is expired or invalid; check this machine's clock and that the registry \
+             trusts the token service's signing certificate, then retry"
+        ),
+        AuthFailure::TokenExpired => format!(
+            "{registry} refused an expired token during an upload ({scope}): retry; if it \
+             keeps happening, check this machine's clock"
+        ),
+        AuthFailure::InsufficientScope { action, repository } => format!(
+            "the token for {registry} does not grant {action} on {repository}: ask for \
+             {action} access to it, or check the destination path"
+        ),
+        AuthFailure::Denied { action, repository } => format!(
+            "{registry} denied {action} on {repository} ({reason}): ask for {action} access \
+             to it, or check the destination path"
+        ),
+        AuthFailure::Other => {
+            format!("authentication with {registry} failed ({scope}): {reason}")
+        }
+    }
+}
+
 impl RegistryError {
+    /// What to do about this error, when airlift knows: the part of the message after the
+    /// cause (the message itself always includes it).
+    pub fn hint(&self) -> Option<String> {
+        let shown = match self {
+            RegistryError::Auth { kind, .. } if **kind == AuthFailure::Other => return None,
+            RegistryError::Auth { .. } => self.to_string(),
+            RegistryError::Tls { .. } => self.to_string(),
+            _ => return None,
+        };
+        shown.rsplit_once(": ").map(|(_, hint)| hint.to_owned())
+    }
+
     /// Whether retrying the same request may succeed (connection errors, 5xx, 408, 429).
     pub fn is_retryable(&self) -> bool {
         match self {
             RegistryError::Transport { .. } => true,
+            RegistryError::Tls { .. } | RegistryError::TlsSetup { .. } => false,
+            RegistryError::Auth { kind, .. } if **kind == AuthFailure::TokenExpired => true,
             RegistryError::Status { status, .. } => retry::status_is_retryable(*status),
             // A stalled download is a network problem that surfaced without a reqwest error.
             RegistryError::Protocol { reason, .. } => reason == blobs::STALLED,
@@ -156,14 +264,54 @@ impl std::fmt::Debug for Credential {
 pub trait CredentialSource: Send + Sync {
     /// Credentials for `registry` (`host[:port]`), if any.
     fn credential(&self, registry: &str) -> Option<Credential>;
+
+    /// Gets ready to answer for `registries` without blocking (runs credential helpers
+    /// ahead of time); returns problems to show as warnings. The default does nothing.
+    fn prepare<'a>(
+        &'a self,
+        registries: &'a [String],
+    ) -> futures_util::future::BoxFuture<'a, Vec<String>> {
+        let _ = registries;
+        Box::pin(async { Vec::new() })
+    }
+}
+
+/// TLS settings for one registry host (the config file's `registries:` entries). They add
+/// to what docker-style `certs.d` directories give.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostTls {
+    /// CA certificates (PEM) trusted for this host, on top of the system roots.
+    pub ca_files: Vec<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS; needs `client_key`.
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub client_key: Option<PathBuf>,
+}
+
+/// TLS options of a client.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// CA certificates (PEM files, bundles allowed) trusted for every registry, on top of
+    /// the system roots (`--ca-file`).
+    pub ca_files: Vec<PathBuf>,
+    /// docker-style `certs.d` base directories holding `HOST[:PORT]/` subdirectories:
+    /// `*.crt` files are CAs, `client.cert` + `client.key` (or any `NAME.cert` + `NAME.key`)
+    /// a client certificate. `None` means [`CERTS_DIRS_ENV`] if set, else
+    /// [`DEFAULT_CERTS_DIRS`].
+    pub certs_dirs: Option<Vec<PathBuf>>,
+    /// Per-host settings, keyed by `host[:port]`.
+    pub hosts: HashMap<String, HostTls>,
 }
 
 /// Options for [`RegistryClient::new`].
 #[derive(Clone, Default)]
 pub struct ClientOptions {
     /// Hosts (`host[:port]`) reached over plain HTTP or HTTPS without certificate checks, as
-    /// docker's `--insecure-registry`. Loopback hosts are always treated as insecure.
+    /// docker's `--insecure-registry`. Loopback hosts may always use plain HTTP, but when they
+    /// speak HTTPS their certificate is verified unless they are listed here.
     pub insecure_registries: Vec<String>,
+    /// CA files, `certs.d` directories and client certificates.
+    pub tls: TlsOptions,
     /// Retry policy for every request.
     pub retry: RetryPolicy,
     /// Credentials; anonymous when `None`.
@@ -265,6 +413,19 @@ impl RegistryClient {
     /// error status (often 401/403 or 404).
     pub async fn catalog(&self, registry: &str) -> Result<Vec<String>, RegistryError> {
         catalog::catalog(self, registry, catalog::PAGE_SIZE).await
+    }
+
+    /// Lets the credential source get ready for `registries` (runs credential helpers once,
+    /// concurrently); returns the problems found, to show as warnings.
+    pub async fn prepare_credentials(&self, registries: &[String]) -> Vec<String> {
+        self.inner.prepare_credentials(registries).await
+    }
+
+    /// Checks that `registry` accepts this client's credentials: `GET /v2/` answering the
+    /// registry's challenge (for token registries, a token request with no scope must
+    /// succeed). What `airlift login` runs before storing anything.
+    pub async fn check_login(&self, registry: &str) -> Result<(), RegistryError> {
+        self.inner.check_login(registry).await
     }
 
     /// [`RegistryClient::catalog`] asking for `page_size` repositories per page (`?n=`).

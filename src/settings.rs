@@ -11,6 +11,7 @@ use airlift::registry::{ClientOptions, RetryPolicy};
 use airlift::transfer::TransferOptions;
 
 use crate::cli::{MappingArgs, OutputArgs, ProgressMode, RegistryArgs, SyncArgs, TransferArgs};
+use crate::config::Config;
 
 /// Everything `mirror sync` needs.
 pub struct SyncSettings {
@@ -55,7 +56,7 @@ impl SyncSettings {
             mode,
             platforms,
             transfer: transfer_settings(transfer)?,
-            client: client_settings(registry, timeout),
+            client: client_settings(registry, Some(timeout))?,
             output: output_settings(output, quiet),
             dry_run,
         })
@@ -90,6 +91,9 @@ fn transfer_settings(args: TransferArgs) -> Result<TransferOptions> {
         retry_budget,
         timeout: _, // a client option: see `request_timeout`
     } = args;
+    let config = Config::get()?;
+    let jobs = jobs.or(config.jobs).unwrap_or(8);
+    let retries = retries.or(config.retries).unwrap_or(4);
     anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
     Ok(TransferOptions {
         jobs,
@@ -100,16 +104,23 @@ fn transfer_settings(args: TransferArgs) -> Result<TransferOptions> {
     })
 }
 
-fn client_settings(args: RegistryArgs, timeout_secs: u64) -> ClientOptions {
+/// Registry client options: flags, then the config file, then the usual credential files.
+/// `timeout_secs` is `--timeout` (per request, and the stall limit); `None` keeps the default.
+pub fn client_settings(args: RegistryArgs, timeout_secs: Option<u64>) -> Result<ClientOptions> {
     let RegistryArgs {
-        insecure_registries,
+        mut insecure_registries,
+        ca_files,
+        authfiles,
     } = args;
-    ClientOptions {
+    let config = Config::get()?;
+    insecure_registries.extend(config.insecure_registries().cloned());
+    Ok(ClientOptions {
         insecure_registries,
+        tls: config.tls(ca_files),
         retry: RetryPolicy::default(),
-        credentials: None,
-        request_timeout: Some(std::time::Duration::from_secs(timeout_secs.max(1))),
-    }
+        credentials: Some(config.credentials(authfiles)?),
+        request_timeout: timeout_secs.map(|t| std::time::Duration::from_secs(t.max(1))),
+    })
 }
 
 fn output_settings(args: OutputArgs, quiet: bool) -> OutputSettings {
@@ -187,7 +198,7 @@ impl CreateSettings {
             from,
             platforms,
             transfer: transfer_settings(transfer)?,
-            client: client_settings(registry, timeout),
+            client: client_settings(registry, Some(timeout))?,
             output_settings: output_settings(output_args, quiet),
             dry_run,
         })
@@ -236,7 +247,7 @@ impl LoadSettings {
             mode: mode.unwrap_or_default(),
             platforms,
             transfer: transfer_settings(transfer)?,
-            client: client_settings(registry, timeout),
+            client: client_settings(registry, Some(timeout))?,
             output: output_settings(output, quiet),
             state_dir,
             dry_run,

@@ -293,10 +293,7 @@ pub async fn inventory(args: InventoryArgs) -> Result<Status> {
         registry_args,
     } = args;
     let dest: mapping::Destination = registry.parse().context("invalid --registry")?;
-    let client = RegistryClient::new(airlift::registry::ClientOptions {
-        insecure_registries: registry_args.insecure_registries,
-        ..Default::default()
-    })?;
+    let client = RegistryClient::new(crate::settings::client_settings(registry_args, None)?)?;
     let inv = airlift::inventory::take(&client, &dest.registry, &dest.prefix, 8).await?;
     inv.write(&out)?;
     eprintln!(

@@ -11,7 +11,11 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Deserialize;
 
 use super::challenge::Challenge;
-use super::{Credential, RegistryError, RetryPolicy, dates, headers, retry};
+use super::{AuthFailure, Credential, RegistryError, RetryPolicy, dates, headers, retry};
+use crate::credentials::IDENTITY_TOKEN_USERNAME;
+
+/// `client_id` sent with the OAuth2 `refresh_token` grant.
+const CLIENT_ID: &str = "airlift";
 
 /// `repository:NAME:pull`.
 pub(super) fn pull(repository: &str) -> String {
@@ -80,9 +84,13 @@ impl Token {
 }
 
 /// When to refresh a token of `lifetime` issued `age` ago: a margin before it expires, so a
-/// request started just before expiry does not carry a dead token.
+/// request started just before expiry does not carry a dead token. The margin is a quarter
+/// of the lifetime (at most 30 s), but at least a second (at most half the lifetime):
+/// token services write `exp` in whole seconds, so a short token may die up to a second
+/// before `expires_in` says.
 pub(super) fn refresh_after(lifetime: Duration, age: Duration) -> Duration {
-    let margin = (lifetime / 4).min(Duration::from_secs(30));
+    let floor = Duration::from_secs(1).min(lifetime / 2);
+    let margin = (lifetime / 4).max(floor).min(Duration::from_secs(30));
     lifetime.saturating_sub(age).saturating_sub(margin)
 }
 
@@ -109,7 +117,8 @@ type Slot = Arc<tokio::sync::Mutex<Option<Token>>>;
 
 /// Everything a token fetch needs from the client.
 pub(super) struct TokenRequest<'a> {
-    pub http: &'a reqwest::Client,
+    /// The client for the realm's host.
+    pub http: reqwest::Client,
     pub retry: &'a RetryPolicy,
     pub timeout: Duration,
     pub registry: &'a str,
@@ -130,6 +139,16 @@ impl Tokens {
             .entry((registry.to_owned(), key.to_vec()))
             .or_default()
             .clone()
+    }
+
+    /// Forgets the cached token for `scopes` if it is `secret` (the registry refused it
+    /// during a request that cannot be resent), so the next request fetches a fresh one.
+    pub async fn invalidate(&self, registry: &str, scopes: &[String], secret: &str) {
+        let slot = self.slot(registry, &scope_key(scopes));
+        let mut cached = slot.lock().await;
+        if cached.as_ref().is_some_and(|t| t.secret() == secret) {
+            *cached = None;
+        }
     }
 
     /// A usable token for `scopes`, fetching one when none is cached, it is near expiry, or it
@@ -157,27 +176,59 @@ impl Tokens {
 }
 
 fn auth_error(req: &TokenRequest<'_>, key: &[String], reason: String) -> RegistryError {
+    auth_error_kind(req, key, reason, AuthFailure::Other)
+}
+
+fn auth_error_kind(
+    req: &TokenRequest<'_>,
+    key: &[String],
+    reason: String,
+    kind: AuthFailure,
+) -> RegistryError {
     RegistryError::Auth {
         registry: req.registry.to_owned(),
         scope: key.join(" "),
         reason,
+        kind: Box::new(kind),
     }
 }
 
-/// GETs the challenge's realm with `service` and one `scope` per scope.
+/// The form of an OAuth2 `refresh_token` grant, as docker sends it for identity tokens.
+pub(super) fn refresh_form(refresh_token: &str, service: Option<&str>, key: &[String]) -> String {
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    form.append_pair("grant_type", "refresh_token")
+        .append_pair("refresh_token", refresh_token)
+        .append_pair("client_id", CLIENT_ID);
+    if let Some(service) = service {
+        form.append_pair("service", service);
+    }
+    if !key.is_empty() {
+        form.append_pair("scope", &key.join(" "));
+    }
+    form.finish()
+}
+
+/// Asks the challenge's realm for a token: a GET with `service` and one `scope` per scope
+/// (Basic credentials attached when known), or, for an identity token (user name
+/// `<token>`), a POST with the OAuth2 `refresh_token` grant.
 async fn fetch(req: &TokenRequest<'_>, key: &[String]) -> Result<Token, RegistryError> {
     let realm = req
         .challenge
         .param("realm")
         .ok_or_else(|| auth_error(req, key, "the Bearer challenge names no realm".to_owned()))?;
-    let mut url = url::Url::parse(realm).map_err(|e| {
+    let realm_url = url::Url::parse(realm).map_err(|e| {
         auth_error(
             req,
             key,
             format!("the Bearer realm `{realm}` is not a URL: {e}"),
         )
     })?;
-    {
+    let identity_token = req
+        .credential
+        .filter(|c| c.username == IDENTITY_TOKEN_USERNAME)
+        .map(|c| c.password.as_str());
+    let mut url = realm_url;
+    if identity_token.is_none() {
         let mut q = url.query_pairs_mut();
         if let Some(service) = req.challenge.param("service") {
             q.append_pair("service", service);
@@ -187,26 +238,52 @@ async fn fetch(req: &TokenRequest<'_>, key: &[String]) -> Result<Token, Registry
         }
     }
     let shown = url.to_string();
+    let method = if identity_token.is_some() {
+        "POST"
+    } else {
+        "GET"
+    };
     let resp = retry::run(req.retry, &shown, || async {
-        let mut rb = req.http.get(url.clone()).timeout(req.timeout);
-        if let Some(c) = req.credential {
-            rb = rb.basic_auth(&c.username, Some(&c.password));
-        }
+        let rb = match identity_token {
+            Some(refresh) => req
+                .http
+                .post(url.clone())
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(refresh_form(refresh, req.challenge.param("service"), key)),
+            None => {
+                let rb = req.http.get(url.clone());
+                match req.credential {
+                    Some(c) => rb.basic_auth(&c.username, Some(&c.password)),
+                    None => rb,
+                }
+            }
+        };
         let resp = rb
+            .timeout(req.timeout)
             .send()
             .await
-            .map_err(|e| RegistryError::Transport { url: shown.clone(), source: e.without_url() })?;
-        tracing::debug!(method = "GET", url = %shown, status = resp.status().as_u16(), "token request");
+            .map_err(|e| super::http::transport(&url, e))?;
+        tracing::debug!(method, url = %shown, status = resp.status().as_u16(), "token request");
         Ok(resp)
     })
     .await?;
     let status = resp.status().as_u16();
-    if status == 401 || status == 403 {
-        let reason = match req.credential {
-            Some(_) => "credentials rejected by the token service".to_owned(),
-            None => format!("no credentials for {}", req.registry),
+    // An OAuth2 server answers a bad refresh token with 400 `invalid_grant`.
+    if status == 401 || status == 403 || (identity_token.is_some() && status == 400) {
+        let (reason, kind) = match req.credential {
+            Some(_) => (
+                "credentials rejected by the token service".to_owned(),
+                AuthFailure::Rejected,
+            ),
+            None => (
+                format!("no credentials for {}", req.registry),
+                AuthFailure::Missing,
+            ),
         };
-        return Err(auth_error(req, key, reason));
+        return Err(auth_error_kind(req, key, reason, kind));
     }
     let body = resp.bytes().await.map_err(|e| RegistryError::Transport {
         url: shown.clone(),
@@ -214,7 +291,7 @@ async fn fetch(req: &TokenRequest<'_>, key: &[String]) -> Result<Token, Registry
     })?;
     if status != 200 {
         return Err(RegistryError::Status {
-            method: "GET".to_owned(),
+            method: method.to_owned(),
             url: shown,
             status,
             detail: headers::error_detail(&body),
@@ -233,8 +310,9 @@ async fn fetch(req: &TokenRequest<'_>, key: &[String]) -> Result<Token, Registry
             url: shown.clone(),
             reason: "token response has neither `token` nor `access_token`".to_owned(),
         })?;
-    // docker treats lifetimes under a minute as a minute; so do we.
-    let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(60).max(60));
+    // No (or a zero) lifetime means the spec's default of a minute. Short lifetimes are
+    // honoured, unlike docker, which stretches them to a minute and then sends dead tokens.
+    let lifetime = Duration::from_secs(parsed.expires_in.filter(|s| *s > 0).unwrap_or(60));
     let age = token_age(parsed.issued_at.as_deref(), SystemTime::now(), lifetime);
     Ok(Token {
         secret: secret.into(),
@@ -302,6 +380,15 @@ mod tests {
             refresh_after(Duration::from_secs(60), Duration::from_secs(60)),
             Duration::ZERO
         );
+        // Short tokens keep a margin of a second, or half their life.
+        assert_eq!(
+            refresh_after(Duration::from_secs(2), Duration::ZERO),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            refresh_after(Duration::from_secs(1), Duration::ZERO),
+            Duration::from_millis(500)
+        );
     }
 
     #[test]
@@ -322,6 +409,30 @@ mod tests {
         );
         assert_eq!(token_age(Some("not a date"), now, life), Duration::ZERO);
         assert_eq!(token_age(None, now, life), Duration::ZERO);
+    }
+
+    #[test]
+    fn refresh_token_grant_form() {
+        let form = refresh_form(
+            "id&tok=1",
+            Some("reg.io"),
+            &s(&["repository:a:pull", "repository:b:pull,push"]),
+        );
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(form.as_bytes())
+            .into_owned()
+            .collect();
+        let want = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "id&tok=1"),
+            ("client_id", "airlift"),
+            ("service", "reg.io"),
+            ("scope", "repository:a:pull repository:b:pull,push"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(pairs, want);
     }
 
     #[test]

@@ -50,14 +50,17 @@ pub(super) fn is_loopback(host_port: &str) -> bool {
 /// Whether `registry` may be reached over plain HTTP or unverified HTTPS: loopback hosts, and
 /// entries of `insecure` naming it exactly or naming its host without a port.
 pub(super) fn is_insecure(registry: &str, insecure: &[String]) -> bool {
-    is_loopback(registry)
-        || insecure.iter().any(|entry| {
-            let entry = entry.trim();
-            entry == registry
-                || (entry == host_part(entry)
-                    && !entry.contains(':')
-                    && entry == host_part(registry))
-        })
+    is_loopback(registry) || is_listed_insecure(registry, insecure)
+}
+
+/// Whether `registry` is listed in `insecure` (exactly, or by its host without a port): its
+/// HTTPS certificate is not checked. Loopback hosts are not implicitly listed.
+pub(super) fn is_listed_insecure(registry: &str, insecure: &[String]) -> bool {
+    insecure.iter().any(|entry| {
+        let entry = entry.trim();
+        entry == registry
+            || (entry == host_part(entry) && !entry.contains(':') && entry == host_part(registry))
+    })
 }
 
 /// What the client knows about one registry host.
@@ -66,8 +69,11 @@ pub(super) struct Host {
     pub registry: String,
     /// The `host[:port]` the API is served at.
     pub api_host: String,
-    /// Plain HTTP and unverified HTTPS allowed.
+    /// Plain HTTP allowed (loopback or listed insecure).
     pub insecure: bool,
+    /// The connection pool serving this host: the shared one, or one with the host's own
+    /// CAs and client certificate.
+    pub client: reqwest::Client,
     /// `scheme://host/` once probed; a failed probe leaves it empty so the next caller retries.
     pub base: OnceCell<url::Url>,
     /// The challenge the host last answered with (from `/v2/` or any 401).
@@ -76,11 +82,12 @@ pub(super) struct Host {
 
 impl Host {
     /// State for `registry`, nothing learned yet.
-    pub fn new(registry: &str, insecure_list: &[String]) -> Self {
+    pub fn new(registry: &str, insecure_list: &[String], client: reqwest::Client) -> Self {
         Host {
             registry: registry.to_owned(),
             api_host: api_host(registry).to_owned(),
             insecure: is_insecure(registry, insecure_list),
+            client,
             base: OnceCell::new(),
             challenge: Mutex::new(None),
         }
@@ -162,14 +169,25 @@ mod tests {
         assert!(is_insecure("mirror.lan:8443", &list));
         assert!(!is_insecure("docker.io", &list));
         assert!(is_insecure("127.0.0.1:9", &[]));
+        assert!(!is_listed_insecure("127.0.0.1:9", &[]));
+        assert!(!is_listed_insecure(
+            "127.0.0.1:9",
+            &["127.0.0.1:8".to_owned()]
+        ));
+        assert!(is_listed_insecure(
+            "127.0.0.1:9",
+            &["127.0.0.1:9".to_owned()]
+        ));
+        assert!(is_listed_insecure("mirror.lan:1", &list));
+        assert!(!is_listed_insecure("docker.io", &list));
     }
 
     #[test]
     fn candidate_schemes() {
-        let h = Host::new("localhost:5000", &[]);
+        let h = Host::new("localhost:5000", &[], reqwest::Client::new());
         let bases: Vec<String> = h.candidate_bases().iter().map(|u| u.to_string()).collect();
         assert_eq!(bases, ["https://localhost:5000/", "http://localhost:5000/"]);
-        let h = Host::new("docker.io", &[]);
+        let h = Host::new("docker.io", &[], reqwest::Client::new());
         let bases: Vec<String> = h.candidate_bases().iter().map(|u| u.to_string()).collect();
         assert_eq!(bases, ["https://registry-1.docker.io/"]);
     }

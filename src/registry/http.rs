@@ -13,12 +13,15 @@ use reqwest::{Method, Response, StatusCode};
 
 use super::auth::{Token, TokenRequest, Tokens};
 use super::endpoint::Host;
-use super::{ClientOptions, Credential, RegistryError, RetryPolicy, challenge, headers, retry};
+use super::{
+    AuthFailure, ClientOptions, Credential, RegistryError, RetryPolicy, TlsOptions, challenge,
+    endpoint, headers, retry, tls,
+};
 
 /// Default for [`ClientOptions::request_timeout`].
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bound on establishing a TCP/TLS connection, for every request including blob transfers.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How much of an error body is read to find the registry's error message.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
@@ -76,10 +79,18 @@ enum Auth {
 
 /// The state behind a [`super::RegistryClient`].
 pub(super) struct Inner {
-    /// Verifies certificates; serves every registry not marked insecure.
+    /// Verifies certificates (system roots plus `--ca-file`); serves every host without TLS
+    /// settings of its own, so they share one connection pool.
     secure: reqwest::Client,
-    /// Skips certificate checks; serves only insecure and loopback registries.
+    /// Skips certificate checks; serves `--insecure-registry` hosts without TLS settings of
+    /// their own.
     insecure: reqwest::Client,
+    /// The `--ca-file` certificates, added to every per-host client too.
+    shared_cas: Vec<reqwest::Certificate>,
+    tls: TlsOptions,
+    /// Per-host clients (host CAs or a client certificate), built on first use; keyed by
+    /// `host[:port]` and whether certificates are checked.
+    host_clients: Mutex<HashMap<(String, bool), reqwest::Client>>,
     pub timeout: Duration,
     pub retry: RetryPolicy,
     credentials: Option<Arc<dyn super::CredentialSource>>,
@@ -88,12 +99,61 @@ pub(super) struct Inner {
     tokens: Tokens,
 }
 
-/// A transport error for `url`, with the URL kept out of the source so it is printed once.
-pub(super) fn transport(url: &url::Url, e: reqwest::Error) -> RegistryError {
-    RegistryError::Transport {
-        url: url.to_string(),
-        source: e.without_url(),
+/// `host[:port]` of `url`, as registries are named.
+pub(super) fn host_port(url: &url::Url) -> String {
+    let host = match url.host() {
+        Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
+        Some(h) => h.to_string(),
+        None => String::new(),
+    };
+    match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
     }
+}
+
+/// A transport error for `url`, with the URL kept out of the source so it is printed once.
+/// A certificate problem becomes [`RegistryError::Tls`], which says what to do.
+pub(super) fn transport(url: &url::Url, e: reqwest::Error) -> RegistryError {
+    let e = e.without_url();
+    match tls::classify(&e) {
+        Some(problem) => RegistryError::Tls {
+            registry: host_port(url),
+            url: url.to_string(),
+            problem,
+            source: e,
+        },
+        None => RegistryError::Transport {
+            url: url.to_string(),
+            source: e,
+        },
+    }
+}
+
+/// The repository and action a failed call was about, for auth messages: `push` for
+/// writes, `pull` for reads, and the repository of the scope asking for it.
+fn scope_subject(call: &Call) -> (&'static str, String) {
+    let action = if call.method == Method::GET || call.method == Method::HEAD {
+        "pull"
+    } else {
+        "push"
+    };
+    let parsed: Vec<(&str, &str)> = call
+        .scopes
+        .iter()
+        .filter_map(|s| {
+            let (resource, actions) = s.rsplit_once(':')?;
+            let name = resource.split_once(':').map(|(_, n)| n).unwrap_or(resource);
+            Some((name, actions))
+        })
+        .collect();
+    let repository = parsed
+        .iter()
+        .find(|(_, actions)| actions.split(',').any(|a| a == action))
+        .or(parsed.first())
+        .map(|(name, _)| name.to_string())
+        .unwrap_or_else(|| "the registry".to_owned());
+    (action, repository)
 }
 
 /// The error for an unexpected status, with the registry's message from the body.
@@ -118,22 +178,18 @@ pub(super) async fn status_error(method: &Method, url: &url::Url, resp: Response
 impl Inner {
     /// Builds the connection pools.
     pub fn new(opts: ClientOptions) -> Result<Self, RegistryError> {
+        let shared_cas = tls::load_cas("every registry (--ca-file)", &opts.tls.ca_files)?;
+        let none = tls::HostFiles::default();
         let build = |accept_invalid: bool| {
-            reqwest::Client::builder()
-                .user_agent(concat!("airlift/", env!("CARGO_PKG_VERSION")))
-                .connect_timeout(CONNECT_TIMEOUT)
-                .tcp_keepalive(Duration::from_secs(30))
-                .tls_danger_accept_invalid_certs(accept_invalid)
-                .build()
-                .map_err(|e| RegistryError::Transport {
-                    url: "(client setup)".to_owned(),
-                    source: e,
-                })
+            tls::build_client("every registry", &shared_cas, &none, accept_invalid, false)
         };
         let env = std::env::var(retry::DELAY_ENV).ok();
         Ok(Inner {
             secure: build(false)?,
             insecure: build(true)?,
+            shared_cas,
+            tls: opts.tls,
+            host_clients: Mutex::new(HashMap::new()),
             timeout: opts.request_timeout.unwrap_or(DEFAULT_TIMEOUT),
             retry: retry::with_env_override(opts.retry, env.as_deref()),
             credentials: opts.credentials,
@@ -143,19 +199,80 @@ impl Inner {
         })
     }
 
-    fn host(&self, registry: &str) -> Arc<Host> {
+    fn host(&self, registry: &str) -> Result<Arc<Host>, RegistryError> {
+        if let Some(h) = self
+            .hosts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(registry)
+        {
+            return Ok(h.clone());
+        }
+        let skip_verify = endpoint::is_listed_insecure(registry, &self.insecure_list);
+        let client = self.client_for(endpoint::api_host(registry), registry, skip_verify)?;
         let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
-        hosts
+        Ok(hosts
             .entry(registry.to_owned())
-            .or_insert_with(|| Arc::new(Host::new(registry, &self.insecure_list)))
-            .clone()
+            .or_insert_with(|| Arc::new(Host::new(registry, &self.insecure_list, client)))
+            .clone())
     }
 
-    fn client(&self, host: &Host) -> &reqwest::Client {
-        if host.insecure {
-            &self.insecure
+    /// The client for `host_port`: the shared one unless the host has TLS files of its own
+    /// (config entry under `config_name` or `host_port`, or a `certs.d` directory), in which
+    /// case one is built once and kept.
+    fn client_for(
+        &self,
+        host_port: &str,
+        config_name: &str,
+        skip_verify: bool,
+    ) -> Result<reqwest::Client, RegistryError> {
+        let key = (host_port.to_owned(), skip_verify);
+        if let Some(c) = self
+            .host_clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(c.clone());
+        }
+        let mut files = tls::host_files(&self.tls, config_name)?;
+        if files.is_empty() && config_name != host_port {
+            files = tls::host_files(&self.tls, host_port)?;
+        }
+        let client = if files.is_empty() {
+            if skip_verify {
+                self.insecure.clone()
+            } else {
+                self.secure.clone()
+            }
         } else {
-            &self.secure
+            tracing::debug!(registry = %config_name, cas = files.cas.len(), client_cert = files.identity.is_some(), "registry-specific TLS settings");
+            tls::build_client(config_name, &self.shared_cas, &files, skip_verify, false)?
+        };
+        let mut clients = self.host_clients.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(clients.entry(key).or_insert(client).clone())
+    }
+
+    fn client<'h>(&self, host: &'h Host) -> &'h reqwest::Client {
+        &host.client
+    }
+
+    /// Runs the credential source's preparation for `registries`.
+    pub async fn prepare_credentials(&self, registries: &[String]) -> Vec<String> {
+        match &self.credentials {
+            Some(c) => c.prepare(registries).await,
+            None => Vec::new(),
+        }
+    }
+
+    /// `GET /v2/` with this client's credentials for `registry`.
+    pub async fn check_login(&self, registry: &str) -> Result<(), RegistryError> {
+        let call = Call::new(Method::GET, Target::Path("v2/".to_owned()), Vec::new());
+        let (url, resp) = self.execute(registry, &call).await?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(status_error(&call.method, &url, resp).await)
         }
     }
 
@@ -184,8 +301,20 @@ impl Inner {
                                 return Ok(resp);
                             }
                             Err(e) => {
-                                tracing::debug!(%url, "probe failed, trying the next scheme");
-                                last = Some(transport(&url, e));
+                                let mut err = transport(&url, e);
+                                if url.scheme() == "https"
+                                    && matches!(err, RegistryError::Transport { .. })
+                                    && let Some(tls_err) = self.diagnose(host, &url).await
+                                {
+                                    err = tls_err;
+                                }
+                                // A server that speaks TLS with a certificate we cannot
+                                // accept is not a plain-HTTP server: say so, do not fall back.
+                                if matches!(err, RegistryError::Tls { .. }) {
+                                    return Err(self.refine_client_cert(host, err));
+                                }
+                                tracing::debug!(%url, error = %crate::transfer::error_chain(&err), "probe failed, trying the next scheme");
+                                last = Some(err);
                             }
                         }
                     }
@@ -206,9 +335,57 @@ impl Inner {
         Ok(base.clone())
     }
 
+    /// A server refusing the handshake with `bad_certificate` after we sent no client
+    /// certificate wants one (Go servers send that alert for a missing certificate too).
+    fn refine_client_cert(&self, host: &Host, err: RegistryError) -> RegistryError {
+        match err {
+            RegistryError::Tls {
+                registry,
+                url,
+                problem: tls::TlsProblem::ClientCertRejected,
+                source,
+            } => {
+                let presented =
+                    [host.registry.as_str(), host.api_host.as_str()]
+                        .iter()
+                        .any(|name| {
+                            tls::host_files(&self.tls, name).is_ok_and(|f| f.identity.is_some())
+                        });
+                let problem = if presented {
+                    tls::TlsProblem::ClientCertRejected
+                } else {
+                    tls::TlsProblem::ClientCertRequired
+                };
+                RegistryError::Tls {
+                    registry,
+                    url,
+                    problem,
+                    source,
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// After an HTTPS probe failed for no visible reason, tries once more over HTTP/1.1 to
+    /// find a certificate problem the HTTP/2 connection pool hid; `None` when there is none.
+    async fn diagnose(&self, host: &Host, url: &url::Url) -> Option<RegistryError> {
+        let skip_verify = endpoint::is_listed_insecure(&host.registry, &self.insecure_list);
+        let mut files = tls::host_files(&self.tls, &host.registry).ok()?;
+        if files.is_empty() {
+            files = tls::host_files(&self.tls, &host.api_host).ok()?;
+        }
+        let client =
+            tls::build_client(&host.registry, &self.shared_cas, &files, skip_verify, true).ok()?;
+        match client.get(url.clone()).timeout(self.timeout).send().await {
+            Err(e) => Some(transport(url, e)).filter(|e| matches!(e, RegistryError::Tls { .. })),
+            Ok(_) => None,
+        }
+    }
+
     /// Resolves a path target to an absolute URL on `registry`.
     pub async fn url(&self, registry: &str, path: &str) -> Result<url::Url, RegistryError> {
-        let host = self.host(registry);
+        let host = self.host(registry)?;
         let base = self.base(&host).await?;
         base.join(path).map_err(|e| RegistryError::Protocol {
             url: format!("{base}{path}"),
@@ -222,8 +399,19 @@ impl Inner {
         c: &'a challenge::Challenge,
         cred: Option<&'a Credential>,
     ) -> TokenRequest<'a> {
+        // The realm may be another host (a token service) with TLS settings of its own.
+        let http = c
+            .param("realm")
+            .and_then(|r| url::Url::parse(r).ok())
+            .map(|u| host_port(&u))
+            .filter(|hp| !hp.is_empty() && hp != &host.api_host)
+            .and_then(|hp| {
+                let skip = endpoint::is_listed_insecure(&hp, &self.insecure_list);
+                self.client_for(&hp, &hp, skip).ok()
+            })
+            .unwrap_or_else(|| host.client.clone());
         TokenRequest {
-            http: self.client(host),
+            http,
             retry: &self.retry,
             timeout: self.timeout,
             registry: &host.registry,
@@ -240,7 +428,7 @@ impl Inner {
         registry: &str,
         call: &Call,
     ) -> Result<(url::Url, Response), RegistryError> {
-        let host = self.host(registry);
+        let host = self.host(registry)?;
         let url = match &call.target {
             Target::Url(u) => u.clone(),
             Target::Path(p) => self.url(registry, p).await?,
@@ -299,7 +487,9 @@ impl Inner {
                     } => format!("denied: {d}"),
                     _ => "denied".to_owned(),
                 };
-                return Err(self.auth_error(host, call, reason));
+                let (action, repository) = scope_subject(call);
+                let kind = AuthFailure::Denied { action, repository };
+                return Err(self.auth_error(host, call, reason, kind));
             }
             if status != StatusCode::UNAUTHORIZED || !same_host {
                 return Ok(resp);
@@ -307,13 +497,46 @@ impl Inner {
             let values = resp.headers().get_all(WWW_AUTHENTICATE);
             let picked = challenge::pick(values.iter().filter_map(|v| v.to_str().ok()));
             let streamed = matches!(call.body, CallBody::Stream(_));
+            let error_param = picked
+                .as_ref()
+                .and_then(|c| c.param("error"))
+                .unwrap_or_default()
+                .to_owned();
+            let had_token = matches!(auth, Auth::Bearer(_));
             let give_up = |this: &Self| {
-                let reason = match &cred {
-                    Some(_) => "credentials rejected".to_owned(),
-                    None => format!("no credentials for {}", host.registry),
+                let (reason, kind) = match &cred {
+                    None => (
+                        format!("no credentials for {}", host.registry),
+                        AuthFailure::Missing,
+                    ),
+                    Some(_) if had_token && error_param == "insufficient_scope" => {
+                        let (action, repository) = scope_subject(call);
+                        (
+                            "insufficient scope".to_owned(),
+                            AuthFailure::InsufficientScope { action, repository },
+                        )
+                    }
+                    Some(_) if had_token => {
+                        ("token rejected".to_owned(), AuthFailure::TokenRejected)
+                    }
+                    Some(_) => ("credentials rejected".to_owned(), AuthFailure::Rejected),
                 };
-                Err(this.auth_error(host, call, reason))
+                Err(this.auth_error(host, call, reason, kind))
             };
+            if streamed
+                && let Auth::Bearer(t) = &auth
+                && cred.is_some()
+                && error_param != "insufficient_scope"
+            {
+                // The token died between its check and this request (or the clocks
+                // disagree). The body is gone, so this call fails, but retryably: the
+                // caller's retry gets a fresh token.
+                self.tokens
+                    .invalidate(&host.registry, &call.scopes, t.secret())
+                    .await;
+                let kind = AuthFailure::TokenExpired;
+                return Err(self.auth_error(host, call, "token expired".to_owned(), kind));
+            }
             if answered_challenge || streamed {
                 return give_up(self);
             }
@@ -344,7 +567,13 @@ impl Inner {
         }
     }
 
-    fn auth_error(&self, host: &Host, call: &Call, reason: String) -> RegistryError {
+    fn auth_error(
+        &self,
+        host: &Host,
+        call: &Call,
+        reason: String,
+        kind: AuthFailure,
+    ) -> RegistryError {
         let scope = if call.scopes.is_empty() {
             "registry".to_owned()
         } else {
@@ -354,6 +583,7 @@ impl Inner {
             registry: host.registry.clone(),
             scope,
             reason,
+            kind: Box::new(kind),
         }
     }
 

@@ -5,7 +5,8 @@
 //! `support` holds the harness (some helpers exist for other test modules and later tests,
 //! hence the `dead_code` allowance there); `harness` tests the harness itself; `registry`
 //! tests the registry client; `sync` tests `airlift mirror sync` end to end; `proxy_faults`
-//! tests the fault-injection proxy.
+//! tests the fault-injection proxy; `tls` and `tokenauth` test TLS, login and token auth
+//! against real registries.
 
 #[allow(dead_code)]
 mod support;
@@ -16,3 +17,5 @@ mod inventory;
 mod proxy_faults;
 mod registry;
 mod sync;
+mod tls;
+mod tokenauth;

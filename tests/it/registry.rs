@@ -440,7 +440,9 @@ async fn htpasswd_basic_auth() {
             registry,
             scope,
             reason,
+            kind,
         } => {
+            assert_eq!(*kind, airlift::registry::AuthFailure::Missing);
             assert_eq!(registry, reg.addr);
             assert_eq!(scope, "repository:private/app:pull");
             assert_eq!(reason, format!("no credentials for {}", reg.addr));

@@ -106,7 +106,9 @@ impl RegistryBuilder {
                     registry.log()
                 ));
             }
-            if let Some(200 | 401) = http_status(&format!("{}/v2/", registry.url())) {
+            // 400: a TLS registry answering plain HTTP ("client sent an HTTP request to an
+            // HTTPS server") is up too.
+            if let Some(200 | 400 | 401) = http_status(&format!("{}/v2/", registry.url())) {
                 return Ok(registry);
             }
             if Instant::now() > deadline {
