@@ -5,13 +5,16 @@
 //! `support` holds the harness (some helpers exist for other test modules and later tests,
 //! hence the `dead_code` allowance there); `harness` tests the harness itself; `registry`
 //! tests the registry client; `sync` tests `airlift mirror sync` end to end; `proxy_faults`
-//! tests the fault-injection proxy.
+//! tests the fault-injection proxy; `faults` and `kill` test
+//! resilience: sync under injected faults, and killed or interrupted runs resuming.
 
 #[allow(dead_code)]
 mod support;
 
+mod faults;
 mod harness;
 mod inventory;
+mod kill;
 mod proxy_faults;
 mod registry;
 mod sync;
