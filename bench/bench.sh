@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark: airlift against skopeo on the same generated release-sized image set, all on
 # loopback registries. BENCH_SCALE (default 1.0, ~600 MB) shrinks or grows the set,
-# BENCH_JOBS (default 8) is airlift's --jobs, BENCH_SECTIONS (default "mirror-sync") picks
-# the sections to run. Results go to stdout and bench/out/results.txt.
+# BENCH_JOBS (default 8) is airlift's --jobs, BENCH_SECTIONS (default "mirror-sync"; also
+# "longhaul": the source behind examples/faultproxy as a slow, distant link) picks the sections
+# to run. Results go to stdout and bench/out/results.txt.
 #
 # Each section is a function bench_<name> (dashes become underscores) that appends lines to
 # the results; later sections (bundle create/load, long-haul proxy) plug in the same way.
@@ -94,9 +95,75 @@ bench_mirror_sync() {
         "skopeo run: client $k_cpu, source registry $k_src, target registry $k_dst"
 }
 
+# start_faultproxy UPSTREAM ARG...: starts examples/faultproxy in front of UPSTREAM with the
+# given link/fault arguments; sets PROXY_ADDR (127.0.0.1:PORT), PROXY_PID and PROXY_ERR (its
+# stderr, where it prints its counters when stopped).
+start_faultproxy() {
+    local upstream="$1" dir i
+    shift
+    dir="$(make_tmpdir)"
+    "$BIN_DIR/examples/faultproxy" --listen 127.0.0.1:0 --upstream "$upstream" "$@" \
+        >"$dir/out" 2>"$dir/err" &
+    PROXY_PID=$!
+    PROXY_ERR="$dir/err"
+    _STARTED_PIDS+=("$PROXY_PID")
+    for i in $(seq 1 100); do
+        PROXY_ADDR="$(sed -n 's/^listening on //p' "$dir/out")"
+        [[ -n "$PROXY_ADDR" ]] && return 0
+        kill -0 "$PROXY_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    die "faultproxy did not start: $(cat "$dir/err")"
+}
+
+# longhaul: the source registry behind examples/faultproxy as a long-haul link
+# (BENCH_LATENCY_MS one way, default 20; BENCH_CONN_RATE per connection, default 10M;
+# BENCH_TOTAL_RATE in all, default 80M), then airlift mirror sync and skopeo sync --all
+# through it, one after the other, each to its own empty registry.
+bench_longhaul() {
+    local latency="${BENCH_LATENCY_MS:-20}" conn="${BENCH_CONN_RATE:-10M}"
+    local total="${BENCH_TOTAL_RATE:-80M}"
+    start_faultproxy "$SRC" --latency-ms "$latency" --conn-rate "$conn" --total-rate "$total"
+    local via="$PROXY_ADDR"
+    log "long-haul link $via -> $SRC: ${latency} ms each way, $conn per connection, $total in all"
+    sed "s/$SRC/$via/" "$WORK/images.txt" >"$WORK/longhaul-images.txt"
+    sed "s/$SRC/$via/" "$WORK/skopeo.yaml" >"$WORK/longhaul-skopeo.yaml"
+    start_registry
+    local to_airlift="$REGISTRY_ADDR"
+    start_registry
+    local to_skopeo="$REGISTRY_ADDR"
+    local t0 t1 airlift_s skopeo_s rc=0
+
+    log "airlift mirror sync via $via -> $to_airlift/bench (--flatten --jobs $BENCH_JOBS)"
+    t0="$(now)"
+    "$BIN_DIR/airlift" mirror sync --list "$WORK/longhaul-images.txt" --to "$to_airlift/bench" \
+        --flatten --jobs "$BENCH_JOBS" --json --insecure-registry "$via" \
+        --insecure-registry "$to_airlift" >"$OUT_DIR/longhaul-airlift-report.json" || rc=$?
+    t1="$(now)"
+    [[ $rc -eq 0 ]] || die "airlift mirror sync exited with $rc (report: $OUT_DIR/longhaul-airlift-report.json)"
+    airlift_s="$(elapsed "$t0" "$t1")"
+
+    log "skopeo sync --all via $via -> $to_skopeo/bench"
+    t0="$(now)"
+    skopeo --policy "$POLICY" sync --all --src yaml --dest docker --dest-tls-verify=false \
+        "$WORK/longhaul-skopeo.yaml" "$to_skopeo/bench" >"$OUT_DIR/longhaul-skopeo.log" 2>&1 \
+        || die "skopeo sync failed: see $OUT_DIR/longhaul-skopeo.log"
+    t1="$(now)"
+    skopeo_s="$(elapsed "$t0" "$t1")"
+
+    verify_copies "$WORK/images.txt" "$to_airlift/bench" "$to_skopeo/bench"
+    kill -INT "$PROXY_PID" 2>/dev/null || true
+    wait "$PROXY_PID" 2>/dev/null || true
+    log "$(tail -n 1 "$PROXY_ERR")"
+    result "long haul (${latency} ms one way, $conn/conn, $total total; $IMAGES images, $SEED_MB MB," \
+        "scale $BENCH_SCALE, jobs $BENCH_JOBS): airlift: $airlift_s s, skopeo: $skopeo_s s," \
+        "ratio airlift/skopeo: $(awk -v a="$airlift_s" -v b="$skopeo_s" 'BEGIN { printf "%.2f", a / b }')" \
+        "(airlift $(awk -v a="$airlift_s" -v b="$skopeo_s" 'BEGIN { printf "%.1f", b / a }')x faster; aim >= 4x)"
+}
+
 ensure_prereqs
-log "building airlift and the image generator ($AIRLIFT_PROFILE)"
-cargo build --profile "$AIRLIFT_PROFILE" --bin airlift --example seed
+log "building airlift, the image generator and the fault proxy ($AIRLIFT_PROFILE)"
+cargo build --profile "$AIRLIFT_PROFILE" --bin airlift --example seed --example faultproxy
 POLICY="$(skopeo_policy)"
 WORK="$(make_tmpdir)"
 start_registry

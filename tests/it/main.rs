@@ -6,14 +6,17 @@
 //! hence the `dead_code` allowance there); `harness` tests the harness itself; `registry`
 //! tests the registry client; `sync` tests `airlift mirror sync` end to end; `proxy_faults`
 //! tests the fault-injection proxy; `tls` and `tokenauth` test TLS, login and token auth
-//! against real registries.
+//! against real registries; `faults` and `kill` test resilience: sync under injected faults,
+//! and killed or interrupted runs resuming; `disk` tests the free-space check.
 
 #[allow(dead_code)]
 mod support;
 
 mod disk;
+mod faults;
 mod harness;
 mod inventory;
+mod kill;
 mod proxy_faults;
 mod registry;
 mod sync;

@@ -861,6 +861,35 @@ async fn dead_upstream_is_a_502() {
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
 }
 
+/// A TLS ClientHello (a client probing HTTPS first, as airlift and docker do) gets a 400 and a
+/// close at once, as from distribution itself, instead of a proxy waiting for a request head.
+#[tokio::test]
+async fn tls_handshake_is_refused_at_once() {
+    let reg = TestRegistry::start();
+    let proxy = FaultProxy::start(reg.addr().parse().unwrap(), Faults::default()).await;
+    let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+    // The start of a TLS 1.2 record carrying a ClientHello; no CRLF anywhere.
+    s.write_all(&[
+        0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+    ])
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut got))
+        .await
+        .expect("the proxy left the TLS client waiting")
+        .unwrap();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
+    // Plain HTTP still works.
+    let r = client()
+        .get(format!("{}/v2/", proxy.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
 /// A server that answers one request per connection and then closes it without saying
 /// `Connection: close` (as a server with a short idle timeout does).
 async fn one_shot_server() -> (SocketAddr, tokio::task::JoinHandle<usize>) {

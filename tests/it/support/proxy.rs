@@ -100,6 +100,8 @@ const MIN_BURST: u64 = 32 * 1024;
 /// Bytes in flight per direction of a connection (the "pipe" that carries latency), like a TCP
 /// window: with latency `L` one connection moves at most `PIPE_BYTES / L` per second.
 const PIPE_BYTES: usize = 8 * 1024 * 1024;
+/// First byte of a TLS handshake record (a ClientHello).
+const TLS_HANDSHAKE: u8 = 0x16;
 /// Messages in flight per direction (pieces are at most `MAX_PIECE`, so this never binds first).
 const PIPE_DEPTH: usize = PIPE_BYTES / 1024;
 
@@ -1394,6 +1396,17 @@ async fn exchange(
     cout: &mut ClientOut,
     upstream: &mut Upstream,
 ) -> io::Result<End> {
+    // A TLS handshake on this plain-HTTP port (a client probing HTTPS first): answer 400 and
+    // close, as Go's net/http (distribution) does, so the client falls back to HTTP at once
+    // instead of waiting for its timeout.
+    if cin.buf.is_empty() && !cin.fill().await? {
+        return Ok(End::Close);
+    }
+    if cin.buf.first() == Some(&TLS_HANDSHAKE) {
+        cout.send(synthetic_response(400, None, false, true))
+            .await?;
+        return Ok(End::Close);
+    }
     let Some(raw) = read_head(cin).await? else {
         return Ok(End::Close);
     };

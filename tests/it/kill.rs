@@ -1,0 +1,411 @@
+//! Interrupted runs resume: `mirror sync`, `bundle create` and `bundle load` are SIGKILLed at
+//! several points (measured in bytes crossing a fault proxy whose bandwidth cap makes the kill
+//! land mid-transfer), then run again to completion. The result must equal an uninterrupted
+//! run's, and the second run may only move what the first one had not committed (plus a
+//! small allowance for manifests and response heads). Ctrl-C (SIGINT) must stop a sync
+//! promptly with exit 130.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::faults::{
+    KIB, MIB, Rig, assert_bytes, assert_exit, assert_mirrored, assert_store_sound, json_report,
+    number, run, sync_cmd,
+};
+use crate::support::generator::{self, Arch, ImageSpec, Kind, LayerSpec};
+use crate::support::proxy::{FaultProxy, Faults, Stats};
+use crate::support::{TestRegistry, airlift};
+
+/// Kill points, as fractions of the unique blob bytes seen at the proxy.
+const KILL_POINTS: [f64; 3] = [0.1, 0.5, 0.9];
+/// Bandwidth cap of the interrupted runs (bytes per second, all connections).
+const CAP: u64 = 25_000_000;
+/// Upper bound of one airlift run here.
+const BOUND: Duration = Duration::from_secs(60);
+/// Allowance for what is not blob bodies: manifests, response heads.
+const SLACK: u64 = 512 * KIB;
+
+/// A layer of `big_mib` MiB (34: a segmented download), six images of two small layers each
+/// (18 MiB), a multi-arch OCI index. No layer is shared, so "committed" is the same per
+/// repository and per registry. The bundle tests use a 12 MiB layer to stay fast.
+fn kill_set(big_mib: u64) -> Vec<ImageSpec> {
+    let mut set = vec![ImageSpec::new(
+        "kill/big",
+        "1",
+        Kind::Docker,
+        Arch::Single,
+        vec![LayerSpec::seeded(8000, big_mib * MIB)],
+    )];
+    for i in 0..6u64 {
+        set.push(ImageSpec::new(
+            &format!("kill/app-{i}"),
+            "1",
+            if i % 2 == 0 { Kind::Oci } else { Kind::Docker },
+            Arch::Single,
+            vec![
+                LayerSpec::seeded(8100 + i, 2 * MIB),
+                LayerSpec::seeded(8200 + i, MIB),
+            ],
+        ));
+    }
+    set.push(ImageSpec::new(
+        "kill/multi",
+        "2",
+        Kind::Oci,
+        Arch::MultiArch,
+        vec![LayerSpec::seeded(8300, MIB)],
+    ));
+    set
+}
+
+fn capped() -> Faults {
+    Faults::default().with_total_rate(CAP)
+}
+
+/// Starts `cmd` with its output discarded.
+fn spawn(cmd: &mut Command) -> Child {
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// SIGKILLs `child` once `counter(proxy stats)` reaches `threshold`; returns the count then.
+fn kill_at(
+    child: &mut Child,
+    proxy: &FaultProxy,
+    counter: fn(&Stats) -> u64,
+    threshold: u64,
+    what: &str,
+) -> u64 {
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let seen = counter(&proxy.stats());
+        if seen >= threshold {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reap");
+            return seen;
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            panic!(
+                "{what} finished ({status}) before {threshold} bytes crossed the proxy (saw \
+                 {seen}): the set is too small or the cap too high to kill it mid-transfer"
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: only {seen} of {threshold} bytes within {BOUND:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Sum of the sizes of the set's blobs that `present` holds.
+fn committed_bytes(sizes: &HashMap<String, u64>, present: &HashSet<String>) -> u64 {
+    sizes
+        .iter()
+        .filter(|(d, _)| present.contains(*d))
+        .map(|(_, s)| s)
+        .sum()
+}
+
+/// Prints and checks the resume bound: the second run moves at most what was not committed.
+fn assert_resume_bound(label: &str, unique: u64, committed: u64, second: u64) {
+    eprintln!(
+        "{label}: unique {unique}, committed before the kill {committed}, second run {second}"
+    );
+    assert_bytes(
+        &format!("{label}: bytes moved by the second run"),
+        second,
+        unique - committed + SLACK,
+    );
+}
+
+#[test]
+fn killed_sync_resumes_at_several_points() {
+    let rig = Rig::new(&kill_set(34));
+    let sizes = rig.blob_sizes();
+    let unique = generator::unique_blob_bytes(&rig.images);
+    for p in KILL_POINTS {
+        let label = format!("sync killed at {:.0}%", p * 100.0);
+        let target = TestRegistry::start();
+        let proxy = rig.proxy(&rig.source, capped());
+        let list = rig.list_at(&proxy.addr().to_string());
+        let to = format!("{}/m", target.addr());
+        let mut child = spawn(&mut sync_cmd(&list, &to, &["--jobs", "2"]));
+        let threshold = (unique as f64 * p) as u64;
+        kill_at(&mut child, &proxy, |s| s.bytes_to_client, threshold, &label);
+        let committed = committed_bytes(&sizes, &target.stored_blobs().into_iter().collect());
+        proxy.set_faults(Faults::default());
+        let before = proxy.stats().bytes_to_client;
+        let (out, elapsed) = run(&mut sync_cmd(&list, &to, &["--jobs", "2"]), BOUND);
+        assert_exit(&out, 0);
+        eprintln!("{label}: re-run took {elapsed:?}");
+        let report = json_report(&out);
+        assert_mirrored(&to, &rig.images);
+        assert_store_sound(&target, &rig.known_digests());
+        let second = proxy.stats().bytes_to_client - before;
+        assert!(
+            number(&report, "bytes_transferred") <= second,
+            "the report claims more than the proxy delivered: {report}"
+        );
+        assert_resume_bound(&label, unique, committed, second);
+    }
+}
+
+/// `bundle inspect --json` of `bundle`: (repository:tag without the host, digest) per image.
+fn bundle_images(bundle: &Path) -> Vec<(String, String)> {
+    let (out, _) = run(
+        airlift().args(["bundle", "inspect", "--json"]).arg(bundle),
+        BOUND,
+    );
+    assert_exit(&out, 0);
+    let v = json_report(&out);
+    let mut images: Vec<(String, String)> = v["images"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no images in {v}"))
+        .iter()
+        .map(|i| {
+            let source = i["source"].as_str().expect("source");
+            let path = source.split_once('/').map_or(source, |(_, p)| p);
+            (
+                path.to_owned(),
+                i["digest"].as_str().expect("digest").to_owned(),
+            )
+        })
+        .collect();
+    images.sort();
+    images
+}
+
+fn assert_verifies(bundle: &Path) {
+    let (out, _) = run(
+        airlift().args(["bundle", "verify", "--json"]).arg(bundle),
+        BOUND,
+    );
+    assert_exit(&out, 0);
+}
+
+fn create_cmd(list: &Path, output: &Path) -> Command {
+    let mut cmd = airlift();
+    cmd.args(["bundle", "create", "--json", "--jobs", "2", "--list"])
+        .arg(list)
+        .arg("--output")
+        .arg(output);
+    cmd
+}
+
+/// Blobs committed to a `bundle create` staging directory (`blobs/sha256/<hex>`).
+fn staged(output: &Path) -> HashSet<String> {
+    let mut dir = output.as_os_str().to_owned();
+    dir.push(".staging");
+    let dir = PathBuf::from(dir).join("blobs/sha256");
+    std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.len() == 64 && !n.contains('.'))
+                .map(|n| format!("sha256:{n}"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn killed_bundle_create_resumes_at_several_points() {
+    let rig = Rig::new(&kill_set(12));
+    let sizes = rig.blob_sizes();
+    let unique = generator::unique_blob_bytes(&rig.images);
+    // The reference: an uninterrupted create straight from the source.
+    let reference = rig.dir.path().join("reference.tar.zst");
+    let direct_list = rig.list_at(&rig.source.addr());
+    let (out, _) = run(&mut create_cmd(&direct_list, &reference), BOUND);
+    assert_exit(&out, 0);
+    let expected = bundle_images(&reference);
+    assert_eq!(expected.len(), rig.images.len(), "{expected:?}");
+    for p in KILL_POINTS {
+        let label = format!("bundle create killed at {:.0}%", p * 100.0);
+        let proxy = rig.proxy(&rig.source, capped());
+        let list = rig.list_at(&proxy.addr().to_string());
+        let output = rig
+            .dir
+            .path()
+            .join(format!("kill-{}.tar.zst", (p * 100.0) as u32));
+        let mut child = spawn(&mut create_cmd(&list, &output));
+        let threshold = (unique as f64 * p) as u64;
+        kill_at(&mut child, &proxy, |s| s.bytes_to_client, threshold, &label);
+        let committed = committed_bytes(&sizes, &staged(&output));
+        proxy.set_faults(Faults::default());
+        let before = proxy.stats().bytes_to_client;
+        let (out, elapsed) = run(&mut create_cmd(&list, &output), BOUND);
+        assert_exit(&out, 0);
+        eprintln!("{label}: re-run took {elapsed:?}");
+        assert_verifies(&output);
+        assert_eq!(bundle_images(&output), expected, "{label}");
+        let second = proxy.stats().bytes_to_client - before;
+        assert_resume_bound(&label, unique, committed, second);
+    }
+}
+
+#[test]
+fn killed_bundle_load_resumes_at_several_points() {
+    let rig = Rig::new(&kill_set(12));
+    let sizes = rig.blob_sizes();
+    let unique = generator::unique_blob_bytes(&rig.images);
+    let bundle = rig.dir.path().join("load.tar.zst");
+    let (out, _) = run(
+        &mut create_cmd(&rig.list_at(&rig.source.addr()), &bundle),
+        BOUND,
+    );
+    assert_exit(&out, 0);
+    for p in KILL_POINTS {
+        let label = format!("bundle load killed at {:.0}%", p * 100.0);
+        let target = TestRegistry::start();
+        let proxy = rig.proxy(&target, capped());
+        let state = rig.dir.path().join(format!("state-{}", (p * 100.0) as u32));
+        let to = format!("{}/m", proxy.addr());
+        let load = || {
+            let mut cmd = airlift();
+            cmd.args(["bundle", "load", "--json", "--jobs", "2", "--to", &to])
+                .arg("--state-dir")
+                .arg(&state)
+                .arg(&bundle);
+            cmd
+        };
+        let mut child = spawn(&mut load());
+        let threshold = (unique as f64 * p) as u64;
+        kill_at(
+            &mut child,
+            &proxy,
+            |s| s.bytes_to_upstream,
+            threshold,
+            &label,
+        );
+        let committed = committed_bytes(&sizes, &target.stored_blobs().into_iter().collect());
+        proxy.set_faults(Faults::default());
+        let before = proxy.stats().bytes_to_upstream;
+        let (out, elapsed) = run(&mut load(), BOUND);
+        assert_exit(&out, 0);
+        eprintln!("{label}: re-run took {elapsed:?}");
+        assert_mirrored(&format!("{}/m", target.addr()), &rig.images);
+        assert_store_sound(&target, &rig.known_digests());
+        let second = proxy.stats().bytes_to_upstream - before;
+        assert_resume_bound(&label, unique, committed, second);
+    }
+}
+
+/// Ctrl-C stops a sync within 5 s with exit 130 and a message on stderr; the same command
+/// then finishes the job.
+#[test]
+fn interrupted_sync_exits_130_promptly_and_resumes() {
+    let rig = Rig::new(&kill_set(12));
+    let unique = generator::unique_blob_bytes(&rig.images);
+    let proxy = rig.proxy(&rig.source, capped());
+    let list = rig.list_at(&proxy.addr().to_string());
+    let to = format!("{}/m", rig.target.addr());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err_path = dir.path().join("stderr");
+    let mut child = sync_cmd(&list, &to, &["--jobs", "2"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+        .spawn()
+        .expect("run airlift");
+    let deadline = Instant::now() + BOUND;
+    while proxy.stats().bytes_to_client < unique / 3 {
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the sync ended before it could be interrupted"
+        );
+        assert!(Instant::now() < deadline, "the sync made no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let sent = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(kill.success());
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if sent.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "airlift was still running 5 s after SIGINT; stderr:\n{}",
+                std::fs::read_to_string(&err_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+    eprintln!("stopped {:?} after SIGINT: {status}", sent.elapsed());
+    assert_eq!(status.code(), Some(130), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("interrupted"),
+        "no message on stderr:\n{stderr}"
+    );
+    proxy.set_faults(Faults::default());
+    let (out, _) = run(&mut sync_cmd(&list, &to, &["--jobs", "2"]), BOUND);
+    assert_exit(&out, 0);
+    assert_mirrored(&to, &rig.images);
+    assert_store_sound(&rig.target, &rig.known_digests());
+}
+
+/// A blob the target registry already holds in another repository is mounted, not fetched
+/// from the source again. This is what a resumed run meets when the kill came between a
+/// shared blob's upload to its first repository and its mounts into the others.
+#[test]
+fn resumed_run_mounts_blobs_already_at_the_target() {
+    let shared = LayerSpec::base(40, 8 * MIB);
+    let specs = vec![
+        ImageSpec::new(
+            "mount/first",
+            "1",
+            Kind::Oci,
+            Arch::Single,
+            vec![shared, LayerSpec::seeded(8400, 256 * KIB)],
+        ),
+        ImageSpec::new(
+            "mount/second",
+            "1",
+            Kind::Docker,
+            Arch::Single,
+            vec![shared, LayerSpec::seeded(8401, 256 * KIB)],
+        ),
+    ];
+    let rig = Rig::new(&specs);
+    let to = format!("{}/m", rig.target.addr());
+    let first = rig.image("mount/first");
+    let (out, _) = run(
+        &mut sync_cmd(&rig.list_of(&rig.source.addr(), &[first]), &to, &[]),
+        BOUND,
+    );
+    assert_exit(&out, 0);
+    let (out, _) = run(
+        &mut sync_cmd(&rig.list_at(&rig.source.addr()), &to, &[]),
+        BOUND,
+    );
+    assert_exit(&out, 0);
+    assert_mirrored(&to, &rig.images);
+    let report: Value = json_report(&out);
+    let second = rig.image("mount/second");
+    let present: HashSet<&String> = first.blobs.iter().map(|(d, _)| d).collect();
+    let own: u64 = second
+        .blobs
+        .iter()
+        .filter(|(d, _)| !present.contains(d))
+        .map(|(_, s)| s)
+        .sum();
+    assert_bytes(
+        "bytes fetched for mount/second, whose 8 MiB base layer the target already holds",
+        number(&report, "bytes_transferred"),
+        own + SLACK,
+    );
+}
