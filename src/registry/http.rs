@@ -18,6 +18,8 @@ use super::{
     endpoint, headers, retry, tls,
 };
 
+/// How long an HTTPS probe may take when plain HTTP is the fallback (insecure hosts).
+const HTTPS_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default for [`ClientOptions::request_timeout`].
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bound on establishing a TCP/TLS connection, for every request including blob transfers.
@@ -293,9 +295,16 @@ impl Inner {
                 let resp = retry::run(&self.retry, &what, || async {
                     let mut last = None;
                     // HTTPS first; for insecure hosts a TLS failure falls back to plain HTTP.
-                    for base in &candidates {
+                    for (i, base) in candidates.iter().enumerate() {
                         let url = base.join("v2/").expect("static path");
-                        match self.client(host).get(url.clone()).timeout(self.timeout).send().await {
+                        // With plain HTTP to fall back to, a server that never answers the TLS
+                        // handshake must not cost the whole request timeout.
+                        let limit = if i + 1 < candidates.len() {
+                            self.timeout.min(HTTPS_PROBE_TIMEOUT)
+                        } else {
+                            self.timeout
+                        };
+                        match self.client(host).get(url.clone()).timeout(limit).send().await {
                             Ok(resp) => {
                                 tracing::debug!(method = "GET", %url, status = resp.status().as_u16(), "probe");
                                 return Ok(resp);
@@ -623,7 +632,23 @@ impl Inner {
                 }
             }
         };
-        let resp = rb.send().await.map_err(|e| transport(url, e))?;
+        // Blob bodies may take as long as they need, but a response head that never comes
+        // is a stall: wait for it no longer than a small request may take. (A streamed
+        // upload's head only comes once the whole body is sent, so it is not bounded here.)
+        let head_bounded = !call.bounded && !matches!(call.body, CallBody::Stream(_));
+        let resp = if head_bounded {
+            match tokio::time::timeout(self.timeout, rb.send()).await {
+                Ok(r) => r.map_err(|e| transport(url, e))?,
+                Err(_) => {
+                    return Err(RegistryError::Protocol {
+                        url: url.to_string(),
+                        reason: super::blobs::STALLED.to_owned(),
+                    });
+                }
+            }
+        } else {
+            rb.send().await.map_err(|e| transport(url, e))?
+        };
         tracing::debug!(method = %call.method, %url, status = resp.status().as_u16(), "registry request");
         Ok(resp)
     }

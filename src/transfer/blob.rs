@@ -393,13 +393,10 @@ async fn segmented(
     }
     let counter = ctx.bytes_read.clone();
     let reporter = ctx.reporter.clone();
-    let first_len = seg.min(size);
-    let first_fut = {
-        let (counter, reporter) = (counter.clone(), reporter.clone());
-        async move { collect(first.stream, first_len, &counter, &*reporter).await }.boxed()
-    };
-    let mut futures = vec![first_fut];
-    let mut start = first_len;
+    let mut futures = Vec::new();
+    // The first segment's response is already open; it is the first attempt of segment 0.
+    let mut opened = Some(first);
+    let mut start = 0;
     while start < size {
         let end = (start + seg).min(size);
         let (src, digest, counter, reporter) = (
@@ -411,11 +408,16 @@ async fn segmented(
         let retries = ctx.opts.blob_retries;
         let delay = ctx.opts.retry_delay;
         let budget = ctx.retry_budget.clone();
+        let mut opened = opened.take();
         futures.push(
             async move {
                 let mut attempt = 0;
                 loop {
-                    let r = match src.get_blob(&digest, start, Some(end)).await {
+                    let response = match opened.take() {
+                        Some(b) => Ok(b),
+                        None => src.get_blob(&digest, start, Some(end)).await,
+                    };
+                    let r = match response {
                         Ok(b) if b.partial => {
                             collect(b.stream, end - start, &counter, &*reporter).await
                         }

@@ -64,6 +64,16 @@ impl PlannedBlob {
     pub fn present_everywhere(&self) -> bool {
         self.targets.iter().all(|t| t.present)
     }
+
+    /// Whether every target lacking it shares a registry with one that has it (a
+    /// cross-repository mount then moves no bytes).
+    pub fn mountable(&self) -> bool {
+        self.targets.iter().filter(|t| !t.present).all(|t| {
+            self.targets
+                .iter()
+                .any(|p| p.present && p.registry == t.registry)
+        })
+    }
 }
 
 /// The whole run, resolved.
@@ -137,7 +147,6 @@ pub async fn plan(
             seen.push(b.digest.clone());
             if done {
                 skipped_sizes.insert(b.digest.clone(), b.size);
-                continue;
             }
             let i = *index.entry(b.digest.clone()).or_insert_with(|| {
                 blobs.push(PlannedBlob {
@@ -148,14 +157,20 @@ pub async fn plan(
                 });
                 blobs.len() - 1
             });
+            // A complete image's blobs are known present: recorded so other images can mount
+            // them instead of fetching them again.
             let (registry, repository) = sink.scope(&job.target);
-            let t = BlobTarget {
-                registry,
-                repository,
-                present: false,
-            };
-            if !blobs[i].targets.contains(&t) {
-                blobs[i].targets.push(t);
+            match blobs[i]
+                .targets
+                .iter_mut()
+                .find(|t| t.registry == registry && t.repository == repository)
+            {
+                Some(t) => t.present |= done,
+                None => blobs[i].targets.push(BlobTarget {
+                    registry,
+                    repository,
+                    present: done,
+                }),
             }
         }
         if !done {
@@ -173,11 +188,15 @@ pub async fn plan(
         });
     }
 
-    // HEAD every (blob, target repository) pair once.
+    // HEAD every (blob, target repository) pair not already known present, once.
     let pairs: Vec<(usize, usize)> = blobs
         .iter()
         .enumerate()
-        .flat_map(|(i, b)| (0..b.targets.len()).map(move |j| (i, j)))
+        .flat_map(|(i, b)| {
+            (0..b.targets.len())
+                .filter(move |&j| !b.targets[j].present)
+                .map(move |j| (i, j))
+        })
         .collect();
     let answers: Vec<((usize, usize), Result<bool, TransferError>)> = stream::iter(pairs)
         .map(|(i, j)| {
@@ -225,17 +244,15 @@ pub async fn plan(
             }
         }
     }
+    // A blob every missing repository can mount from a repository that has it moves no
+    // bytes: it counts as present.
     for b in &blobs {
-        if b.present_everywhere() {
+        if b.present_everywhere() || b.mountable() {
             skipped_sizes.insert(b.digest.clone(), b.size);
         } else {
+            skipped_sizes.remove(&b.digest);
             summary.blobs_to_transfer += 1;
             summary.bytes_to_transfer += b.size;
-        }
-    }
-    for b in &blobs {
-        if !b.present_everywhere() {
-            skipped_sizes.remove(&b.digest);
         }
     }
     summary.blobs_present = skipped_sizes.len();

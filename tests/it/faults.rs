@@ -598,14 +598,16 @@ fn blob_corrupted_on_every_attempt_fails_its_image_with_exit_3() {
 /// How long a stalled transfer may hold up a sync of the fault set.
 const STALL_BOUND: Duration = Duration::from_secs(30);
 
-/// The proposed knob (not implemented: `request_timeout` is hard-wired to `None` in
-/// src/settings.rs, i.e. 60 s, see the report). Harmless until airlift reads it.
-const TIMEOUT_ENV: (&str, &str) = ("AIRLIFT_REQUEST_TIMEOUT_MS", "3000");
+/// `--timeout`: the per-request limit, which is also how long a body may stall.
+const TIMEOUT_SECS: &str = "3";
 
 fn assert_no_hang(rig: &Rig, proxy: &FaultProxy, what: &str) {
     let to = format!("{}/m", rig.target.addr());
-    let mut cmd = sync_cmd(&rig.list_at(&proxy.addr().to_string()), &to, &[]);
-    cmd.env(TIMEOUT_ENV.0, TIMEOUT_ENV.1);
+    let mut cmd = sync_cmd(
+        &rig.list_at(&proxy.addr().to_string()),
+        &to,
+        &["--timeout", TIMEOUT_SECS],
+    );
     match run_bounded(&mut cmd, STALL_BOUND) {
         Ok((out, elapsed)) => {
             eprintln!("sync with {what} ended after {elapsed:?}");
