@@ -4,12 +4,14 @@
 //!
 //! `support` holds the harness (some helpers exist for other test modules and later tests,
 //! hence the `dead_code` allowance there); `harness` tests the harness itself; `registry`
-//! tests the registry client; `sync` tests `airlift mirror sync` end to end; `proxy_faults`
+//! tests the registry client; `sync` tests `airlift mirror sync` end to end; `bundle` tests
+//! the bundle commands (create, load, verify, inspect, inventory) end to end; `proxy_faults`
 //! tests the fault-injection proxy.
 
 #[allow(dead_code)]
 mod support;
 
+mod bundle;
 mod harness;
 mod inventory;
 mod proxy_faults;
