@@ -42,6 +42,7 @@ pub use descriptor::{
 };
 pub use inspect::{BundleSummary, ImageSummary, VolumeSummary, inspect};
 pub use parts::{AssembledBlob, PartAssembler};
+pub(crate) use reader::into_bundle_error;
 pub use reader::{Entry, EntryKind, VolumeReader};
 pub use staging::{StagedBlob, Staging};
 pub use verify::{ImageCheck, Problem, ProblemKind, VerifyReport, VolumeCheck, verify};

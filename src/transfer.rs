@@ -189,6 +189,8 @@ pub enum TransferError {
         digest: Digest,
         /// The blob's error, rendered with its causes.
         message: String,
+        /// The blob's error was about integrity (digest or size mismatch).
+        integrity: bool,
     },
     /// Some of an image's blobs are neither at the destination nor in the volumes loaded.
     #[error(
@@ -228,9 +230,7 @@ impl TransferError {
             }
             TransferError::Blob { source, .. } => source.is_integrity(),
             TransferError::Bundle(e) => e.is_integrity(),
-            TransferError::DependencyFailed { message, .. } => {
-                message.contains("failed verification")
-            }
+            TransferError::DependencyFailed { integrity, .. } => *integrity,
             _ => false,
         }
     }

@@ -206,6 +206,7 @@ async fn finish_image(
             return Err(Arc::new(TransferError::DependencyFailed {
                 digest,
                 message: super::error_chain(&*e),
+                integrity: e.is_integrity(),
             }));
         }
     }

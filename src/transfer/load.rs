@@ -20,7 +20,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::bundle::{BundleError, Descriptor, EntryKind, PartAssembler, VolumeReader};
+use crate::bundle::{
+    BundleError, Descriptor, EntryKind, PartAssembler, VolumeReader, into_bundle_error,
+};
 use crate::reference::{Digest, ImageRef};
 use crate::registry::{Manifest, MountOutcome, RegistryClient};
 use crate::report::{Reporter, RunReport};
@@ -140,6 +142,9 @@ enum Msg {
     Whole(Digest, Bytes),
     /// A large blob, arriving in chunks.
     Stream(Digest, mpsc::Receiver<Result<Bytes, TransferError>>),
+    /// A blob whose content in the volume is corrupt (digest mismatch): it fails, the rest of
+    /// the volume is still read.
+    Failed(Digest, BundleError),
 }
 
 /// Loads the planned images from `bundle` into the registry.
@@ -213,6 +218,8 @@ pub async fn execute_load(
         }
     }
 
+    mount_site_blobs(&bundle, &plan, &state).await;
+
     let mut images = Vec::with_capacity(plan.images.len());
     for image in &plan.images {
         let result = finish(&bundle, &plan, image, &state).await;
@@ -273,16 +280,21 @@ async fn load_volume(
             .acquire_owned()
             .await
             .expect("never closed");
-        let (state, wanted) = (state.clone(), wanted.clone());
+        let (state, wanted, bundle) = (state.clone(), wanted.clone(), bundle.clone());
         uploads.spawn(async move {
             let _permit = permit;
             let (digest, body) = match msg {
                 Msg::Whole(d, bytes) => (d, Body::Whole(bytes)),
                 Msg::Stream(d, rx) => (d, Body::Stream(Some(rx))),
+                Msg::Failed(d, e) => {
+                    state.fail(&d, TransferError::Bundle(e));
+                    return;
+                }
             };
             let need = &wanted[&digest];
-            if let Err(e) = push_blob(&state, &digest, need, body).await {
-                state.fail(&digest, e);
+            match push_blob(&state, &digest, need, body).await {
+                Ok(()) => forget_parts(&bundle, &digest, need, &state),
+                Err(e) => state.fail(&digest, e),
             }
         });
     }
@@ -383,6 +395,69 @@ async fn push_blob(
     Ok(())
 }
 
+/// Blobs a differential bundle left out must already be at the site, but not necessarily in
+/// the repository an image lands in (a shared base layer of an image new to the site is in
+/// the repositories of older images). Mounts each such blob into every target repository
+/// lacking it from a repository of the same registry known to hold it: one where the plan
+/// found it, or the target of an image already complete there. What cannot be mounted is
+/// reported by [`finish`] as missing at the site.
+async fn mount_site_blobs(bundle: &BundleSource, plan: &Plan, state: &LoadState) {
+    for blob in &plan.blobs {
+        if bundle.descriptor.blobs.contains_key(&blob.digest) || blob.present_everywhere() {
+            continue;
+        }
+        let mut holders: Vec<(String, String)> = blob
+            .targets
+            .iter()
+            .filter(|t| t.present)
+            .map(|t| (t.registry.clone(), t.repository.clone()))
+            .collect();
+        holders.extend(
+            plan.images
+                .iter()
+                .filter(|i| i.complete && i.error.is_none() && i.blobs.contains(&blob.digest))
+                .map(|i| {
+                    (
+                        i.job.target.registry().to_owned(),
+                        i.job.target.repository().to_owned(),
+                    )
+                }),
+        );
+        for target in blob.targets.iter().filter(|t| !t.present) {
+            let target = (target.registry.clone(), target.repository.clone());
+            let repo = state.client.repo(&target.0, &target.1).for_push();
+            for from in holders
+                .iter()
+                .filter(|h| h.0 == target.0 && h.1 != target.1)
+            {
+                // A refused mount opens an upload session, left to expire: there is nothing
+                // to upload.
+                if let Ok(MountOutcome::Mounted) = repo.mount_blob(&blob.digest, &from.1).await {
+                    mark_done(state, &blob.digest, &target);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Once a split blob is at every target that lacked it, its parts in the state directory
+/// are no longer needed: they would otherwise stay there (up to a whole layer) for good.
+fn forget_parts(bundle: &BundleSource, digest: &Digest, need: &Need, state: &LoadState) {
+    let Some(entry) = bundle.descriptor.blobs.get(digest).filter(|e| e.is_split()) else {
+        return;
+    };
+    let done = state.done.lock().expect("not poisoned");
+    let everywhere = need
+        .targets
+        .iter()
+        .all(|(r, p)| done.contains(&(digest.clone(), r.clone(), p.clone())));
+    if everywhere && let Ok(parts) = PartAssembler::open(&bundle.state_dir) {
+        // Best effort: a part left behind costs disk space, not correctness.
+        let _ = parts.remove(digest, entry);
+    }
+}
+
 fn mark_done(state: &LoadState, digest: &Digest, target: &(String, String)) {
     state.done.lock().expect("not poisoned").insert((
         digest.clone(),
@@ -415,17 +490,33 @@ fn read_volume(
                 let Some(blob) = bundle.descriptor.blobs.get(&digest) else {
                     continue;
                 };
-                parts.store_part(&digest, blob, part, &mut entry)?;
-                if parts.missing(&digest, blob).is_empty() {
-                    let mut whole = parts.assemble(&digest, blob)?;
-                    send_blob(
-                        &tx,
-                        digest.clone(),
-                        blob.size,
-                        &mut whole,
-                        &bundle.state_dir,
-                    )?;
-                    // Parts stay until the upload is confirmed; a re-run finds them.
+                // A corrupt part fails its blob only; the entry was read to its end, so the
+                // rest of the volume is still good to read.
+                let stored = parts
+                    .store_part(&digest, blob, part, &mut entry)
+                    .and_then(|()| {
+                        if parts.missing(&digest, blob).is_empty() {
+                            parts.assemble(&digest, blob).map(Some)
+                        } else {
+                            Ok(None)
+                        }
+                    });
+                match stored {
+                    Ok(Some(mut whole)) => {
+                        send_blob(
+                            &tx,
+                            digest.clone(),
+                            blob.size,
+                            &mut whole,
+                            &bundle.state_dir,
+                        )?;
+                        // Parts stay until the upload is confirmed; a re-run finds them.
+                    }
+                    Ok(None) => {}
+                    Err(e @ BundleError::DigestMismatch(_)) => {
+                        let _ = tx.blocking_send(Msg::Failed(digest, e));
+                    }
+                    Err(e) => return Err(e),
                 }
             }
             _ => {}
@@ -441,15 +532,22 @@ fn send_blob(
     content: &mut dyn Read,
     origin: &std::path::Path,
 ) -> Result<(), BundleError> {
-    let io_err = |source| BundleError::Io {
-        path: origin.to_owned(),
-        source,
-    };
+    // The entry's reader reports a digest mismatch instead of its end of file, with the
+    // entry read to its end: that blob fails, the volume is still readable. Any other error
+    // leaves the stream in an unknown place and ends the volume.
+    let classify = |e: std::io::Error| into_bundle_error(e, origin);
     if size <= SMALL_BLOB {
         let mut buf = Vec::with_capacity(size as usize);
-        content.read_to_end(&mut buf).map_err(io_err)?;
         // The receiver is gone only when loading stopped; nothing more to do then.
-        let _ = tx.blocking_send(Msg::Whole(digest, buf.into()));
+        match content.read_to_end(&mut buf).map_err(classify) {
+            Ok(_) => {
+                let _ = tx.blocking_send(Msg::Whole(digest, buf.into()));
+            }
+            Err(e @ BundleError::DigestMismatch(_)) => {
+                let _ = tx.blocking_send(Msg::Failed(digest, e));
+            }
+            Err(e) => return Err(e),
+        }
         return Ok(());
     }
     let (ctx, crx) = mpsc::channel(4);
@@ -470,11 +568,19 @@ fn send_blob(
                 }
             }
             Err(e) => {
-                let e = io_err(e);
-                let _ = ctx.blocking_send(Err(TransferError::Bundle(BundleError::InvalidInput(
-                    e.to_string(),
-                ))));
-                return Err(e);
+                return match classify(e) {
+                    // The uploader's error carries the mismatch; the bytes never commit.
+                    e @ BundleError::DigestMismatch(_) => {
+                        let _ = ctx.blocking_send(Err(TransferError::Bundle(e)));
+                        Ok(())
+                    }
+                    e => {
+                        let _ = ctx.blocking_send(Err(TransferError::Bundle(
+                            BundleError::InvalidInput(e.to_string()),
+                        )));
+                        Err(e)
+                    }
+                };
             }
         }
     }
@@ -514,15 +620,29 @@ async fn finish(
             return Err(Arc::new(TransferError::DependencyFailed {
                 digest: d.clone(),
                 message: super::error_chain(&**e),
+                integrity: e.is_integrity(),
             }));
         }
         missing.push(d.clone());
     }
     if !missing.is_empty() {
+        // Only the volumes still to load: parts of split blobs already kept in the state
+        // directory need not be loaded again.
+        let parts = PartAssembler::open(&bundle.state_dir).ok();
         let mut volumes: Vec<u32> = missing
             .iter()
-            .filter_map(|d| bundle.descriptor.blobs.get(d))
-            .flat_map(|e| e.volume_numbers())
+            .filter_map(|d| bundle.descriptor.blobs.get(d).map(|e| (d, e)))
+            .flat_map(|(d, e)| {
+                let still: Vec<u32> = match &parts {
+                    Some(p) if e.is_split() => p.missing(d, e).iter().map(|l| l.volume).collect(),
+                    _ => Vec::new(),
+                };
+                if still.is_empty() {
+                    e.volume_numbers()
+                } else {
+                    still
+                }
+            })
             .collect();
         volumes.sort_unstable();
         volumes.dedup();
