@@ -185,6 +185,7 @@ pub async fn execute_load(
         blobs: AtomicUsize::new(0),
         done: Mutex::new(HashSet::new()),
         failed: Mutex::new(HashMap::new()),
+        refused: Mutex::new(None),
     });
     let held: HashSet<&Digest> = bundle.descriptor.blobs.keys().collect();
     // A mount refused by the registry needs the bytes again: one more pass reads them.
@@ -247,6 +248,8 @@ struct LoadState {
     done: Mutex<HashSet<(Digest, String, String)>>,
     /// Blobs that failed for good (corrupt in the bundle, refused by the registry).
     failed: Mutex<HashMap<Digest, Arc<TransferError>>>,
+    /// A volume refused for an entry a bundle never holds: no manifest is pushed then.
+    refused: Mutex<Option<Arc<TransferError>>>,
 }
 
 impl LoadState {
@@ -302,8 +305,27 @@ async fn load_volume(
     match reader.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
-            // The volume is unreadable past some point: whatever it still owed is lost.
+            // An entry a bundle never holds (unsafe name, link, duplicate, one the descriptor
+            // does not announce) means the volume is not what its descriptor says: refuse
+            // it whole, so no image is published from it, whatever went by before.
+            let refused = matches!(
+                e,
+                BundleError::UnsafeEntry { .. }
+                    | BundleError::DuplicateEntry { .. }
+                    | BundleError::UnexpectedEntry { .. }
+                    | BundleError::DescriptorNotFirst { .. }
+                    | BundleError::TrailingData { .. }
+            );
+            // Otherwise the volume is unreadable past some point: whatever it still owed
+            // is lost.
             let e = Arc::new(TransferError::from(e));
+            if refused {
+                state
+                    .refused
+                    .lock()
+                    .expect("not poisoned")
+                    .get_or_insert_with(|| e.clone());
+            }
             let done = state.done.lock().expect("not poisoned").clone();
             let mut failed = state.failed.lock().expect("not poisoned");
             for (digest, need) in wanted.iter() {
@@ -599,6 +621,9 @@ async fn finish(
     }
     if image.complete {
         return Ok(());
+    }
+    if let Some(e) = state.refused.lock().expect("not poisoned").clone() {
+        return Err(e);
     }
     let target = (
         image.job.target.registry().to_owned(),
