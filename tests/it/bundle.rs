@@ -689,8 +689,15 @@ fn differential_bundle_carries_only_what_the_site_lacks() {
 
 /// Flips one byte in the middle of entry `blobs/sha256/<hex>` of `volume`, in place.
 fn corrupt_blob(volume: &Path, digest: &str) {
+    corrupt_entry(
+        volume,
+        &format!("blobs/sha256/{}", digest.trim_start_matches("sha256:")),
+    );
+}
+
+/// Flips one byte in the middle of entry `name` of `volume`, in place.
+fn corrupt_entry(volume: &Path, name: &str) {
     let mut tar = decompress(volume);
-    let name = format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"));
     let (pos, size) = {
         let mut archive = tar::Archive::new(tar.as_slice());
         let entries = archive.entries().unwrap();
@@ -799,6 +806,74 @@ fn verify_finds_a_flipped_byte_and_load_refuses_the_blob() {
         assert_eq!(entry["status"], "ok", "{entry}");
     }
     assert_loaded(&others, &to);
+}
+
+#[test]
+fn corrupt_part_of_a_split_blob_fails_only_its_image() {
+    let fx = Fixture::small();
+    let volumes = fx.create_ok(&fx.list, "p.tar.zst", &["--max-volume-size", "2M"]);
+    let desc = descriptor(&volumes[0]);
+    let big = fx.image("harness/tools/big");
+    let (layer, entry) = big
+        .blobs
+        .iter()
+        .find_map(|(d, _)| {
+            let e = &desc["blobs"][d];
+            e["volumes"]
+                .as_array()?
+                .iter()
+                .find(|l| l["part"] == 2)
+                .map(|l| (d.clone(), l.clone()))
+        })
+        .expect("a split layer with a part 2");
+    let n = entry["volume"].as_u64().unwrap() as usize;
+    let name = format!("blobs/sha256/{}.part2", layer.trim_start_matches("sha256:"));
+    corrupt_entry(&volumes[n - 1], &name);
+
+    let out = verify(&volumes, &["--json"]);
+    assert_exit(&out, 3);
+    let report = json_report(&out);
+    assert!(
+        report["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["digest"] == layer.as_str()
+                && p["message"].as_str().unwrap_or_default().contains("part 2")),
+        "{report}"
+    );
+
+    let site = TestRegistry::start();
+    let to = format!("{}/site", site.addr());
+    let state = fx.path("state");
+    let out = load(&volumes, &to, &site, &state);
+    assert_exit(&out, 3);
+    let report = json_report(&out);
+    assert_eq!(
+        report_entry(&report, &to, big)["status"],
+        "failed",
+        "{report}"
+    );
+    assert_absent(big, &to);
+    assert!(
+        !site.stored_blobs().contains(&layer),
+        "the corrupt layer was committed"
+    );
+    let others: Vec<Generated> = fx
+        .images
+        .iter()
+        .filter(|i| i.repository != big.repository)
+        .cloned()
+        .collect();
+    assert_loaded(&others, &to);
+    // No corrupt part is kept for a later run to trust.
+    assert!(
+        !state
+            .join("parts")
+            .join(format!("{}.part2", layer.trim_start_matches("sha256:")))
+            .exists(),
+        "the corrupt part was kept in the state directory"
+    );
 }
 
 // -------------------------------------------------------------------------------------------
@@ -1225,6 +1300,17 @@ fn inspect_lists_images_platforms_sizes_and_volumes() {
     let missing: Vec<u64> = (2..=volumes.len() as u64).collect();
     assert_eq!(one["missing_volumes"], serde_json::json!(missing), "{one}");
     assert!(!images_available(&one, &fx, "harness/tools/big"), "{one}");
+
+    // Verify agrees: every volume given verifies; one volume alone is incomplete (exit 1,
+    // not an integrity error) and says which volumes are missing.
+    assert_exit(&verify(&volumes, &[]), 0);
+    let out = verify(&volumes[..1], &[]);
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("not given") && stderr(&out).contains("harness/tools/big"),
+        "{}",
+        describe(&out)
+    );
 
     // The text form names every image and volume.
     let out = inspect(&volumes, &[]);
