@@ -674,12 +674,14 @@ async fn finish(
         let at_site = missing
             .iter()
             .filter(|d| !bundle.descriptor.blobs.contains_key(*d))
-            .count();
+            .cloned()
+            .collect();
         return Err(Arc::new(TransferError::Incomplete {
             reference: image.job.source.to_string(),
             missing: missing.len(),
             volumes,
             at_site,
+            repository: format!("{}/{}", target.0, target.1),
         }));
     }
     push_manifests(image, &state.client).await

@@ -680,6 +680,15 @@ fn differential_bundle_carries_only_what_the_site_lacks() {
     let base = fx.image("harness/base");
     let entry = report_entry(&report, &to3, base);
     assert_eq!(entry["status"], "failed", "{entry}");
+    // The error names every blob expected at the site and the repository checked.
+    let error = entry["error"].as_str().unwrap_or_default();
+    for (blob, _) in &base.blobs {
+        assert!(error.contains(blob.as_str()), "{blob} not named: {error}");
+    }
+    assert!(
+        error.contains(&format!("{to3}/{}", base.repository)),
+        "repository not named: {error}"
+    );
     assert_absent(base, &to3);
 }
 
