@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Benchmark: airlift against skopeo on the same generated release-sized image set, all on
 # loopback registries. BENCH_SCALE (default 1.0, ~600 MB) shrinks or grows the set,
-# BENCH_JOBS (default 8) is airlift's --jobs, BENCH_SECTIONS (default "mirror-sync"; also
-# "longhaul": the source behind examples/faultproxy as a slow, distant link) picks the sections
-# to run. Results go to stdout and bench/out/results.txt.
+# BENCH_JOBS (default 8) is airlift's --jobs, BENCH_SECTIONS (default "mirror-sync") picks
+# the sections to run: mirror-sync, bundle, longhaul (the source behind examples/faultproxy
+# as a slow, distant link). Results go to stdout and bench/out/results.txt.
 #
 # Each section is a function bench_<name> (dashes become underscores) that appends lines to
-# the results; later sections (bundle create/load, long-haul proxy) plug in the same way.
+# the results; later sections (long-haul proxy) plug in the same way.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 trap cleanup EXIT
@@ -161,7 +161,81 @@ bench_longhaul() {
         "(airlift $(awk -v a="$airlift_s" -v b="$skopeo_s" 'BEGIN { printf "%.1f", b / a }')x faster; aim >= 4x)"
 }
 
-ensure_prereqs
+# file_bytes FILE...: their total size in bytes.
+file_bytes() { stat -c %s "$@" | awk '{ s += $1 } END { printf "%d", s }'; }
+
+# ratio A B: A / B, 2 decimals.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+# The bundle section: making an air-gap archive of the set and loading it into an empty
+# registry, airlift against the skopeo way (sync to a dir, tar | zstd; unpack, sync to a
+# registry). Both archives use zstd level 3 on all cores. airlift's bundle must not exceed
+# the set's unique blob bytes by more than 1 % (blobs stored once, tar headers, manifests).
+bench_bundle() {
+    local dir t0 t1 rc=0 create_a create_s load_a load_s size_a size_s limit
+    dir="$(make_tmpdir)"
+
+    log "airlift bundle create -> $dir/airlift.tar.zst (--jobs $BENCH_JOBS)"
+    t0="$(now)"
+    "$BIN_DIR/airlift" bundle create --list "$WORK/images.txt" -o "$dir/airlift.tar.zst" \
+        --jobs "$BENCH_JOBS" --json --progress none --insecure-registry "$SRC" \
+        >"$OUT_DIR/bundle-create-report.json" 2>"$OUT_DIR/bundle-create.log" || rc=$?
+    t1="$(now)"
+    [[ $rc -eq 0 ]] || die "airlift bundle create exited with $rc (see $OUT_DIR/bundle-create.log)"
+    create_a="$(elapsed "$t0" "$t1")"
+
+    log "skopeo sync --all --src yaml --dest dir, then tar | zstd -T0 -3 -> $dir/skopeo.tar.zst"
+    t0="$(now)"
+    skopeo --policy "$POLICY" sync --all --src yaml --dest dir "$WORK/skopeo.yaml" \
+        "$dir/skopeo-dir" >"$OUT_DIR/skopeo-bundle-create.log" 2>&1 \
+        || die "skopeo sync to a dir failed: see $OUT_DIR/skopeo-bundle-create.log"
+    tar -C "$dir/skopeo-dir" -cf - . | zstd -q -T0 -3 -o "$dir/skopeo.tar.zst" \
+        || die "tar | zstd failed"
+    t1="$(now)"
+    create_s="$(elapsed "$t0" "$t1")"
+    rm -rf "$dir/skopeo-dir"
+
+    start_registry
+    local to_airlift="$REGISTRY_ADDR"
+    start_registry
+    local to_skopeo="$REGISTRY_ADDR"
+
+    log "airlift bundle load -> $to_airlift/bench (--flatten --jobs $BENCH_JOBS)"
+    t0="$(now)"
+    "$BIN_DIR/airlift" bundle load "$dir/airlift.tar.zst" --to "$to_airlift/bench" --flatten \
+        --jobs "$BENCH_JOBS" --json --progress none --insecure-registry "$to_airlift" \
+        --state-dir "$dir/load-state" \
+        >"$OUT_DIR/bundle-load-report.json" 2>"$OUT_DIR/bundle-load.log" || rc=$?
+    t1="$(now)"
+    [[ $rc -eq 0 ]] || die "airlift bundle load exited with $rc (see $OUT_DIR/bundle-load.log)"
+    load_a="$(elapsed "$t0" "$t1")"
+
+    log "zstd -d | tar -x, then skopeo sync --all --src dir --dest docker -> $to_skopeo/bench"
+    t0="$(now)"
+    mkdir "$dir/unpacked"
+    zstd -q -d -c "$dir/skopeo.tar.zst" | tar -x -C "$dir/unpacked" || die "unpacking failed"
+    skopeo --policy "$POLICY" sync --all --src dir --dest docker --dest-tls-verify=false \
+        "$dir/unpacked" "$to_skopeo/bench" >"$OUT_DIR/skopeo-bundle-load.log" 2>&1 \
+        || die "skopeo sync from the dir failed: see $OUT_DIR/skopeo-bundle-load.log"
+    t1="$(now)"
+    load_s="$(elapsed "$t0" "$t1")"
+
+    verify_copies "$WORK/images.txt" "$to_airlift/bench" "$to_skopeo/bench"
+    size_a="$(file_bytes "$dir/airlift.tar.zst")"
+    size_s="$(file_bytes "$dir/skopeo.tar.zst")"
+    limit="$(awk -v u="$UNIQUE_BYTES" 'BEGIN { printf "%d", u * 1.01 }')"
+    result "bundle create ($IMAGES images, $SEED_MB MB, scale $BENCH_SCALE, jobs $BENCH_JOBS):" \
+        "airlift: $create_a s, skopeo sync+tar+zstd: $create_s s," \
+        "ratio airlift/skopeo: $(ratio "$create_a" "$create_s")"
+    result "bundle load: airlift: $load_a s, zstd+tar+skopeo sync: $load_s s," \
+        "ratio airlift/skopeo: $(ratio "$load_a" "$load_s")"
+    result "bundle size: unique blob bytes $UNIQUE_BYTES; airlift $size_a" \
+        "($(ratio "$size_a" "$UNIQUE_BYTES")x, limit $limit), skopeo $size_s" \
+        "($(ratio "$size_s" "$UNIQUE_BYTES")x)"
+    ((size_a <= limit)) || die "the airlift bundle ($size_a bytes) exceeds the unique blob bytes + 1 % ($limit)"
+}
+
+ensure_prereqs zstd
 log "building airlift, the image generator and the fault proxy ($AIRLIFT_PROFILE)"
 cargo build --profile "$AIRLIFT_PROFILE" --bin airlift --example seed --example faultproxy
 POLICY="$(skopeo_policy)"
@@ -174,7 +248,8 @@ log "generating the release set (scale $BENCH_SCALE) into $SRC"
 "$BIN_DIR/examples/seed" --registry "$SRC" --set release --scale "$BENCH_SCALE" \
     --list-out "$WORK/images.txt" --skopeo-yaml "$WORK/skopeo.yaml" | tee "$WORK/seed.txt"
 IMAGES="$(wc -l <"$WORK/images.txt")"
-SEED_MB="$(sed -n 's/.*(\([0-9]*\) unique blob bytes.*/\1/p' "$WORK/seed.txt" | awk '{ printf "%.0f", $1 / 1e6 }')"
+UNIQUE_BYTES="$(sed -n 's/.*(\([0-9]*\) unique blob bytes.*/\1/p' "$WORK/seed.txt")"
+SEED_MB="$(awk -v b="$UNIQUE_BYTES" 'BEGIN { printf "%.0f", b / 1e6 }')"
 
 : >"$RESULTS"
 result "# airlift bench $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores, profile $AIRLIFT_PROFILE"

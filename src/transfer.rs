@@ -199,7 +199,7 @@ pub enum TransferError {
     #[error(
         "{reference}: {missing} blobs missing at the destination{}{}",
         if volumes.is_empty() { String::new() } else { format!("; load volume(s) {} of the bundle", volumes.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")) },
-        if *at_site > 0 { format!("; {at_site} of them were left out of this differential bundle and must already be at the site") } else { String::new() }
+        if at_site.is_empty() { String::new() } else { format!("; {} of them were left out of this differential bundle and must already be at the site, but {repository} lacks them and no repository of this load could lend them: {}", at_site.len(), at_site.iter().map(Digest::as_str).collect::<Vec<_>>().join(", ")) }
     )]
     Incomplete {
         /// The image.
@@ -208,8 +208,10 @@ pub enum TransferError {
         missing: usize,
         /// Volumes holding them.
         volumes: Vec<u32>,
-        /// How many were expected at the site (not in the bundle).
-        at_site: usize,
+        /// Those expected at the site (not in the bundle).
+        at_site: Vec<Digest>,
+        /// The target repository checked for them (`REGISTRY/REPOSITORY`).
+        repository: String,
     },
     /// A manifest the bundle should hold is not in it.
     #[error("{reference}: manifest not in the bundle")]

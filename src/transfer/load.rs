@@ -20,7 +20,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::bundle::{BundleError, Descriptor, EntryKind, PartAssembler, VolumeReader};
+use crate::bundle::{
+    BundleError, Descriptor, EntryKind, PartAssembler, VolumeReader, into_bundle_error,
+};
 use crate::reference::{Digest, ImageRef};
 use crate::registry::{Manifest, MountOutcome, RegistryClient};
 use crate::report::{Reporter, RunReport};
@@ -140,8 +142,9 @@ enum Msg {
     Whole(Digest, Bytes),
     /// A large blob, arriving in chunks.
     Stream(Digest, mpsc::Receiver<Result<Bytes, TransferError>>),
-    /// A blob whose bytes in the volume do not match its digest: never uploaded.
-    Corrupt(Digest, BundleError),
+    /// A blob whose content in the volume is corrupt (digest mismatch): it fails, the rest of
+    /// the volume is still read.
+    Failed(Digest, BundleError),
 }
 
 /// Loads the planned images from `bundle` into the registry.
@@ -182,9 +185,9 @@ pub async fn execute_load(
         blobs: AtomicUsize::new(0),
         done: Mutex::new(HashSet::new()),
         failed: Mutex::new(HashMap::new()),
+        refused: Mutex::new(None),
     });
     mount_present(client, &plan, &state, opts.jobs).await;
-    let held: HashSet<&Digest> = bundle.descriptor.blobs.keys().collect();
     {
         let done = state.done.lock().expect("not poisoned").clone();
         for (digest, need) in needs.iter_mut() {
@@ -193,6 +196,7 @@ pub async fn execute_load(
         }
         needs.retain(|_, n| !n.targets.is_empty());
     }
+    let held: HashSet<&Digest> = bundle.descriptor.blobs.keys().collect();
     // A mount refused by the registry needs the bytes again: one more pass reads them.
     for _pass in 0..2 {
         for (path, number) in bundle.volumes.iter().zip(&bundle.numbers) {
@@ -224,6 +228,7 @@ pub async fn execute_load(
         }
     }
 
+
     let mut images = Vec::with_capacity(plan.images.len());
     for image in &plan.images {
         let result = finish(&bundle, &plan, image, &state).await;
@@ -241,39 +246,6 @@ pub async fn execute_load(
     }
 }
 
-/// Blobs the destination already holds in another repository (an earlier load, or the site
-/// blobs a differential bundle leaves out) are mounted instead of read from the volumes.
-async fn mount_present(client: &RegistryClient, plan: &Plan, state: &LoadState, jobs: usize) {
-    let mounts: Vec<(Digest, String, (String, String))> = plan
-        .blobs
-        .iter()
-        .filter(|b| !b.present_everywhere())
-        .filter_map(|b| Some((b, b.targets.iter().find(|t| t.present)?)))
-        .flat_map(|(b, from)| {
-            b.targets
-                .iter()
-                .filter(move |t| !t.present && t.registry == from.registry)
-                .map(move |t| {
-                    (
-                        b.digest.clone(),
-                        from.repository.clone(),
-                        (t.registry.clone(), t.repository.clone()),
-                    )
-                })
-        })
-        .collect();
-    futures_util::stream::iter(mounts)
-        .for_each_concurrent(jobs.max(1), |(digest, from, target)| async move {
-            let repo = client.repo(&target.0, &target.1).for_push();
-            // A refused mount opens an upload session that is simply left to expire; the
-            // blob then comes from the volumes as usual.
-            if let Ok(MountOutcome::Mounted) = repo.mount_blob(&digest, &from).await {
-                mark_done(state, &digest, &target);
-            }
-        })
-        .await;
-}
-
 struct LoadState {
     client: RegistryClient,
     reporter: Arc<dyn Reporter>,
@@ -284,6 +256,8 @@ struct LoadState {
     done: Mutex<HashSet<(Digest, String, String)>>,
     /// Blobs that failed for good (corrupt in the bundle, refused by the registry).
     failed: Mutex<HashMap<Digest, Arc<TransferError>>>,
+    /// A volume refused for an entry a bundle never holds: no manifest is pushed then.
+    refused: Mutex<Option<Arc<TransferError>>>,
 }
 
 impl LoadState {
@@ -311,30 +285,27 @@ async fn load_volume(
     };
     let mut uploads = tokio::task::JoinSet::new();
     while let Some(msg) = rx.recv().await {
-        let msg = match msg {
-            Msg::Corrupt(digest, e) => {
-                state.fail(&digest, TransferError::Bundle(e));
-                continue;
-            }
-            other => other,
-        };
         let permit = state
             .permits
             .clone()
             .acquire_owned()
             .await
             .expect("never closed");
-        let (state, wanted) = (state.clone(), wanted.clone());
+        let (state, wanted, bundle) = (state.clone(), wanted.clone(), bundle.clone());
         uploads.spawn(async move {
             let _permit = permit;
             let (digest, body) = match msg {
                 Msg::Whole(d, bytes) => (d, Body::Whole(bytes)),
                 Msg::Stream(d, rx) => (d, Body::Stream(Some(rx))),
-                Msg::Corrupt(..) => unreachable!("handled before spawning"),
+                Msg::Failed(d, e) => {
+                    state.fail(&d, TransferError::Bundle(e));
+                    return;
+                }
             };
             let need = &wanted[&digest];
-            if let Err(e) = push_blob(&state, &digest, need, body).await {
-                state.fail(&digest, e);
+            match push_blob(&state, &digest, need, body).await {
+                Ok(()) => forget_parts(&bundle, &digest, need, &state),
+                Err(e) => state.fail(&digest, e),
             }
         });
     }
@@ -342,8 +313,27 @@ async fn load_volume(
     match reader.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
-            // The volume is unreadable past some point: whatever it still owed is lost.
+            // An entry a bundle never holds (unsafe name, link, duplicate, one the descriptor
+            // does not announce) means the volume is not what its descriptor says: refuse
+            // it whole, so no image is published from it, whatever went by before.
+            let refused = matches!(
+                e,
+                BundleError::UnsafeEntry { .. }
+                    | BundleError::DuplicateEntry { .. }
+                    | BundleError::UnexpectedEntry { .. }
+                    | BundleError::DescriptorNotFirst { .. }
+                    | BundleError::TrailingData { .. }
+            );
+            // Otherwise the volume is unreadable past some point: whatever it still owed
+            // is lost.
             let e = Arc::new(TransferError::from(e));
+            if refused {
+                state
+                    .refused
+                    .lock()
+                    .expect("not poisoned")
+                    .get_or_insert_with(|| e.clone());
+            }
             let done = state.done.lock().expect("not poisoned").clone();
             let mut failed = state.failed.lock().expect("not poisoned");
             for (digest, need) in wanted.iter() {
@@ -435,6 +425,57 @@ async fn push_blob(
     Ok(())
 }
 
+/// Blobs the destination already holds in another repository (an earlier load, an image
+/// already complete there, or the site blobs a differential bundle leaves out) are mounted
+/// instead of read from the volumes. What cannot be mounted is read from the volumes, or
+/// reported by [`finish`] as missing at the site.
+async fn mount_present(client: &RegistryClient, plan: &Plan, state: &LoadState, jobs: usize) {
+    let mounts: Vec<(Digest, String, (String, String))> = plan
+        .blobs
+        .iter()
+        .filter(|b| !b.present_everywhere())
+        .filter_map(|b| Some((b, b.targets.iter().find(|t| t.present)?)))
+        .flat_map(|(b, from)| {
+            b.targets
+                .iter()
+                .filter(move |t| !t.present && t.registry == from.registry)
+                .map(move |t| {
+                    (
+                        b.digest.clone(),
+                        from.repository.clone(),
+                        (t.registry.clone(), t.repository.clone()),
+                    )
+                })
+        })
+        .collect();
+    futures_util::stream::iter(mounts)
+        .for_each_concurrent(jobs.max(1), |(digest, from, target)| async move {
+            let repo = client.repo(&target.0, &target.1).for_push();
+            // A refused mount opens an upload session that is simply left to expire.
+            if let Ok(MountOutcome::Mounted) = repo.mount_blob(&digest, &from).await {
+                mark_done(state, &digest, &target);
+            }
+        })
+        .await;
+}
+
+/// Once a split blob is at every target that lacked it, its parts in the state directory
+/// are no longer needed: they would otherwise stay there (up to a whole layer) for good.
+fn forget_parts(bundle: &BundleSource, digest: &Digest, need: &Need, state: &LoadState) {
+    let Some(entry) = bundle.descriptor.blobs.get(digest).filter(|e| e.is_split()) else {
+        return;
+    };
+    let done = state.done.lock().expect("not poisoned");
+    let everywhere = need
+        .targets
+        .iter()
+        .all(|(r, p)| done.contains(&(digest.clone(), r.clone(), p.clone())));
+    if everywhere && let Ok(parts) = PartAssembler::open(&bundle.state_dir) {
+        // Best effort: a part left behind costs disk space, not correctness.
+        let _ = parts.remove(digest, entry);
+    }
+}
+
 fn mark_done(state: &LoadState, digest: &Digest, target: &(String, String)) {
     state.done.lock().expect("not poisoned").insert((
         digest.clone(),
@@ -467,17 +508,33 @@ fn read_volume(
                 let Some(blob) = bundle.descriptor.blobs.get(&digest) else {
                     continue;
                 };
-                parts.store_part(&digest, blob, part, &mut entry)?;
-                if parts.missing(&digest, blob).is_empty() {
-                    let mut whole = parts.assemble(&digest, blob)?;
-                    send_blob(
-                        &tx,
-                        digest.clone(),
-                        blob.size,
-                        &mut whole,
-                        &bundle.state_dir,
-                    )?;
-                    // Parts stay until the upload is confirmed; a re-run finds them.
+                // A corrupt part fails its blob only; the entry was read to its end, so the
+                // rest of the volume is still good to read.
+                let stored = parts
+                    .store_part(&digest, blob, part, &mut entry)
+                    .and_then(|()| {
+                        if parts.missing(&digest, blob).is_empty() {
+                            parts.assemble(&digest, blob).map(Some)
+                        } else {
+                            Ok(None)
+                        }
+                    });
+                match stored {
+                    Ok(Some(mut whole)) => {
+                        send_blob(
+                            &tx,
+                            digest.clone(),
+                            blob.size,
+                            &mut whole,
+                            &bundle.state_dir,
+                        )?;
+                        // Parts stay until the upload is confirmed; a re-run finds them.
+                    }
+                    Ok(None) => {}
+                    Err(e @ BundleError::DigestMismatch(_)) => {
+                        let _ = tx.blocking_send(Msg::Failed(digest, e));
+                    }
+                    Err(e) => return Err(e),
                 }
             }
             _ => {}
@@ -493,21 +550,22 @@ fn send_blob(
     content: &mut dyn Read,
     origin: &std::path::Path,
 ) -> Result<(), BundleError> {
-    // A digest mismatch is found at the end of an entry, so the volume can go on with the
-    // next one; any other read error (truncation, bad frame) ends the volume.
-    let corrupt = |e: &BundleError| matches!(e, BundleError::DigestMismatch(_));
+    // The entry's reader reports a digest mismatch instead of its end of file, with the
+    // entry read to its end: that blob fails, the volume is still readable. Any other error
+    // leaves the stream in an unknown place and ends the volume.
+    let classify = |e: std::io::Error| into_bundle_error(e, origin);
     if size <= SMALL_BLOB {
         let mut buf = Vec::with_capacity(size as usize);
-        if let Err(e) = content.read_to_end(&mut buf) {
-            let e = crate::bundle::into_bundle_error(e, origin);
-            if corrupt(&e) {
-                let _ = tx.blocking_send(Msg::Corrupt(digest, e));
-                return Ok(());
-            }
-            return Err(e);
-        }
         // The receiver is gone only when loading stopped; nothing more to do then.
-        let _ = tx.blocking_send(Msg::Whole(digest, buf.into()));
+        match content.read_to_end(&mut buf).map_err(classify) {
+            Ok(_) => {
+                let _ = tx.blocking_send(Msg::Whole(digest, buf.into()));
+            }
+            Err(e @ BundleError::DigestMismatch(_)) => {
+                let _ = tx.blocking_send(Msg::Failed(digest, e));
+            }
+            Err(e) => return Err(e),
+        }
         return Ok(());
     }
     let (ctx, crx) = mpsc::channel(4);
@@ -528,15 +586,19 @@ fn send_blob(
                 }
             }
             Err(e) => {
-                let e = crate::bundle::into_bundle_error(e, origin);
-                if corrupt(&e) {
-                    // The uploader's verifier aborts the upload and records this error.
-                    let _ = ctx.blocking_send(Err(TransferError::Bundle(e)));
-                    return Ok(());
-                }
-                let message = BundleError::InvalidInput(e.to_string());
-                let _ = ctx.blocking_send(Err(TransferError::Bundle(message)));
-                return Err(e);
+                return match classify(e) {
+                    // The uploader's error carries the mismatch; the bytes never commit.
+                    e @ BundleError::DigestMismatch(_) => {
+                        let _ = ctx.blocking_send(Err(TransferError::Bundle(e)));
+                        Ok(())
+                    }
+                    e => {
+                        let _ = ctx.blocking_send(Err(TransferError::Bundle(
+                            BundleError::InvalidInput(e.to_string()),
+                        )));
+                        Err(e)
+                    }
+                };
             }
         }
     }
@@ -555,6 +617,9 @@ async fn finish(
     }
     if image.complete {
         return Ok(());
+    }
+    if let Some(e) = state.refused.lock().expect("not poisoned").clone() {
+        return Err(e);
     }
     let target = (
         image.job.target.registry().to_owned(),
@@ -582,22 +647,37 @@ async fn finish(
         missing.push(d.clone());
     }
     if !missing.is_empty() {
+        // Only the volumes still to load: parts of split blobs already kept in the state
+        // directory need not be loaded again.
+        let parts = PartAssembler::open(&bundle.state_dir).ok();
         let mut volumes: Vec<u32> = missing
             .iter()
-            .filter_map(|d| bundle.descriptor.blobs.get(d))
-            .flat_map(|e| e.volume_numbers())
+            .filter_map(|d| bundle.descriptor.blobs.get(d).map(|e| (d, e)))
+            .flat_map(|(d, e)| {
+                let still: Vec<u32> = match &parts {
+                    Some(p) if e.is_split() => p.missing(d, e).iter().map(|l| l.volume).collect(),
+                    _ => Vec::new(),
+                };
+                if still.is_empty() {
+                    e.volume_numbers()
+                } else {
+                    still
+                }
+            })
             .collect();
         volumes.sort_unstable();
         volumes.dedup();
         let at_site = missing
             .iter()
             .filter(|d| !bundle.descriptor.blobs.contains_key(*d))
-            .count();
+            .cloned()
+            .collect();
         return Err(Arc::new(TransferError::Incomplete {
             reference: image.job.source.to_string(),
             missing: missing.len(),
             volumes,
             at_site,
+            repository: format!("{}/{}", target.0, target.1),
         }));
     }
     push_manifests(image, &state.client).await

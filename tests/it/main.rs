@@ -4,7 +4,8 @@
 //!
 //! `support` holds the harness (some helpers exist for other test modules and later tests,
 //! hence the `dead_code` allowance there); `harness` tests the harness itself; `registry`
-//! tests the registry client; `sync` tests `airlift mirror sync` end to end; `proxy_faults`
+//! tests the registry client; `sync` tests `airlift mirror sync` end to end; `bundle` tests
+//! the bundle commands (create, load, verify, inspect, inventory) end to end; `proxy_faults`
 //! tests the fault-injection proxy; `tls` and `tokenauth` test TLS, login and token auth
 //! against real registries; `faults` and `kill` test resilience: sync under injected faults,
 //! and killed or interrupted runs resuming; `disk` tests the free-space check.
@@ -12,6 +13,7 @@
 #[allow(dead_code)]
 mod support;
 
+mod bundle;
 mod disk;
 mod faults;
 mod harness;
