@@ -228,7 +228,6 @@ pub async fn execute_load(
         }
     }
 
-
     let mut images = Vec::with_capacity(plan.images.len());
     for image in &plan.images {
         let result = finish(&bundle, &plan, image, &state).await;

@@ -88,6 +88,7 @@ fn kill_at(
         if seen >= threshold {
             child.kill().expect("SIGKILL");
             child.wait().expect("reap");
+            settle(proxy, counter);
             return seen;
         }
         if let Some(status) = child.try_wait().expect("wait") {
@@ -101,6 +102,25 @@ fn kill_at(
             "{what}: only {seen} of {threshold} bytes within {BOUND:?}"
         );
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits until the proxy has forwarded what the killed client had already handed it (it
+/// holds bytes in flight under its bandwidth cap), so those bytes are not counted as the
+/// next run's: the counter must stay still for 300 ms (at most 10 s).
+fn settle(proxy: &FaultProxy, counter: fn(&Stats) -> u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = counter(&proxy.stats());
+    let mut still_since = Instant::now();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = counter(&proxy.stats());
+        if now != last {
+            last = now;
+            still_since = Instant::now();
+        } else if still_since.elapsed() >= Duration::from_millis(300) {
+            return;
+        }
     }
 }
 
