@@ -478,6 +478,38 @@ fn reset_in_streamed_blob_resumes_with_range() {
     assert_recovered(&rig, &proxy, &out, &to, n);
 }
 
+/// 4: a server that ignores `Range` (the proxy drops the header, so the registry answers
+/// 200 with the whole body). A reset after 1 MiB of the 3 MiB layer: the re-request comes
+/// back from byte 0, airlift skips what it already has and carries on, so the blob costs its
+/// size plus the 1 MiB prefix once; the large layer, whose first Range request gets a full
+/// 200, is fetched as one plain stream instead of segments.
+#[test]
+fn server_ignoring_range_restarts_the_blob_once() {
+    let rig = Rig::new(&fault_set());
+    let (layer, size) = rig.own_layer("faults/app", MIB);
+    let n = MIB;
+    let proxy = rig.proxy(
+        &rig.source,
+        Faults::default()
+            .with_range_ignored()
+            .with_rule(Rule::new(blob_get(&layer), Action::ResetAfter(n)).times(1)),
+    );
+    let to = format!("{}/m", rig.target.addr());
+    let (out, _) = run(
+        &mut sync_cmd(&rig.list_at(&proxy.addr().to_string()), &to, &[]),
+        SYNC_BOUND,
+    );
+    eprintln!("layer {layer}: {size} bytes, reset after {n}, Range ignored");
+    assert_eq!(proxy.stats().faults_by_action.get("reset"), Some(&1));
+    assert_recovered(&rig, &proxy, &out, &to, n);
+    // The restart really happened: the prefix was delivered twice.
+    let unique = generator::unique_blob_bytes(&rig.images);
+    assert!(
+        proxy.stats().bytes_to_client >= unique + n - SLACK,
+        "expected the {n}-byte prefix to be fetched again"
+    );
+}
+
 /// A truncated body (full `Content-Length`, then FIN after 1 MiB) on the 3 MiB layer and on
 /// the large layer: detected as a short body and fetched again.
 #[test]

@@ -122,9 +122,18 @@ pub struct Faults {
     pub rules: Vec<Rule>,
     /// Seed of the RNG behind [`Trigger::Probability`].
     pub seed: u64,
+    /// Drop `Range` from every request, so the upstream answers `200` with the whole body:
+    /// a server that ignores Range.
+    pub strip_range: bool,
 }
 
 impl Faults {
+    /// Makes the upstream look like a server that ignores `Range`.
+    pub fn with_range_ignored(mut self) -> Self {
+        self.strip_range = true;
+        self
+    }
+
     /// Sets the one-way latency.
     pub fn with_latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
@@ -1279,6 +1288,16 @@ fn synthetic_response(
 }
 
 /// Rewrites an absolute `Location` naming the upstream so it names the proxy.
+/// The request head without its `Range` header line.
+fn without_range(raw: &Bytes) -> Bytes {
+    let text = String::from_utf8_lossy(raw);
+    let kept: Vec<&str> = text
+        .split("\r\n")
+        .filter(|line| !line.to_ascii_lowercase().starts_with("range:"))
+        .collect();
+    Bytes::from(kept.join("\r\n"))
+}
+
 fn rewrite_location(head: Head, upstream: SocketAddr, proxy: SocketAddr) -> Bytes {
     let from = format!("http://{upstream}");
     let needs = head
@@ -1462,10 +1481,15 @@ async fn exchange(
             return Ok(End::Close);
         }
     };
-    up_wr.write_all(&req.raw).await?;
+    let head = if lock(&shared.rules).faults.strip_range {
+        without_range(&req.raw)
+    } else {
+        req.raw.clone()
+    };
+    up_wr.write_all(&head).await?;
     shared
         .bytes_to_upstream
-        .fetch_add(req.raw.len() as u64, Ordering::Relaxed);
+        .fetch_add(head.len() as u64, Ordering::Relaxed);
 
     let reset_request = match action {
         Some(Action::ResetRequestAfter(n)) => Some(n),
