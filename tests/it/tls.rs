@@ -391,6 +391,31 @@ fn mutual_tls_with_certs_d() {
     let out = env.sync(&source.list, &reg, &[]);
     assert_ok(&out);
     assert_copied(&target, &source.images);
+
+    // bundle create reads through the same mutual TLS (the mirrored images, listed at the
+    // mTLS registry), and bundle load writes through it into a second one.
+    let work = tempfile::tempdir().unwrap();
+    let list = generator::write_list(work.path(), &source.images, &reg);
+    let bundle = work.path().join("mtls.tar.zst");
+    let (list, bundle_s) = (list.to_str().unwrap(), bundle.to_str().unwrap());
+    let out = env.run(&["bundle", "create", "--list", list, "-o", bundle_s]);
+    assert_ok(&out);
+    let site = tls_registry(&certs, false, true);
+    let site_dir = env.certs_d().join(site.addr());
+    std::fs::create_dir_all(&site_dir).unwrap();
+    certs.ca.write(&site_dir, "ca.crt");
+    let out = env.run(&["bundle", "load", bundle_s, "--to", &site.addr()]);
+    assert_fails_with(
+        &out,
+        &format!("{} requires a client certificate (mutual TLS)", site.addr()),
+    );
+    certs
+        .ca
+        .client("airlift-client")
+        .write(&site_dir, "client.cert", "client.key");
+    let out = env.run(&["bundle", "load", bundle_s, "--to", &site.addr()]);
+    assert_ok(&out);
+    assert_copied(&site, &source.images);
 }
 
 /// Standard base64, for writing `auth` entries.
