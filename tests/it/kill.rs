@@ -319,29 +319,28 @@ fn killed_bundle_load_resumes_at_several_points() {
     }
 }
 
-/// Ctrl-C stops a sync within 5 s with exit 130 and a message on stderr; the same command
-/// then finishes the job.
-#[test]
-fn interrupted_sync_exits_130_promptly_and_resumes() {
-    let rig = Rig::new(&kill_set(12));
-    let unique = generator::unique_blob_bytes(&rig.images);
-    let proxy = rig.proxy(&rig.source, capped());
-    let list = rig.list_at(&proxy.addr().to_string());
-    let to = format!("{}/m", rig.target.addr());
+/// Starts `cmd`, sends SIGINT once `progress` has moved `threshold` bytes through the
+/// proxy, and checks that airlift stops within 5 s with exit 130 and says so on stderr.
+fn interrupt_at(
+    cmd: &mut Command,
+    proxy: &FaultProxy,
+    progress: fn(&Stats) -> u64,
+    threshold: u64,
+) {
     let dir = tempfile::tempdir().expect("tempdir");
     let err_path = dir.path().join("stderr");
-    let mut child = sync_cmd(&list, &to, &["--jobs", "2"])
+    let mut child = cmd
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&err_path).expect("stderr file"))
         .spawn()
         .expect("run airlift");
     let deadline = Instant::now() + BOUND;
-    while proxy.stats().bytes_to_client < unique / 3 {
+    while progress(&proxy.stats()) < threshold {
         assert!(
             child.try_wait().expect("wait").is_none(),
-            "the sync ended before it could be interrupted"
+            "airlift ended before it could be interrupted"
         );
-        assert!(Instant::now() < deadline, "the sync made no progress");
+        assert!(Instant::now() < deadline, "airlift made no progress");
         std::thread::sleep(Duration::from_millis(5));
     }
     let sent = Instant::now();
@@ -371,11 +370,75 @@ fn interrupted_sync_exits_130_promptly_and_resumes() {
         stderr.contains("interrupted"),
         "no message on stderr:\n{stderr}"
     );
+}
+
+/// Ctrl-C stops a sync within 5 s with exit 130 and a message on stderr; the same command
+/// then finishes the job.
+#[test]
+fn interrupted_sync_exits_130_promptly_and_resumes() {
+    let rig = Rig::new(&kill_set(12));
+    let unique = generator::unique_blob_bytes(&rig.images);
+    let proxy = rig.proxy(&rig.source, capped());
+    let list = rig.list_at(&proxy.addr().to_string());
+    let to = format!("{}/m", rig.target.addr());
+    interrupt_at(
+        &mut sync_cmd(&list, &to, &["--jobs", "2"]),
+        &proxy,
+        |s| s.bytes_to_client,
+        unique / 3,
+    );
     proxy.set_faults(Faults::default());
     let (out, _) = run(&mut sync_cmd(&list, &to, &["--jobs", "2"]), BOUND);
     assert_exit(&out, 0);
     assert_mirrored(&to, &rig.images);
     assert_store_sound(&rig.target, &rig.known_digests());
+}
+
+/// Ctrl-C during `bundle create` and during `bundle load`: exit 130 at once, no bundle file
+/// that looks finished, and the same commands then complete (the bundle verifies, every
+/// digest arrives).
+#[test]
+fn interrupted_bundle_create_and_load_exit_130_and_resume() {
+    let rig = Rig::new(&kill_set(12));
+    let unique = generator::unique_blob_bytes(&rig.images);
+    let proxy = rig.proxy(&rig.source, capped());
+    let list = rig.list_at(&proxy.addr().to_string());
+    let bundle = rig.dir.path().join("ctrl-c.tar.zst");
+    interrupt_at(
+        &mut create_cmd(&list, &bundle),
+        &proxy,
+        |s| s.bytes_to_client,
+        unique / 3,
+    );
+    assert!(
+        !bundle.exists(),
+        "an interrupted create left {}",
+        bundle.display()
+    );
+    proxy.set_faults(Faults::default());
+    let (out, _) = run(&mut create_cmd(&list, &bundle), BOUND);
+    assert_exit(&out, 0);
+    let (out, _) = run(airlift().args(["bundle", "verify"]).arg(&bundle), BOUND);
+    assert_exit(&out, 0);
+
+    let target = TestRegistry::start();
+    let site = rig.proxy(&target, capped());
+    let to = format!("{}/m", site.addr());
+    let state = rig.dir.path().join("ctrl-c-state");
+    let load = || {
+        let mut cmd = airlift();
+        cmd.args(["bundle", "load", "--json", "--jobs", "2", "--to", &to])
+            .arg("--state-dir")
+            .arg(&state)
+            .arg(&bundle);
+        cmd
+    };
+    interrupt_at(&mut load(), &site, |s| s.bytes_to_upstream, unique / 3);
+    site.set_faults(Faults::default());
+    let (out, _) = run(&mut load(), BOUND);
+    assert_exit(&out, 0);
+    assert_mirrored(&format!("{}/m", target.addr()), &rig.images);
+    assert_store_sound(&target, &rig.known_digests());
 }
 
 /// A blob the target registry already holds in another repository is mounted, not fetched
