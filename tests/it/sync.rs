@@ -209,6 +209,22 @@ fn second_sync_transfers_nothing() {
     assert_mirrored(&fx, |i| format!("{to}/{}:{}", i.repository, i.tag));
 }
 
+/// Source and target in the same registry: every blob is mounted across repositories
+/// (`?mount=&from=`), so nothing is downloaded, and the copies are byte-identical.
+#[test]
+fn same_registry_copies_mount_instead_of_downloading() {
+    let fx = Fixture::small();
+    let to = format!("{}/copy", fx.source.addr());
+    let out = fx.sync(&fx.list, &["--to", &to, "--json"]);
+    assert_exit(&out, 0);
+    let report = json_report(&out);
+    assert_eq!(number(&report, "bytes_transferred"), 0, "{report}");
+    for image in &fx.images {
+        let target = format!("{to}/{}:{}", image.repository, image.tag);
+        assert_eq!(target_digest(&target), image.digest, "{target}");
+    }
+}
+
 #[test]
 fn dry_run_plans_and_copies_nothing() {
     let fx = Fixture::small();
