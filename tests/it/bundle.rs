@@ -23,6 +23,7 @@ use crate::support::{
     TestRegistry, airlift, digest_of, require_program, run_with_timeout, skopeo,
     skopeo_inspect_raw, try_skopeo_inspect_raw,
 };
+use crate::support::{assert_exit, describe, json_report, number};
 
 /// Upper bound for one bundle command on the small set (debug build, 2 shared cores).
 const TIMEOUT: Duration = Duration::from_secs(300);
@@ -149,30 +150,6 @@ fn volumes_of(out: &Path) -> Vec<PathBuf> {
     found.sort();
     assert!(!found.is_empty(), "no volume written for {}", out.display());
     found
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn assert_exit(out: &Output, code: i32) {
-    assert_eq!(out.status.code(), Some(code), "{}", describe(out));
-}
-
-fn json_report(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{}", describe(out)))
-}
-
-fn number(report: &Value, key: &str) -> u64 {
-    report[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("report has no integer `{key}`: {report}"))
 }
 
 fn stderr(out: &Output) -> String {

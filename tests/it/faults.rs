@@ -25,6 +25,7 @@ use serde_json::Value;
 use crate::support::generator::{self, Arch, Generated, ImageSpec, Kind, LayerSpec};
 use crate::support::proxy::{Action, FaultProxy, Faults, Matcher, Rule};
 use crate::support::{TestRegistry, airlift, digest_of, sha256_hex, try_skopeo_inspect_raw};
+use crate::support::{assert_exit, json_report, number};
 
 pub(crate) const KIB: u64 = 1024;
 pub(crate) const MIB: u64 = 1024 * KIB;
@@ -226,30 +227,6 @@ pub(crate) fn run_bounded(
 /// [`run_bounded`] that panics when the bound is hit.
 pub(crate) fn run(cmd: &mut Command, bound: Duration) -> (Output, Duration) {
     run_bounded(cmd, bound).unwrap_or_else(|e| panic!("airlift hung: {e}"))
-}
-
-pub(crate) fn describe(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-pub(crate) fn assert_exit(out: &Output, code: i32) {
-    assert_eq!(out.status.code(), Some(code), "{}", describe(out));
-}
-
-pub(crate) fn json_report(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{}", describe(out)))
-}
-
-pub(crate) fn number(report: &Value, key: &str) -> u64 {
-    report[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("report has no integer `{key}`: {report}"))
 }
 
 /// The report entry whose target names `repository`.

@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::faults::{
-    KIB, MIB, Rig, assert_bytes, assert_exit, assert_mirrored, assert_store_sound, json_report,
-    number, run, sync_cmd,
+    KIB, MIB, Rig, assert_bytes, assert_mirrored, assert_store_sound, run, sync_cmd,
 };
 use crate::support::generator::{self, Arch, ImageSpec, Kind, LayerSpec};
 use crate::support::proxy::{FaultProxy, Faults, Stats};
 use crate::support::{TestRegistry, airlift};
+use crate::support::{assert_exit, json_report, number};
 
 /// Kill points, as fractions of the unique blob bytes seen at the proxy.
 const KILL_POINTS: [f64; 3] = [0.1, 0.5, 0.9];

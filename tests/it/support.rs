@@ -372,3 +372,31 @@ pub fn sha256_hex(bytes: impl AsRef<[u8]>) -> String {
 pub fn digest_of(bytes: impl AsRef<[u8]>) -> String {
     generator::digest_of(bytes.as_ref())
 }
+
+/// Renders a command's output for assertion messages.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Asserts the exit code, with the whole output on failure.
+pub fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(out.status.code(), Some(code), "{}", describe(out));
+}
+
+/// The single JSON object `--json` prints on stdout.
+pub fn json_report(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{}", describe(out)))
+}
+
+/// An integer field of a `--json` report.
+pub fn number(report: &serde_json::Value, key: &str) -> u64 {
+    report[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("report has no integer `{key}`: {report}"))
+}

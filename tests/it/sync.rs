@@ -19,6 +19,7 @@ use crate::support::{
     TestRegistry, airlift, closed_addr, digest_of, run_with_timeout, skopeo_copy,
     skopeo_inspect_raw, try_skopeo_inspect_raw,
 };
+use crate::support::{assert_exit, json_report, number};
 
 /// Upper bound for one sync of the small set (debug build, 2 shared cores).
 const SYNC_TIMEOUT: Duration = Duration::from_secs(300);
@@ -78,37 +79,10 @@ impl Fixture {
     }
 }
 
-/// Renders an output for assertion messages.
-fn describe(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Asserts the exit code, with the whole output on failure.
-fn assert_exit(out: &Output, code: i32) {
-    assert_eq!(out.status.code(), Some(code), "{}", describe(out));
-}
-
-/// The single JSON object `--json` prints on stdout.
-fn json_report(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{}", describe(out)))
-}
-
 fn images_of(report: &Value) -> &Vec<Value> {
     report["images"]
         .as_array()
         .unwrap_or_else(|| panic!("report has no images array: {report}"))
-}
-
-fn number(report: &Value, key: &str) -> u64 {
-    report[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("report has no integer `{key}`: {report}"))
 }
 
 /// The digest of the manifest stored at `reference`, as skopeo sees it.

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use crate::support::describe;
 use crate::support::generator::{self, Generated, ImageSpec};
 use crate::support::{TestRegistry, airlift, run_with_timeout};
 
@@ -95,16 +96,6 @@ impl Env {
         args.extend_from_slice(extra);
         self.run(&args)
     }
-}
-
-/// Renders an output for assertion messages.
-pub fn describe(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// stdout and stderr together.

@@ -16,10 +16,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
 use crate::support::TestRegistry;
+use crate::support::describe;
 use crate::support::generator::Generated;
 use crate::tls::{
     Certs, Env, PASSWORD, Source, USER, all_output, assert_copied, assert_fails_with, assert_ok,
-    base64_encode, describe, pki, tls_registry,
+    base64_encode, pki, tls_registry,
 };
 
 const SERVICE: &str = "airlift-test-registry";
