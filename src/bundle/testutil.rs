@@ -323,3 +323,21 @@ pub(crate) fn entry_offset(raw: &[u8], name: &str) -> u64 {
     }
     panic!("no entry {name}");
 }
+
+impl Fixture {
+    /// Writes the fixture's bundle as `name` in its directory, volumes at most `limit` bytes.
+    pub(crate) fn write(&self, name: &str, limit: Option<u64>) -> Vec<std::path::PathBuf> {
+        let opts = crate::bundle::WriteOptions {
+            max_volume_size: limit,
+            ..crate::bundle::WriteOptions::default()
+        };
+        crate::bundle::write_bundle(
+            &self.staging,
+            &self.input,
+            &self.dir.path().join(name),
+            &opts,
+            &crate::report::NoReporter,
+        )
+        .unwrap()
+    }
+}

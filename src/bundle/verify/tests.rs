@@ -1,26 +1,9 @@
 //! Tests of verification and inspection on written bundles, intact and damaged.
 
-use std::path::PathBuf;
-
 use super::*;
-use crate::bundle::testutil::{Fixture, entry_offset, fixture, rewrite_volume};
+use crate::bundle::testutil::{entry_offset, fixture, rewrite_volume};
 use crate::bundle::{PartAssembler, WriteOptions, blob_name, inspect, part_name, write_bundle};
 use crate::report::NoReporter;
-
-fn write(f: &Fixture, name: &str, limit: Option<u64>) -> Vec<PathBuf> {
-    let opts = WriteOptions {
-        max_volume_size: limit,
-        ..WriteOptions::default()
-    };
-    write_bundle(
-        &f.staging,
-        &f.input,
-        &f.dir.path().join(name),
-        &opts,
-        &NoReporter,
-    )
-    .unwrap()
-}
 
 fn descriptor(p: &std::path::Path) -> Descriptor {
     VolumeReader::open(p).unwrap().descriptor().clone()
@@ -37,7 +20,7 @@ fn flip(path: &std::path::Path, name: &str, len: u64) {
 #[test]
 fn intact_set_verifies() {
     let f = fixture(300_000);
-    let paths = write(&f, "v.tar.zst", Some(128 << 10));
+    let paths = f.write("v.tar.zst", Some(128 << 10));
     let report = verify(&paths).unwrap();
     assert!(report.is_ok(), "{:#?}", report.problems);
     assert_eq!(report.volumes.len(), paths.len());
@@ -53,7 +36,7 @@ fn intact_set_verifies() {
 #[test]
 fn flipped_byte_names_blob_image_and_volume() {
     let f = fixture(60_000);
-    let paths = write(&f, "v.tar.zst", Some(128 << 10));
+    let paths = f.write("v.tar.zst", Some(128 << 10));
     // The shared layer: used by two images.
     let d = descriptor(&paths[0]);
     let loc = &d.blobs[&f.shared].volumes[0];
@@ -98,7 +81,7 @@ fn flipped_byte_names_blob_image_and_volume() {
 #[test]
 fn flipped_byte_in_a_part_names_the_whole_blob() {
     let f = fixture(300_000);
-    let paths = write(&f, "v.tar.zst", Some(128 << 10));
+    let paths = f.write("v.tar.zst", Some(128 << 10));
     let d = descriptor(&paths[0]);
     let loc = &d.blobs[&f.big].volumes[1];
     let vol = &paths[loc.volume as usize - 1];
@@ -136,7 +119,7 @@ fn flipped_byte_in_a_part_names_the_whole_blob() {
 #[test]
 fn subsets_and_mixtures_are_reported() {
     let f = fixture(300_000);
-    let paths = write(&f, "v.tar.zst", Some(128 << 10));
+    let paths = f.write("v.tar.zst", Some(128 << 10));
     let report = verify(&paths[..1]).unwrap();
     let gamma = report
         .problems
@@ -196,7 +179,7 @@ fn subsets_and_mixtures_are_reported() {
 #[test]
 fn inspect_reads_descriptors_only() {
     let f = fixture(300_000);
-    let paths = write(&f, "v.tar.zst", Some(128 << 10));
+    let paths = f.write("v.tar.zst", Some(128 << 10));
     // Damage content after the descriptor: inspect does not notice, as it does not read it.
     let d = descriptor(&paths[0]);
     let (digest, entry) = d

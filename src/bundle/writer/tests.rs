@@ -5,24 +5,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::*;
-use crate::bundle::testutil::{CREATED, Fixture, fixture};
+use crate::bundle::testutil::{CREATED, fixture};
 use crate::bundle::{EntryKind, PartAssembler, verify};
 use crate::report::NoReporter;
-
-fn write(f: &Fixture, name: &str, limit: Option<u64>) -> Vec<PathBuf> {
-    let opts = WriteOptions {
-        max_volume_size: limit,
-        ..WriteOptions::default()
-    };
-    write_bundle(
-        &f.staging,
-        &f.input,
-        &f.dir.path().join(name),
-        &opts,
-        &NoReporter,
-    )
-    .unwrap()
-}
 
 /// Reads a volume completely: descriptor, and content of every entry by name.
 fn read_all(path: &Path) -> (Descriptor, BTreeMap<String, (EntryKind, Vec<u8>)>) {
@@ -60,7 +45,7 @@ fn index_refs(index: &[u8]) -> Vec<String> {
 #[test]
 fn round_trip_single_volume() {
     let f = fixture(60_000);
-    let paths = write(&f, "release.tar.zst", None);
+    let paths = f.write("release.tar.zst", None);
     assert_eq!(paths, vec![f.dir.path().join("release.tar.zst")]);
     let (d, entries) = read_all(&paths[0]);
 
@@ -117,7 +102,7 @@ fn round_trip_single_volume() {
 #[test]
 fn entry_order_and_headers_are_fixed() {
     let f = fixture(10_000);
-    let paths = write(&f, "b.tar.zst", None);
+    let paths = f.write("b.tar.zst", None);
     let raw = zstd::decode_all(std::fs::File::open(&paths[0]).unwrap()).unwrap();
     let mut archive = tar::Archive::new(raw.as_slice());
     let mut names = Vec::new();
@@ -149,7 +134,7 @@ fn entry_order_and_headers_are_fixed() {
     assert_eq!(first_blob, 3 + d.manifests.len());
 
     // Same input, same bytes.
-    let again = write(&f, "c.tar.zst", None);
+    let again = f.write("c.tar.zst", None);
     assert_eq!(
         std::fs::read(&paths[0]).unwrap(),
         std::fs::read(&again[0]).unwrap()
@@ -160,7 +145,7 @@ fn entry_order_and_headers_are_fixed() {
 fn multi_volume_split_and_reassembly() {
     let f = fixture(300_000);
     let limit = 128 << 10;
-    let paths = write(&f, "release.tar.zst", Some(limit));
+    let paths = f.write("release.tar.zst", Some(limit));
     assert!(paths.len() >= 4, "{paths:?}");
     for (i, p) in paths.iter().enumerate() {
         assert_eq!(
@@ -235,7 +220,7 @@ fn volumes_never_exceed_the_limit() {
     let f = fixture(700_000);
     for limit in [96 << 10, 200_000, (1 << 20) + 7] {
         let name = format!("l{limit}.tar.zst");
-        let paths = write(&f, &name, Some(limit));
+        let paths = f.write(&name, Some(limit));
         for p in &paths {
             let size = std::fs::metadata(p).unwrap().len();
             assert!(size <= limit, "{}: {size} > {limit}", p.display());
@@ -265,7 +250,7 @@ fn volumes_never_exceed_the_limit() {
 fn resume_keeps_finished_volumes() {
     let f = fixture(200_000);
     let limit = Some(128 << 10);
-    let paths = write(&f, "r.tar.zst", limit);
+    let paths = f.write("r.tar.zst", limit);
     assert!(paths.len() >= 3);
     let stamp = |p: &Path| {
         let m = std::fs::metadata(p).unwrap();
@@ -274,7 +259,7 @@ fn resume_keeps_finished_volumes() {
     let before: Vec<_> = paths.iter().map(|p| stamp(p)).collect();
     std::fs::remove_file(&paths[1]).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
-    let again = write(&f, "r.tar.zst", limit);
+    let again = f.write("r.tar.zst", limit);
     assert_eq!(again, paths);
     for (i, p) in paths.iter().enumerate() {
         if i == 1 {
@@ -365,7 +350,7 @@ fn naming() {
 #[test]
 fn skopeo_reads_an_extracted_volume() {
     let f = fixture(20_000);
-    let paths = write(&f, "s.tar.zst", None);
+    let paths = f.write("s.tar.zst", None);
     let dir = f.dir.path().join("layout");
     VolumeReader::open(&paths[0])
         .unwrap()
@@ -416,7 +401,7 @@ fn excluded_blobs_make_a_differential_bundle() {
     f.input.excluded = BTreeMap::from([(f.shared.clone(), shared_size), (unrelated.clone(), 5)]);
     // Excluded content need not be staged.
     std::fs::remove_file(f.staging.blob_path(&f.shared)).unwrap();
-    let paths = write(&f, "diff.tar.zst", None);
+    let paths = f.write("diff.tar.zst", None);
     let (d, entries) = read_all(&paths[0]);
 
     assert_eq!(
@@ -473,7 +458,7 @@ fn excluded_blobs_make_a_differential_bundle() {
     // The same images without exclusions give a different bundle.
     let mut full = fixture(10_000);
     full.input.excluded.clear();
-    let full_paths = write(&full, "full.tar.zst", None);
+    let full_paths = full.write("full.tar.zst", None);
     let (fd, _) = read_all(&full_paths[0]);
     assert_ne!(fd.bundle_id, d.bundle_id);
     assert!(!fd.is_differential());
@@ -493,7 +478,7 @@ fn every_blob_excluded() {
     for b in f.input.excluded.keys() {
         let _ = std::fs::remove_file(f.staging.blob_path(b));
     }
-    let paths = write(&f, "m.tar.zst", Some(1 << 20));
+    let paths = f.write("m.tar.zst", Some(1 << 20));
     assert_eq!(paths.len(), 1);
     let (d, entries) = read_all(&paths[0]);
     assert!(d.blobs.is_empty());
@@ -513,7 +498,7 @@ fn manifests_are_never_excluded() {
     let mut f = fixture(10_000);
     let top = f.input.images[0].digest.clone();
     f.input.excluded = BTreeMap::from([(top.clone(), 1)]);
-    let paths = write(&f, "x.tar.zst", None);
+    let paths = f.write("x.tar.zst", None);
     let (d, entries) = read_all(&paths[0]);
     assert!(d.excluded_blobs.is_empty());
     assert!(entries.contains_key(&format!("blobs/sha256/{}", top.hex())));
