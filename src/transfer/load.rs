@@ -228,9 +228,11 @@ pub async fn execute_load(
         }
     }
 
+    let blobs_by_digest: HashMap<&Digest, &super::PlannedBlob> =
+        plan.blobs.iter().map(|b| (&b.digest, b)).collect();
     let mut images = Vec::with_capacity(plan.images.len());
     for image in &plan.images {
-        let result = finish(&bundle, &plan, image, &state).await;
+        let result = finish(&bundle, &blobs_by_digest, image, &state).await;
         let report = image_report(image, result);
         reporter.on_image_done(&report);
         images.push(report);
@@ -607,7 +609,7 @@ fn send_blob(
 /// missing and where it is.
 async fn finish(
     bundle: &BundleSource,
-    plan: &Plan,
+    blobs: &HashMap<&Digest, &super::PlannedBlob>,
     image: &PlannedImage,
     state: &LoadState,
 ) -> Result<(), Arc<TransferError>> {
@@ -624,26 +626,29 @@ async fn finish(
         image.job.target.registry().to_owned(),
         image.job.target.repository().to_owned(),
     );
-    let done = state.done.lock().expect("not poisoned").clone();
-    let failed = state.failed.lock().expect("not poisoned").clone();
     let mut missing = Vec::new();
-    for d in &image.blobs {
-        let present = plan.blobs.iter().find(|b| &b.digest == d).is_none_or(|b| {
-            b.targets
-                .iter()
-                .any(|t| t.present && t.registry == target.0 && t.repository == target.1)
-        });
-        if present || done.contains(&(d.clone(), target.0.clone(), target.1.clone())) {
-            continue;
+    {
+        // Guards are dropped before the manifest push below awaits.
+        let done = state.done.lock().expect("not poisoned");
+        let failed = state.failed.lock().expect("not poisoned");
+        for d in &image.blobs {
+            let present = blobs.get(d).is_none_or(|b| {
+                b.targets
+                    .iter()
+                    .any(|t| t.present && t.registry == target.0 && t.repository == target.1)
+            });
+            if present || done.contains(&(d.clone(), target.0.clone(), target.1.clone())) {
+                continue;
+            }
+            if let Some(e) = failed.get(d) {
+                return Err(Arc::new(TransferError::DependencyFailed {
+                    digest: d.clone(),
+                    message: super::error_chain(&**e),
+                    integrity: e.is_integrity(),
+                }));
+            }
+            missing.push(d.clone());
         }
-        if let Some(e) = failed.get(d) {
-            return Err(Arc::new(TransferError::DependencyFailed {
-                digest: d.clone(),
-                message: super::error_chain(&**e),
-                integrity: e.is_integrity(),
-            }));
-        }
-        missing.push(d.clone());
     }
     if !missing.is_empty() {
         // Only the volumes still to load: parts of split blobs already kept in the state
