@@ -585,7 +585,8 @@ impl Repo {
     }
 
     /// Chunked upload: PATCH one chunk at `session.offset` with `Content-Range`; returns the
-    /// session with the new location and offset.
+    /// session with the new location and offset. Sent once, never retried as it is: after a
+    /// failure only [`Repo::upload_status`] tells how much of it the registry took.
     pub async fn patch_chunk(
         &self,
         session: UploadSession,
@@ -600,7 +601,25 @@ impl Repo {
         session: UploadSession,
         digest: &Digest,
     ) -> Result<(), RegistryError> {
-        blobs::finish_upload(self, session, digest).await
+        blobs::finish_upload(self, session, digest, Bytes::new()).await
+    }
+
+    /// Completes a chunked upload with its last chunk as the PUT body (at `session.offset`).
+    /// Like [`Repo::patch_chunk`] it is sent once: after a failure, ask
+    /// [`Repo::upload_status`] how much the registry holds.
+    pub async fn finish_upload_with(
+        &self,
+        session: UploadSession,
+        digest: &Digest,
+        last: Bytes,
+    ) -> Result<(), RegistryError> {
+        blobs::finish_upload(self, session, digest, last).await
+    }
+
+    /// Abandons an upload session (DELETE on the upload URL), so the registry can free what
+    /// it holds; a session the registry no longer knows counts as cancelled.
+    pub async fn cancel_upload(&self, session: &UploadSession) -> Result<(), RegistryError> {
+        blobs::cancel_upload(self, session).await
     }
 
     /// Asks the registry how much of an upload it holds (GET on the upload URL, `Range`).

@@ -12,6 +12,7 @@ mod create;
 mod execute;
 mod load;
 mod plan;
+mod upload;
 pub mod walk;
 
 use std::sync::Arc;
@@ -45,6 +46,10 @@ pub struct TransferOptions {
     pub retry_delay: Duration,
     /// Retries allowed in the whole run, across all blobs and segments (default 100).
     pub retry_budget: u64,
+    /// Blobs larger than this are uploaded in `PATCH` chunks of this size, each resumable
+    /// from what the registry reports after a drop; smaller ones go as one `PUT` (default
+    /// 8 MiB, above ECR's 5 MiB minimum part).
+    pub upload_chunk_size: u64,
 }
 
 impl Default for TransferOptions {
@@ -58,6 +63,7 @@ impl Default for TransferOptions {
             blob_retries: 4,
             retry_delay: Duration::from_millis(500),
             retry_budget: 100,
+            upload_chunk_size: 8 << 20,
         }
     }
 }

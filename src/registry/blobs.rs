@@ -217,6 +217,7 @@ pub(super) async fn patch_chunk(
         vec![auth::pull_push(repo.repository())],
     );
     call.bounded = false;
+    call.retry = false;
     call.headers.insert(CONTENT_TYPE, octet_stream());
     call.headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
     let range = headers::content_range(session.offset, len);
@@ -240,13 +241,21 @@ pub(super) async fn finish_upload(
     repo: &Repo,
     session: UploadSession,
     digest: &Digest,
+    last: Bytes,
 ) -> Result<(), RegistryError> {
     let mut call = Call::new(
         Method::PUT,
         Target::Url(with_digest(&session.location, digest)),
         vec![auth::pull_push(repo.repository())],
     );
-    call.headers.insert(CONTENT_LENGTH, HeaderValue::from(0));
+    call.headers
+        .insert(CONTENT_LENGTH, HeaderValue::from(last.len()));
+    if !last.is_empty() {
+        call.bounded = false;
+        call.retry = false;
+        call.headers.insert(CONTENT_TYPE, octet_stream());
+        call.body = CallBody::Bytes(last);
+    }
     let (url, resp) = repo.http().execute(repo.registry(), &call).await?;
     match resp.status().as_u16() {
         201 => Ok(()),
@@ -290,6 +299,22 @@ pub(super) async fn upload_status(
             what: "upload session".to_owned(),
             url: url.to_string(),
         }),
+        _ => Err(status_error(&call.method, &url, resp).await),
+    }
+}
+
+pub(super) async fn cancel_upload(
+    repo: &Repo,
+    session: &UploadSession,
+) -> Result<(), RegistryError> {
+    let call = Call::new(
+        Method::DELETE,
+        Target::Url(session.location.clone()),
+        vec![auth::pull_push(repo.repository())],
+    );
+    let (url, resp) = repo.http().execute(repo.registry(), &call).await?;
+    match resp.status().as_u16() {
+        200..=299 | 404 => Ok(()),
         _ => Err(status_error(&call.method, &url, resp).await),
     }
 }

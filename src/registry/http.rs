@@ -56,6 +56,10 @@ pub(super) struct Call {
     /// Whether [`ClientOptions::request_timeout`] bounds the whole exchange (false for blob
     /// bodies, which may take hours).
     pub bounded: bool,
+    /// Whether a failed call may be sent again as it is. Upload `PATCH`/`PUT` calls must
+    /// not be: after a drop only the registry knows how much it took (see
+    /// `transfer::upload`), so their caller asks it and decides.
+    pub retry: bool,
 }
 
 impl Call {
@@ -68,6 +72,7 @@ impl Call {
             body: CallBody::Empty,
             scopes,
             bounded: true,
+            retry: true,
         }
     }
 }
@@ -442,7 +447,7 @@ impl Inner {
             Target::Url(u) => u.clone(),
             Target::Path(p) => self.url(registry, p).await?,
         };
-        let resp = if matches!(call.body, CallBody::Stream(_)) {
+        let resp = if matches!(call.body, CallBody::Stream(_)) || !call.retry {
             self.send_authed(&host, call, &url).await?
         } else {
             retry::run(&self.retry, url.as_str(), || {
@@ -633,9 +638,9 @@ impl Inner {
             }
         };
         // Blob bodies may take as long as they need, but a response head that never comes
-        // is a stall: wait for it no longer than a small request may take. (A streamed
-        // upload's head only comes once the whole body is sent, so it is not bounded here.)
-        let head_bounded = !call.bounded && !matches!(call.body, CallBody::Stream(_));
+        // is a stall: wait for it no longer than a small request may take. (An upload's head
+        // only comes once the whole body is sent, so it is not bounded here.)
+        let head_bounded = !call.bounded && matches!(call.body, CallBody::Empty);
         let resp = if head_bounded {
             match tokio::time::timeout(self.timeout, rb.send()).await {
                 Ok(r) => r.map_err(|e| transport(url, e))?,

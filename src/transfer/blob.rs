@@ -5,22 +5,20 @@
 //! aborts the upload and nothing is committed. Large blobs are fetched as parallel `Range`
 //! segments and reassembled in order; a server that ignores `Range` gets one plain stream.
 
-use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
-use futures_util::stream::{self, BoxStream, Stream, StreamExt};
-use sha2::{Digest as _, Sha256};
+use futures_util::stream::{self, BoxStream, StreamExt};
 
 use crate::bundle::Staging;
 use crate::reference::Digest;
-use crate::registry::{MountOutcome, Repo, UploadSession};
+use crate::registry::{MountOutcome, Repo};
 use crate::report::Reporter;
 
+use super::upload::Uploader;
 use super::{TransferError, TransferOptions};
 
 /// Shared state of one run that blob copies report into.
@@ -31,6 +29,22 @@ pub(crate) struct Ctx {
     pub bytes_read: Arc<AtomicU64>,
     /// Retries left for the whole run (`--retry-budget`), shared by blobs and segments.
     pub retry_budget: Arc<RetryBudget>,
+    /// Uploads into destination registries.
+    pub uploader: Uploader,
+}
+
+impl Ctx {
+    /// The context of a run with `opts`, reporting to `reporter`.
+    pub fn new(opts: TransferOptions, reporter: Arc<dyn Reporter>) -> Self {
+        let retry_budget = Arc::new(RetryBudget::new(opts.retry_budget));
+        Ctx {
+            uploader: Uploader::new(&opts, retry_budget.clone(), reporter.clone()),
+            opts,
+            reporter,
+            bytes_read: Arc::new(AtomicU64::new(0)),
+            retry_budget,
+        }
+    }
 }
 
 /// A run-wide cap on retries, so a registry that keeps failing ends the run in bounded time
@@ -133,15 +147,16 @@ async fn copy_once(
         None => dst.start_upload().await?,
     };
     let body = open(ctx, src, digest, size).await?;
-    upload(
-        dst,
-        session,
-        digest,
-        size,
-        body,
-        format!("{}@{}", src.name(), digest),
-    )
-    .await
+    ctx.uploader
+        .upload(
+            dst,
+            session,
+            digest,
+            size,
+            body,
+            format!("{}@{}", src.name(), digest),
+        )
+        .await
 }
 
 /// Opens the source side of a blob: parallel segments for large blobs, else one resumable
@@ -157,37 +172,6 @@ async fn open(
     } else {
         whole(ctx, src, digest, size).await
     }
-}
-
-/// Uploads `body` into an open session through the verifier: a body whose digest or size is
-/// wrong never completes, so the registry commits nothing. `origin` names where the bytes
-/// came from, for the error.
-pub(crate) async fn upload(
-    dst: &Repo,
-    session: UploadSession,
-    digest: &Digest,
-    size: u64,
-    body: ByteStream,
-    origin: String,
-) -> Result<(), TransferError> {
-    let failure = Arc::new(Mutex::new(None));
-    let verified = Verify {
-        inner: body,
-        hasher: Sha256::new(),
-        received: 0,
-        held: None,
-        digest: digest.clone(),
-        size,
-        url: origin,
-        failure: failure.clone(),
-        finished: false,
-    };
-    let result = dst.put_blob(session, digest, size, verified.boxed()).await;
-    // A verification failure surfaces to reqwest as a body error; report the real cause.
-    if let Some(e) = failure.lock().expect("not poisoned").take() {
-        return Err(e);
-    }
-    result.map_err(TransferError::from)
 }
 
 /// Writes `body` into the staging directory, which verifies digest and size before the blob
@@ -451,7 +435,7 @@ async fn segmented(
 
 /// Delay before attempt `attempt` (1-based): exponential with full jitter.
 /// `AIRLIFT_RETRY_DELAY_MS` overrides the base (tests set 0).
-fn jitter(base: Duration, attempt: u32) -> Duration {
+pub(super) fn jitter(base: Duration, attempt: u32) -> Duration {
     let base = std::env::var("AIRLIFT_RETRY_DELAY_MS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -487,190 +471,4 @@ async fn collect(
         ));
     }
     Ok(buf.freeze())
-}
-
-/// Hashes and counts a body as it passes, holding back the last chunk until the digest and
-/// size are proven right.
-struct Verify {
-    inner: ByteStream,
-    hasher: Sha256,
-    received: u64,
-    held: Option<Bytes>,
-    digest: Digest,
-    size: u64,
-    url: String,
-    failure: Arc<Mutex<Option<TransferError>>>,
-    finished: bool,
-}
-
-impl Verify {
-    fn fail(&mut self, e: TransferError) -> Poll<Option<Result<Bytes, std::io::Error>>> {
-        let msg = e.to_string();
-        self.finished = true;
-        *self.failure.lock().expect("not poisoned") = Some(e);
-        Poll::Ready(Some(Err(std::io::Error::other(msg))))
-    }
-
-    fn integrity_error(&self) -> TransferError {
-        TransferError::Integrity {
-            digest: self.digest.clone(),
-            url: self.url.clone(),
-            actual: Digest::from_sha256(&self.hasher.clone().finalize()),
-            received: self.received,
-            expected_size: self.size,
-        }
-    }
-}
-
-impl Stream for Verify {
-    type Item = Result<Bytes, std::io::Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.finished {
-            return Poll::Ready(None);
-        }
-        loop {
-            match self.inner.as_mut().poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Err(e))) => return self.fail(e),
-                Poll::Ready(Some(Ok(chunk))) => {
-                    if chunk.is_empty() {
-                        continue;
-                    }
-                    self.hasher.update(&chunk);
-                    self.received += chunk.len() as u64;
-                    if self.received > self.size {
-                        let e = self.integrity_error();
-                        return self.fail(e);
-                    }
-                    if let Some(prev) = self.held.replace(chunk) {
-                        return Poll::Ready(Some(Ok(prev)));
-                    }
-                }
-                Poll::Ready(None) => {
-                    self.finished = true;
-                    let actual = Digest::from_sha256(&self.hasher.clone().finalize());
-                    if self.received != self.size || actual != self.digest {
-                        let e = self.integrity_error();
-                        return self.fail(e);
-                    }
-                    // Verified: release the last chunk; the next poll ends the stream.
-                    return Poll::Ready(self.held.take().map(Ok));
-                }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn verify_over(
-        chunks: Vec<&'static [u8]>,
-        digest: Digest,
-        size: u64,
-    ) -> (Verify, Arc<Mutex<Option<TransferError>>>) {
-        let failure = Arc::new(Mutex::new(None));
-        let inner = stream::iter(chunks.into_iter().map(|c| Ok(Bytes::from_static(c)))).boxed();
-        let v = Verify {
-            inner,
-            hasher: Sha256::new(),
-            received: 0,
-            held: None,
-            digest,
-            size,
-            url: "src/repo@x".into(),
-            failure: failure.clone(),
-            finished: false,
-        };
-        (v, failure)
-    }
-
-    async fn drain(v: Verify) -> (Vec<u8>, Option<std::io::Error>) {
-        let mut out = Vec::new();
-        let mut s = v.boxed();
-        while let Some(item) = s.next().await {
-            match item {
-                Ok(b) => out.extend_from_slice(&b),
-                Err(e) => return (out, Some(e)),
-            }
-        }
-        (out, None)
-    }
-
-    #[tokio::test]
-    async fn correct_body_passes_through_whole() {
-        let data: &[u8] = b"hello world, this is a blob";
-        let (v, failure) = verify_over(
-            vec![&data[..5], &data[5..11], &data[11..]],
-            Digest::of(data),
-            data.len() as u64,
-        );
-        let (out, err) = drain(v).await;
-        assert!(err.is_none());
-        assert_eq!(out, data);
-        assert!(failure.lock().unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn wrong_digest_never_releases_the_last_chunk() {
-        let data: &[u8] = b"corrupted!";
-        let (v, failure) = verify_over(
-            vec![&data[..4], &data[4..]],
-            Digest::of(b"original!!"),
-            data.len() as u64,
-        );
-        let (out, err) = drain(v).await;
-        assert!(err.is_some());
-        // Only the first chunk went out: the body is incomplete, so nothing can be committed.
-        assert_eq!(out, &data[..4]);
-        let e = failure.lock().unwrap().take().unwrap();
-        assert!(
-            matches!(
-                e,
-                TransferError::Integrity {
-                    received: 10,
-                    expected_size: 10,
-                    ..
-                }
-            ),
-            "{e}"
-        );
-        assert!(e.is_integrity());
-    }
-
-    #[tokio::test]
-    async fn oversized_body_fails_as_soon_as_it_exceeds() {
-        let data: &[u8] = b"0123456789";
-        let (v, failure) = verify_over(vec![&data[..6], &data[6..]], Digest::of(&data[..6]), 6);
-        let (out, err) = drain(v).await;
-        assert!(err.is_some());
-        assert!(out.len() < 6);
-        assert!(matches!(
-            failure.lock().unwrap().take(),
-            Some(TransferError::Integrity { .. })
-        ));
-    }
-
-    #[tokio::test]
-    async fn truncated_body_is_an_integrity_error() {
-        let data: &[u8] = b"0123456789";
-        let (v, failure) = verify_over(vec![&data[..4]], Digest::of(data), 10);
-        let (_, err) = drain(v).await;
-        assert!(err.is_some());
-        let e = failure.lock().unwrap().take().unwrap();
-        assert!(
-            matches!(e, TransferError::Integrity { received: 4, .. }),
-            "{e}"
-        );
-    }
-
-    #[tokio::test]
-    async fn empty_blob_verifies() {
-        let (v, failure) = verify_over(vec![], Digest::of(b""), 0);
-        let (out, err) = drain(v).await;
-        assert!(err.is_none() && out.is_empty());
-        assert!(failure.lock().unwrap().is_none());
-    }
 }

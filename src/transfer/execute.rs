@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use futures_util::FutureExt;
@@ -75,12 +75,7 @@ pub async fn execute(
             unreachable!("bundle to bundle is not offered by the CLI")
         }
     };
-    let ctx = Arc::new(Ctx {
-        opts: opts.clone(),
-        reporter: reporter.clone(),
-        bytes_read: Arc::new(AtomicU64::new(0)),
-        retry_budget: Arc::new(blob::RetryBudget::new(opts.retry_budget)),
-    });
+    let ctx = Arc::new(Ctx::new(opts.clone(), reporter.clone()));
     let tasks = Arc::new(Tasks::default());
     let permits = Arc::new(Semaphore::new(opts.jobs.max(1)));
     let transferred = Arc::new(AtomicUsize::new(0));

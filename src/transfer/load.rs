@@ -27,9 +27,10 @@ use crate::reference::{Digest, ImageRef};
 use crate::registry::{Manifest, MountOutcome, RegistryClient};
 use crate::report::{Reporter, RunReport};
 
-use super::blob::{self, ByteStream};
+use super::blob::{ByteStream, RetryBudget};
 use super::execute::{image_report, push_manifests};
 use super::plan::{Plan, PlannedImage};
+use super::upload::Uploader;
 use super::{TransferError, TransferOptions};
 
 /// Blobs up to this size are read whole and uploaded concurrently with the reading.
@@ -186,6 +187,11 @@ pub async fn execute_load(
         done: Mutex::new(HashSet::new()),
         failed: Mutex::new(HashMap::new()),
         refused: Mutex::new(None),
+        uploader: Uploader::new(
+            opts,
+            Arc::new(RetryBudget::new(opts.retry_budget)),
+            reporter.clone(),
+        ),
     });
     mount_present(client, &plan, &state, opts.jobs).await;
     {
@@ -259,6 +265,7 @@ struct LoadState {
     failed: Mutex<HashMap<Digest, Arc<TransferError>>>,
     /// A volume refused for an entry a bundle never holds: no manifest is pushed then.
     refused: Mutex<Option<Arc<TransferError>>>,
+    uploader: Uploader,
 }
 
 impl LoadState {
@@ -372,56 +379,72 @@ async fn push_blob(
     let mut primary: Option<&(String, String)> = None;
     for target in &need.targets {
         let repo = state.client.repo(&target.0, &target.1).for_push();
-        let session = match primary {
-            Some(p) if p.0 == target.0 => match repo.mount_blob(digest, &p.1).await? {
-                MountOutcome::Mounted => {
-                    mark_done(state, digest, target);
-                    continue;
+        let mut attempt = 0;
+        let landed = loop {
+            let session = match primary {
+                Some(p) if p.0 == target.0 => match repo.mount_blob(digest, &p.1).await? {
+                    MountOutcome::Mounted => break true,
+                    MountOutcome::Upload(s) => s,
+                },
+                _ => repo.start_upload().await?,
+            };
+            let stream: ByteStream = match &mut body {
+                Body::Whole(bytes) => {
+                    let b = bytes.clone();
+                    futures_util::stream::once(async move { Ok(b) }).boxed()
                 }
-                MountOutcome::Upload(s) => s,
-            },
-            _ => repo.start_upload().await?,
-        };
-        let stream: ByteStream = match &mut body {
-            Body::Whole(bytes) => {
-                let b = bytes.clone();
-                futures_util::stream::once(async move { Ok(b) }).boxed()
-            }
-            Body::Stream(rx) => match rx.take() {
-                Some(rx) => tokio_stream_from(rx),
-                // Streamed bytes are gone; the next pass over the volume brings them again.
-                None => continue,
-            },
-        };
-        let counted = {
-            let (reporter, bytes) = (state.reporter.clone(), &state.bytes);
-            let n = Arc::new(AtomicU64::new(0));
+                Body::Stream(rx) => match rx.take() {
+                    Some(rx) => tokio_stream_from(rx),
+                    // Streamed bytes are gone; the next pass over the volume brings them
+                    // again.
+                    None => break false,
+                },
+            };
+            let (reporter, n) = (state.reporter.clone(), Arc::new(AtomicU64::new(0)));
             let n2 = n.clone();
-            let s = stream.inspect(move |r| {
+            let counted = stream.inspect(move |r| {
                 if let Ok(b) = r {
                     n2.fetch_add(b.len() as u64, Ordering::Relaxed);
                     reporter.on_bytes(b.len() as u64);
                 }
             });
-            let r = blob::upload(
-                &repo,
-                session,
-                digest,
-                need.size,
-                s.boxed(),
-                format!("bundle blob {digest}"),
-            )
-            .await;
-            bytes.fetch_add(n.load(Ordering::Relaxed), Ordering::Relaxed);
-            r
+            let result = state
+                .uploader
+                .upload(
+                    &repo,
+                    session,
+                    digest,
+                    need.size,
+                    counted.boxed(),
+                    format!("bundle blob {digest}"),
+                )
+                .await;
+            state
+                .bytes
+                .fetch_add(n.load(Ordering::Relaxed), Ordering::Relaxed);
+            match result {
+                Ok(()) => {
+                    if primary.is_none() {
+                        state.blobs.fetch_add(1, Ordering::Relaxed);
+                        state.reporter.on_blob_done(digest, need.size);
+                    }
+                    primary.get_or_insert(target);
+                    break true;
+                }
+                // A blob in memory is simply sent again; a streamed one waits for the next
+                // pass (chunk-level resume inside the upload has already been tried).
+                Err(e) if matches!(body, Body::Whole(_)) => {
+                    attempt += 1;
+                    if !state.uploader.backoff(digest, &e, attempt).await {
+                        return Err(e);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
         };
-        counted?;
-        if primary.is_none() {
-            state.blobs.fetch_add(1, Ordering::Relaxed);
-            state.reporter.on_blob_done(digest, need.size);
+        if landed {
+            mark_done(state, digest, target);
         }
-        mark_done(state, digest, target);
-        primary.get_or_insert(target);
     }
     Ok(())
 }

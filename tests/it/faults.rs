@@ -12,8 +12,9 @@
 //! The set has one layer above the 32 MiB segmentation threshold (fetched as parallel `Range`
 //! segments of 16 MiB) and small blobs fetched as one resumable stream.
 //!
-//! Not covered: a server that ignores `Range` (the proxy forwards `Range` and `206` untouched
-//! and has no action to strip them).
+//! Uploads through a proxy in front of the target: a chunk dropped before its body resumes
+//! from the registry's offset; one cut mid-body (which docker distribution cannot resume)
+//! restarts that blob only; a registry refusing `PATCH` gets whole `PUT`s.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -659,47 +660,183 @@ fn stalled_blob_response_head_does_not_hang_the_sync() {
 // 9: uploads
 // ---------------------------------------------------------------------------------------------
 
-/// The target sits behind the proxy; the upload (PUT) of the large layer is reset after 8 MiB
-/// of body: the blob is uploaded again, and the target commits nothing corrupt.
-#[test]
-fn upload_reset_is_retried_and_commits_nothing_corrupt() {
-    let rig = Rig::new(&fault_set());
-    let (big, big_size) = rig.own_layer("faults/big", 32 * MIB);
+/// Uploads go in 8 MiB `PATCH` chunks (the 36 MiB layer: 4 chunks and a closing `PUT` that
+/// carries the last 4 MiB).
+const UPLOAD_CHUNK: u64 = 8 * MIB;
+
+/// The `PATCH` requests of the big layer's upload into `m/faults/big` (the only blob of that
+/// repository above one chunk).
+fn big_patch() -> Matcher {
+    Matcher::any()
+        .method("PATCH")
+        .path_contains("/v2/m/faults/big/blobs/uploads/")
+}
+
+/// Syncs the fault set through a source proxy into the target behind `dst_faults`; returns
+/// the output and both proxies.
+fn sync_into_faulty_target(rig: &Rig, dst_faults: Faults) -> (Output, FaultProxy, FaultProxy) {
     let src_proxy = rig.proxy(&rig.source, Faults::default());
-    let dst_proxy = rig.proxy(
-        &rig.target,
-        Faults::default().with_rule(
-            Rule::new(
-                // The digest is in the query, URL-encoded (`sha256%3A...`): match its hex.
-                Matcher::any()
-                    .method("PUT")
-                    .path_contains(big.trim_start_matches("sha256:")),
-                Action::ResetRequestAfter(8 * MIB),
-            )
-            .times(1),
-        ),
-    );
+    let dst_proxy = rig.proxy(&rig.target, dst_faults);
     let to = format!("{}/m", dst_proxy.addr());
     let (out, _) = run(
         &mut sync_cmd(&rig.list_at(&src_proxy.addr().to_string()), &to, &[]),
         SYNC_BOUND,
     );
     eprintln!("target proxy: {}", dst_proxy.stats());
+    (out, src_proxy, dst_proxy)
+}
+
+/// The second chunk's connection and the closing PUT's each drop before their body reaches
+/// the registry: airlift asks the registry where the upload stands (`GET` on the upload URL,
+/// `Range: 0-8388607`, then `0-33554431`) and carries on from there, in the same session.
+/// Nothing is downloaded twice and nothing is uploaded twice.
+#[test]
+fn upload_drop_resumes_from_the_offset_the_registry_reports() {
+    let rig = Rig::new(&fault_set());
+    let (big, _) = rig.own_layer("faults/big", 32 * MIB);
+    let closing_put = Matcher::any()
+        .method("PUT")
+        .path_contains(big.trim_start_matches("sha256:"));
+    let (out, src_proxy, dst_proxy) = sync_into_faulty_target(
+        &rig,
+        Faults::default()
+            .with_rule(
+                Rule::new(big_patch(), Action::ResetRequestAfter(0))
+                    .skip(1)
+                    .times(1),
+            )
+            .with_rule(Rule::new(closing_put, Action::ResetRequestAfter(0)).times(1)),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        dst_proxy.stats().faults_by_action.get("reset-request"),
+        Some(&2),
+        "{}",
+        dst_proxy.stats()
+    );
+    for offset in [UPLOAD_CHUNK, 4 * UPLOAD_CHUNK] {
+        assert!(
+            stderr.contains(&format!("resuming upload at byte {offset} of ")),
+            "no resume at byte {offset} reported:\n{stderr}"
+        );
+    }
+    // Not a single byte more from the source than the set holds.
+    let to = format!("{}/m", dst_proxy.addr());
+    assert_recovered(&rig, &src_proxy, &out, &to, 0);
+    assert_mirrored(&format!("{}/m", rig.target.addr()), &rig.images);
+    // Nor towards the target: the dropped requests carried no body.
+    assert_bytes(
+        "bytes uploaded through the target proxy",
+        dst_proxy.stats().bytes_to_upstream,
+        generator::unique_blob_bytes(&rig.images) + SLACK,
+    );
+}
+
+/// The second chunk is cut after 1 MiB of its body. docker distribution then forgets the
+/// session (its upload state no longer matches the bytes it holds) and answers the status
+/// query with `BLOB_UPLOAD_INVALID`: airlift starts that blob over, and only that blob, and
+/// the target commits nothing corrupt.
+#[test]
+fn upload_cut_mid_chunk_restarts_only_that_blob() {
+    let rig = Rig::new(&fault_set());
+    let (_, big_size) = rig.own_layer("faults/big", 32 * MIB);
+    let (out, src_proxy, dst_proxy) = sync_into_faulty_target(
+        &rig,
+        Faults::default().with_rule(
+            Rule::new(big_patch(), Action::ResetRequestAfter(MIB))
+                .skip(1)
+                .times(1),
+        ),
+    );
     assert_eq!(
         dst_proxy.stats().faults_by_action.get("reset-request"),
         Some(&1),
         "{}",
         dst_proxy.stats()
     );
-    // The reset upload is redone whole: the source is read once more for it.
+    // The restarted blob is read once more from the source, nothing else.
+    let to = format!("{}/m", dst_proxy.addr());
     assert_recovered(&rig, &src_proxy, &out, &to, big_size);
     assert_mirrored(&format!("{}/m", rig.target.addr()), &rig.images);
     let unique = generator::unique_blob_bytes(&rig.images);
     assert_bytes(
         "bytes uploaded through the target proxy",
         dst_proxy.stats().bytes_to_upstream,
-        unique + 8 * MIB + SLACK,
+        unique + UPLOAD_CHUNK + MIB + SLACK,
     );
+}
+
+/// `bundle load` streams the big layer out of the volume once; when a chunk's connection
+/// drops on its way to the site registry, the upload resumes from the registry's offset
+/// with the chunk still in memory, so the blob lands in the same pass over the volume.
+#[test]
+fn bundle_load_resumes_a_dropped_upload_in_the_same_pass() {
+    let rig = Rig::new(&fault_set());
+    let bundle = rig.dir.path().join("set.tar.zst");
+    let out = airlift()
+        .args(["bundle", "create", "--list"])
+        .arg(rig.list_at(&rig.source.addr()))
+        .arg("-o")
+        .arg(&bundle)
+        .output()
+        .expect("run airlift");
+    assert_exit(&out, 0);
+    let dst_proxy = rig.proxy(
+        &rig.target,
+        Faults::default().with_rule(
+            Rule::new(big_patch(), Action::ResetRequestAfter(0))
+                .skip(2)
+                .times(1),
+        ),
+    );
+    let to = format!("{}/m", dst_proxy.addr());
+    let (out, _) = run(
+        airlift()
+            .args(["bundle", "load", "--json", "--to", &to])
+            .arg(&bundle),
+        SYNC_BOUND,
+    );
+    assert_exit(&out, 0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("resuming upload at byte {} of ", 2 * UPLOAD_CHUNK)),
+        "no resume reported:\n{stderr}"
+    );
+    assert_eq!(
+        dst_proxy.stats().faults_by_action.get("reset-request"),
+        Some(&1),
+        "{}",
+        dst_proxy.stats()
+    );
+    assert_mirrored(&format!("{}/m", rig.target.addr()), &rig.images);
+    assert_store_sound(&rig.target, &rig.known_digests());
+    assert_bytes(
+        "bytes uploaded through the target proxy",
+        dst_proxy.stats().bytes_to_upstream,
+        generator::unique_blob_bytes(&rig.images) + SLACK,
+    );
+}
+
+/// A registry that refuses `PATCH` (405) gets the large blob as one `PUT`: the chunk already
+/// read is sent first, the rest follows from the source stream, nothing is read twice.
+#[test]
+fn registry_refusing_patch_gets_whole_uploads() {
+    let rig = Rig::new(&fault_set());
+    let (out, src_proxy, dst_proxy) = sync_into_faulty_target(
+        &rig,
+        Faults::default().with_rule(Rule::new(
+            Matcher::any().method("PATCH"),
+            Action::status(405),
+        )),
+    );
+    assert!(
+        dst_proxy.stats().faults_injected >= 1,
+        "{}",
+        dst_proxy.stats()
+    );
+    let to = format!("{}/m", dst_proxy.addr());
+    assert_recovered(&rig, &src_proxy, &out, &to, 0);
+    assert_mirrored(&format!("{}/m", rig.target.addr()), &rig.images);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,485 @@
+//! Uploading one blob into a registry upload session, verified as it goes and resumable.
+//!
+//! The body passes through [`Verify`], which hashes it and holds back the last piece until
+//! digest and size check out, so a wrong body never completes and the registry commits
+//! nothing.
+//!
+//! A blob of up to one chunk goes as one streaming `PUT`; its caller retries it whole. A
+//! larger blob goes as `PATCH` chunks, each kept in memory until the registry has taken it
+//! (the next chunk fills from the source meanwhile). When a chunk fails on the way, the
+//! uploader asks the registry how much of the upload it holds (`GET` on the upload URL, its
+//! `Range` header) and sends the rest of that chunk from there: the source is not read again.
+//! When the registry no longer knows the session (docker distribution drops one whose last
+//! `PATCH` was cut off mid-body), the error goes up and the caller restarts that blob only. A
+//! registry that refuses `PATCH` gets the blob as one `PUT`, again without a second download.
+
+use std::collections::HashSet;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::{self, Stream, StreamExt};
+use sha2::{Digest as _, Sha256};
+use tokio::sync::mpsc;
+
+use crate::reference::Digest;
+use crate::registry::{RegistryError, Repo, UploadSession};
+use crate::report::Reporter;
+
+use super::blob::{ByteStream, RetryBudget, jitter};
+use super::{TransferError, TransferOptions};
+
+/// Statuses with which a registry says it does not do chunked uploads.
+const PATCH_REFUSED: [u16; 5] = [400, 405, 415, 416, 501];
+
+/// Uploads blobs for one run: chunk size, retry limits and what it learnt about registries.
+pub(crate) struct Uploader {
+    chunk_size: u64,
+    retries: u32,
+    delay: Duration,
+    budget: Arc<RetryBudget>,
+    reporter: Arc<dyn Reporter>,
+    /// Registries that refused a `PATCH` this run: they get whole `PUT`s from then on.
+    no_patch: Mutex<HashSet<String>>,
+}
+
+impl Uploader {
+    /// An uploader sharing the run's retry budget.
+    pub fn new(
+        opts: &TransferOptions,
+        budget: Arc<RetryBudget>,
+        reporter: Arc<dyn Reporter>,
+    ) -> Self {
+        Uploader {
+            chunk_size: opts.upload_chunk_size.max(1),
+            retries: opts.blob_retries,
+            delay: opts.retry_delay,
+            budget,
+            reporter,
+            no_patch: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Before another whole attempt at `digest` after `error` (attempt `attempt`, from 1):
+    /// false when the error is final or the retries are spent, else reports and waits.
+    pub async fn backoff(&self, digest: &Digest, error: &TransferError, attempt: u32) -> bool {
+        if !error.is_retryable() || attempt > self.retries || !self.budget.take() {
+            return false;
+        }
+        self.reporter
+            .on_blob_retry(digest, 0, &super::error_chain(error));
+        tokio::time::sleep(jitter(self.delay, attempt)).await;
+        true
+    }
+
+    /// Uploads `body` (`size` bytes of `digest`) into `session` on `dst`. `origin` names
+    /// where the bytes came from, for errors.
+    pub async fn upload(
+        &self,
+        dst: &Repo,
+        session: UploadSession,
+        digest: &Digest,
+        size: u64,
+        body: ByteStream,
+        origin: String,
+    ) -> Result<(), TransferError> {
+        let failure = Arc::new(Mutex::new(None));
+        let verified = Verify {
+            inner: body,
+            hasher: Sha256::new(),
+            received: 0,
+            held: None,
+            digest: digest.clone(),
+            size,
+            url: origin,
+            failure: failure.clone(),
+            finished: false,
+        };
+        let chunked = size > self.chunk_size
+            && !self
+                .no_patch
+                .lock()
+                .expect("not poisoned")
+                .contains(dst.registry());
+        let result = if chunked {
+            self.chunked(dst, session, digest, size, verified).await
+        } else {
+            dst.put_blob(session, digest, size, verified.boxed())
+                .await
+                .map_err(TransferError::from)
+        };
+        // A verification failure surfaces to reqwest as a body error; report the real cause.
+        if let Some(e) = failure.lock().expect("not poisoned").take() {
+            return Err(e);
+        }
+        result
+    }
+
+    /// The chunked upload: a producer cuts the verified body into chunks while the consumer
+    /// sends the previous one.
+    async fn chunked(
+        &self,
+        dst: &Repo,
+        session: UploadSession,
+        digest: &Digest,
+        size: u64,
+        verified: Verify,
+    ) -> Result<(), TransferError> {
+        let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+        let chunk_size = self.chunk_size as usize;
+        let producer = async move {
+            let mut body = verified;
+            let mut buf = BytesMut::with_capacity(chunk_size);
+            while let Some(item) = body.next().await {
+                let mut piece = match item {
+                    Ok(piece) => piece,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                while !piece.is_empty() {
+                    let take = (chunk_size - buf.len()).min(piece.len());
+                    buf.extend_from_slice(&piece.split_to(take));
+                    if buf.len() == chunk_size {
+                        if tx.send(Ok(buf.split().freeze())).await.is_err() {
+                            return;
+                        }
+                        buf.reserve(chunk_size);
+                    }
+                }
+            }
+            if !buf.is_empty() {
+                let _ = tx.send(Ok(buf.freeze())).await;
+            }
+        };
+        let consumer = async {
+            let mut session = session;
+            let mut start = 0u64;
+            while let Some(item) = rx.recv().await {
+                let chunk = match item {
+                    Ok(chunk) => chunk,
+                    Err(e) => {
+                        // The verifier's failure (its real cause is in `failure`): the
+                        // session holds unverified bytes, so give it up.
+                        let _ = dst.cancel_upload(&session).await;
+                        return Err(TransferError::Registry(RegistryError::Protocol {
+                            url: session.location.to_string(),
+                            reason: e.to_string(),
+                        }));
+                    }
+                };
+                let last = start + chunk.len() as u64 >= size;
+                match self
+                    .send(dst, &mut session, &chunk, start, last, digest, size)
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(Refused(e)) if start == 0 => {
+                        tracing::info!(
+                            registry = dst.registry(),
+                            "chunked upload refused ({e}); sending whole blobs"
+                        );
+                        self.no_patch
+                            .lock()
+                            .expect("not poisoned")
+                            .insert(dst.registry().to_owned());
+                        let rest = stream::once(async move { Ok(chunk) })
+                            .chain(stream::unfold(rx, |mut rx| async move {
+                                rx.recv().await.map(|item| (item, rx))
+                            }));
+                        let session = dst.start_upload().await?;
+                        return dst
+                            .put_blob(session, digest, size, rest.boxed())
+                            .await
+                            .map_err(TransferError::from);
+                    }
+                    Err(Refused(e)) | Err(Failed(e)) => return Err(e),
+                }
+                start += chunk.len() as u64;
+            }
+            Ok(())
+        };
+        let ((), result) = tokio::join!(producer, consumer);
+        result
+    }
+
+    /// Sends `chunk` (bytes `start..` of the blob) into `session`, resuming from what the
+    /// registry reports after a failure. The final chunk is the body of the closing `PUT`.
+    #[allow(clippy::too_many_arguments)]
+    async fn send(
+        &self,
+        dst: &Repo,
+        session: &mut UploadSession,
+        chunk: &Bytes,
+        start: u64,
+        last: bool,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), SendError> {
+        let end = start + chunk.len() as u64;
+        let mut attempt = 0;
+        loop {
+            let part = chunk.slice((session.offset - start) as usize..);
+            let result = if last {
+                dst.finish_upload_with(session.clone(), digest, part).await
+            } else {
+                match dst.patch_chunk(session.clone(), part).await {
+                    Ok(next) => {
+                        // Registries differ in how they report the `Range` of a fresh chunk
+                        // (distribution's `0-0`); a short upload fails the digest check of
+                        // the closing PUT anyway, so our count is the offset.
+                        *session = UploadSession {
+                            offset: end,
+                            ..next
+                        };
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            let error = match result {
+                Ok(()) => return Ok(()),
+                Err(RegistryError::Status { status, .. })
+                    if start == 0 && PATCH_REFUSED.contains(&status) && !last =>
+                {
+                    return Err(Refused(result.unwrap_err().into()));
+                }
+                Err(e) => e,
+            };
+            if !error.is_retryable() || attempt >= self.retries || !self.budget.take() {
+                return Err(Failed(error.into()));
+            }
+            attempt += 1;
+            tokio::time::sleep(jitter(self.delay, attempt)).await;
+            match dst.upload_status(session).await {
+                Ok(status) if (start..=end).contains(&status.offset) => {
+                    self.reporter.on_blob_retry(
+                        digest,
+                        0,
+                        &format!(
+                            "resuming upload at byte {} of {size}: {}",
+                            status.offset,
+                            super::error_chain(&error)
+                        ),
+                    );
+                    *session = status;
+                    if session.offset == end && !last {
+                        // The chunk arrived; only the answer was lost.
+                        return Ok(());
+                    }
+                }
+                other => {
+                    // The closing PUT may have gone through with only its answer lost.
+                    if last && matches!(dst.blob_size(digest).await, Ok(Some(n)) if n == size) {
+                        return Ok(());
+                    }
+                    let why = match other {
+                        Ok(s) => format!("it holds {} bytes, expected {start}..={end}", s.offset),
+                        Err(e) => e.to_string(),
+                    };
+                    tracing::info!(%digest, "upload cannot resume ({why}); restarting the blob");
+                    // The original error is retryable: the caller starts the blob over.
+                    return Err(Failed(error.into()));
+                }
+            }
+        }
+    }
+}
+
+/// Why a chunk could not be sent.
+enum SendError {
+    /// The registry refused `PATCH` itself.
+    Refused(TransferError),
+    /// Anything else, after the retries.
+    Failed(TransferError),
+}
+use SendError::{Failed, Refused};
+
+/// Hashes and counts a body as it passes, holding back the last chunk until the digest and
+/// size are proven right.
+struct Verify {
+    inner: ByteStream,
+    hasher: Sha256,
+    received: u64,
+    held: Option<Bytes>,
+    digest: Digest,
+    size: u64,
+    url: String,
+    failure: Arc<Mutex<Option<TransferError>>>,
+    finished: bool,
+}
+
+impl Verify {
+    fn fail(&mut self, e: TransferError) -> Poll<Option<Result<Bytes, std::io::Error>>> {
+        let msg = e.to_string();
+        self.finished = true;
+        *self.failure.lock().expect("not poisoned") = Some(e);
+        Poll::Ready(Some(Err(std::io::Error::other(msg))))
+    }
+
+    fn integrity_error(&self) -> TransferError {
+        TransferError::Integrity {
+            digest: self.digest.clone(),
+            url: self.url.clone(),
+            actual: Digest::from_sha256(&self.hasher.clone().finalize()),
+            received: self.received,
+            expected_size: self.size,
+        }
+    }
+}
+
+impl Stream for Verify {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.finished {
+            return Poll::Ready(None);
+        }
+        loop {
+            match self.inner.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(e))) => return self.fail(e),
+                Poll::Ready(Some(Ok(chunk))) => {
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    self.hasher.update(&chunk);
+                    self.received += chunk.len() as u64;
+                    if self.received > self.size {
+                        let e = self.integrity_error();
+                        return self.fail(e);
+                    }
+                    if let Some(prev) = self.held.replace(chunk) {
+                        return Poll::Ready(Some(Ok(prev)));
+                    }
+                }
+                Poll::Ready(None) => {
+                    self.finished = true;
+                    let actual = Digest::from_sha256(&self.hasher.clone().finalize());
+                    if self.received != self.size || actual != self.digest {
+                        let e = self.integrity_error();
+                        return self.fail(e);
+                    }
+                    // Verified: release the last chunk; the next poll ends the stream.
+                    return Poll::Ready(self.held.take().map(Ok));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verify_over(
+        chunks: Vec<&'static [u8]>,
+        digest: Digest,
+        size: u64,
+    ) -> (Verify, Arc<Mutex<Option<TransferError>>>) {
+        let failure = Arc::new(Mutex::new(None));
+        let inner = stream::iter(chunks.into_iter().map(|c| Ok(Bytes::from_static(c)))).boxed();
+        let v = Verify {
+            inner,
+            hasher: Sha256::new(),
+            received: 0,
+            held: None,
+            digest,
+            size,
+            url: "src/repo@x".into(),
+            failure: failure.clone(),
+            finished: false,
+        };
+        (v, failure)
+    }
+
+    async fn drain(v: Verify) -> (Vec<u8>, Option<std::io::Error>) {
+        let mut out = Vec::new();
+        let mut s = v.boxed();
+        while let Some(item) = s.next().await {
+            match item {
+                Ok(b) => out.extend_from_slice(&b),
+                Err(e) => return (out, Some(e)),
+            }
+        }
+        (out, None)
+    }
+
+    #[tokio::test]
+    async fn correct_body_passes_through_whole() {
+        let data: &[u8] = b"hello world, this is a blob";
+        let (v, failure) = verify_over(
+            vec![&data[..5], &data[5..11], &data[11..]],
+            Digest::of(data),
+            data.len() as u64,
+        );
+        let (out, err) = drain(v).await;
+        assert!(err.is_none());
+        assert_eq!(out, data);
+        assert!(failure.lock().unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn wrong_digest_never_releases_the_last_chunk() {
+        let data: &[u8] = b"corrupted!";
+        let (v, failure) = verify_over(
+            vec![&data[..4], &data[4..]],
+            Digest::of(b"original!!"),
+            data.len() as u64,
+        );
+        let (out, err) = drain(v).await;
+        assert!(err.is_some());
+        // Only the first chunk went out: the body is incomplete, so nothing can be committed.
+        assert_eq!(out, &data[..4]);
+        let e = failure.lock().unwrap().take().unwrap();
+        assert!(
+            matches!(
+                e,
+                TransferError::Integrity {
+                    received: 10,
+                    expected_size: 10,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.is_integrity());
+    }
+
+    #[tokio::test]
+    async fn oversized_body_fails_as_soon_as_it_exceeds() {
+        let data: &[u8] = b"0123456789";
+        let (v, failure) = verify_over(vec![&data[..6], &data[6..]], Digest::of(&data[..6]), 6);
+        let (out, err) = drain(v).await;
+        assert!(err.is_some());
+        assert!(out.len() < 6);
+        assert!(matches!(
+            failure.lock().unwrap().take(),
+            Some(TransferError::Integrity { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn truncated_body_is_an_integrity_error() {
+        let data: &[u8] = b"0123456789";
+        let (v, failure) = verify_over(vec![&data[..4]], Digest::of(data), 10);
+        let (_, err) = drain(v).await;
+        assert!(err.is_some());
+        let e = failure.lock().unwrap().take().unwrap();
+        assert!(
+            matches!(e, TransferError::Integrity { received: 4, .. }),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn empty_blob_verifies() {
+        let (v, failure) = verify_over(vec![], Digest::of(b""), 0);
+        let (out, err) = drain(v).await;
+        assert!(err.is_none() && out.is_empty());
+        assert!(failure.lock().unwrap().is_none());
+    }
+}
