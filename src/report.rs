@@ -80,6 +80,9 @@ pub struct ImageReport {
     /// The failure was a digest or size mismatch (exit code 3).
     #[serde(skip)]
     pub integrity_error: bool,
+    /// The failure was the disk filling up: the run stops, nothing more is worth trying.
+    #[serde(skip)]
+    pub disk_full: bool,
 }
 
 /// The whole run, printed by `--json`.

@@ -200,6 +200,8 @@ pub enum TransferError {
         message: String,
         /// The blob failed a digest or size check.
         integrity: bool,
+        /// The blob failed because the disk filled up.
+        disk_full: bool,
     },
     /// Some of an image's blobs are neither at the destination nor in the volumes loaded.
     #[error(
@@ -244,6 +246,27 @@ impl TransferError {
             TransferError::DependencyFailed { integrity, .. } => *integrity,
             _ => false,
         }
+    }
+
+    /// Whether this failure is the disk filling up (no space, or a quota): a condition of
+    /// the whole run, not of one image.
+    pub fn is_disk_full(&self) -> bool {
+        if let TransferError::DependencyFailed { disk_full, .. } = self {
+            return *disk_full;
+        }
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cur {
+            if let Some(io) = e.downcast_ref::<std::io::Error>()
+                && matches!(
+                    io.kind(),
+                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+                )
+            {
+                return true;
+            }
+            cur = e.source();
+        }
+        false
     }
 
     /// Whether trying the same blob again may help.

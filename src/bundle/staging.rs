@@ -30,6 +30,20 @@ pub struct StagedBlob {
     expected_size: u64,
     written: u64,
     hasher: Sha256,
+    /// Deletes the partial file if the blob is dropped unfinished (a cancelled task, Ctrl-C,
+    /// a full disk), so abandoned bytes do not hold space.
+    _guard: PartialGuard,
+}
+
+/// Removes a path on drop unless disarmed.
+struct PartialGuard(Option<PathBuf>);
+
+impl Drop for PartialGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 impl Staging {
@@ -75,6 +89,7 @@ impl Staging {
             .map_err(io_err(&partial))?;
         Ok(StagedBlob {
             file,
+            _guard: PartialGuard(Some(partial.clone())),
             partial,
             target,
             digest: digest.clone(),
@@ -182,6 +197,7 @@ impl StagedBlob {
         fs_err::tokio::rename(&self.partial, &self.target)
             .await
             .map_err(io_err(&self.target))?;
+        self._guard.0 = None;
         Ok(self.target)
     }
 

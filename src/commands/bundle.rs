@@ -78,6 +78,15 @@ pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
     if s.dry_run {
         return super::finish_run(&report, &s.output_settings, true);
     }
+    if report.images.iter().any(|i| i.disk_full) {
+        super::finish_run(&report, &s.output_settings, false)?;
+        anyhow::bail!(
+            "the disk filled up while staging into {}: the blobs staged so far are kept and no \
+             bundle was written; free some space (or pass --staging-dir on another disk), then \
+             run the same command again",
+            staging.dir().display()
+        );
+    }
     let images = transfer::bundle_images(&plan, &report, &staging);
     if images.is_empty() {
         super::finish_run(&report, &s.output_settings, false)?;

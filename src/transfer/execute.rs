@@ -161,7 +161,10 @@ pub async fn execute(
         let (tasks, reporter) = (tasks.clone(), reporter.clone());
         async move {
             let result = finish_image(image, deps, sink).await;
-            if result.is_err() && !opts.keep_going {
+            // A full disk fails whatever comes next: stop as --fail-fast would.
+            if let Err(e) = &result
+                && (!opts.keep_going || e.is_disk_full())
+            {
                 tasks.abort_all();
             }
             let report = image_report(image, result);
@@ -211,6 +214,7 @@ async fn finish_image(
                 digest,
                 message: super::error_chain(&*e),
                 integrity: e.is_integrity(),
+                disk_full: e.is_disk_full(),
             }));
         }
     }
@@ -262,12 +266,13 @@ pub(super) async fn push_manifests(
 }
 
 pub(super) fn image_report(image: &PlannedImage, result: Result<(), SharedError>) -> ImageReport {
-    let (status, error, integrity_error) = match &result {
-        Ok(()) => (ImageStatus::Ok, None, false),
+    let (status, error, integrity_error, disk_full) = match &result {
+        Ok(()) => (ImageStatus::Ok, None, false, false),
         Err(e) => (
             ImageStatus::Failed,
             Some(super::error_chain(&**e)),
             e.is_integrity(),
+            e.is_disk_full(),
         ),
     };
     ImageReport {
@@ -279,6 +284,7 @@ pub(super) fn image_report(image: &PlannedImage, result: Result<(), SharedError>
         error,
         origin: image.job.origin.to_string(),
         integrity_error,
+        disk_full,
     }
 }
 

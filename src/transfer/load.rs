@@ -668,6 +668,7 @@ async fn finish(
                     digest: d.clone(),
                     message: super::error_chain(&**e),
                     integrity: e.is_integrity(),
+                    disk_full: e.is_disk_full(),
                 }));
             }
             missing.push(d.clone());
