@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests need (docker-registry, skopeo, zstd; only when
-# missing), then cargo fmt --check, clippy with warnings as errors, and every cargo test,
-# closing with the totals of all test binaries.
+# The test command: installs what the tests need (docker-registry, skopeo, zstd, and a
+# current skopeo in a Debian chroot: scripts/modern-skopeo.sh; only when missing), then cargo
+# fmt --check, clippy with warnings as errors, and every cargo test, closing with the totals
+# of all test binaries.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 trap cleanup EXIT
 cd "$AIRLIFT_ROOT"
 
 ensure_prereqs zstd
+"$AIRLIFT_ROOT/scripts/modern-skopeo.sh"
 log "cargo fmt --check"
 cargo fmt --check
 log "cargo clippy --all-targets -- -D warnings"

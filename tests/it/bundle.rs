@@ -19,11 +19,11 @@ use serde_json::Value;
 
 use crate::support::generator::{self, Generated};
 use crate::support::proxy::{FaultProxy, Faults};
+use crate::support::{ModernSkopeo, assert_exit, describe, json_report, number};
 use crate::support::{
     TestRegistry, airlift, digest_of, require_program, run_with_timeout, skopeo,
     skopeo_inspect_raw, try_skopeo_inspect_raw,
 };
-use crate::support::{assert_exit, describe, json_report, number};
 
 /// Upper bound for one bundle command on the small set (debug build, 2 shared cores).
 const TIMEOUT: Duration = Duration::from_secs(300);
@@ -455,7 +455,58 @@ fn volume_unpacked_with_zstd_and_tar_is_an_oci_layout_for_skopeo() {
         .count();
     assert!(oci_images >= 2);
     if !docker_not_found.is_empty() {
-        eprintln!("skopeo did not find these Docker-format images by name: {docker_not_found:?}");
+        eprintln!(
+            "skopeo 1.9.3 did not find these Docker-format images by name: {docker_not_found:?}"
+        );
+    }
+
+    // A current skopeo (containers/image 5.35 or later) finds every image by name, the
+    // Docker-format ones (a schema 2 manifest and a manifest list) included, and copies each
+    // to a registry with its digest unchanged.
+    let modern = ModernSkopeo::get();
+    let inside_root = tempfile::tempdir_in(modern.root().join("tmp")).unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"zstd -q -d < "$1" | tar -x -C "$2""#)
+        .arg("sh")
+        .arg(&volumes[0])
+        .arg(inside_root.path());
+    assert_exit(&run_with_timeout(&mut cmd, TIMEOUT), 0);
+    let dir = modern.inside(inside_root.path());
+    let docker_images = fx
+        .images
+        .iter()
+        .filter(|i| i.media_type.starts_with("application/vnd.docker."))
+        .count();
+    assert!(docker_images >= 2, "the set has Docker-format images");
+    for (i, image) in fx.images.iter().enumerate() {
+        let oci = format!("oci:{dir}:{}", fx.source_ref(image));
+        let raw = run_with_timeout(modern.command().args(["inspect", "--raw", &oci]), TIMEOUT);
+        assert_exit(&raw, 0);
+        assert_eq!(
+            digest_of(&raw.stdout),
+            image.digest,
+            "raw manifest of {oci}"
+        );
+        let dest = format!("{}/modern{i}:tag", other.addr());
+        let out = run_with_timeout(
+            modern.command().args([
+                "copy",
+                "--all",
+                "--preserve-digests",
+                "--dest-tls-verify=false",
+                &oci,
+                &format!("docker://{dest}"),
+            ]),
+            TIMEOUT,
+        );
+        assert_exit(&out, 0);
+        assert_eq!(
+            digest_of(skopeo_inspect_raw(&dest)),
+            image.digest,
+            "current skopeo copy {oci} -> {dest} ({})",
+            image.media_type
+        );
     }
 }
 

@@ -321,6 +321,52 @@ pub fn skopeo() -> Command {
     cmd
 }
 
+/// A current skopeo (1.19 or later), installed by `scripts/modern-skopeo.sh` into a Debian
+/// chroot at `$AIRLIFT_TEST_MODERN_SKOPEO_ROOT` (default
+/// `/var/cache/airlift-test/skopeo-forky`). Debian bookworm's skopeo 1.9.3 cannot look up
+/// Docker-format images by name in an OCI layout; this one can. It sees only the chroot, so
+/// the files it reads must be under [`ModernSkopeo::root`]; registries on loopback are
+/// reachable as usual. Missing, it fails the test.
+pub struct ModernSkopeo {
+    root: PathBuf,
+}
+
+impl ModernSkopeo {
+    pub fn get() -> ModernSkopeo {
+        let root = std::env::var_os("AIRLIFT_TEST_MODERN_SKOPEO_ROOT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/var/cache/airlift-test/skopeo-forky"));
+        assert!(
+            root.join("usr/bin/skopeo").is_file(),
+            "no current skopeo in {}: run scripts/modern-skopeo.sh (scripts/test.sh does)",
+            root.display()
+        );
+        ModernSkopeo { root }
+    }
+
+    /// The chroot; a path `P` under it is `/` + `P` relative to it for this skopeo.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `chroot ROOT skopeo --insecure-policy`.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new("chroot");
+        cmd.arg(&self.root)
+            .args(["skopeo", "--insecure-policy"])
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// How `path` (under the root) looks from inside the chroot.
+    pub fn inside(&self, path: &Path) -> String {
+        let rel = path
+            .strip_prefix(&self.root)
+            .unwrap_or_else(|_| panic!("{} is outside {}", path.display(), self.root.display()));
+        format!("/{}", rel.display())
+    }
+}
+
 /// `skopeo inspect --raw` of `docker://IMAGE`; Err with skopeo's stderr when it fails.
 pub fn try_skopeo_inspect_raw(image: &str) -> Result<Vec<u8>, String> {
     let out = run_with_timeout(
