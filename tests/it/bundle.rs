@@ -353,14 +353,7 @@ fn volume_unpacked_with_zstd_and_tar_is_an_oci_layout_for_skopeo() {
     assert_eq!(volumes.len(), 1);
     let layout = fx.path("layout");
     std::fs::create_dir(&layout).unwrap();
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(r#"zstd -q -d < "$1" | tar -x -C "$2""#)
-        .arg("sh")
-        .arg(&volumes[0])
-        .arg(&layout);
-    let out = run_with_timeout(&mut cmd, TIMEOUT);
-    assert_exit(&out, 0);
+    unpack(&volumes[0], &layout);
     assert!(layout.join("oci-layout").is_file());
 
     let index: Value =
@@ -420,32 +413,8 @@ fn volume_unpacked_with_zstd_and_tar_is_an_oci_layout_for_skopeo() {
             continue;
         }
         assert_exit(&out, 0);
-        let raw = run_with_timeout(skopeo().args(["inspect", "--raw", &oci]), TIMEOUT);
-        assert_exit(&raw, 0);
-        assert_eq!(
-            digest_of(&raw.stdout),
-            image.digest,
-            "raw manifest of {oci}"
-        );
-
         let dest = format!("{}/x{i}:tag", other.addr());
-        let out = run_with_timeout(
-            skopeo().args([
-                "copy",
-                "--all",
-                "--preserve-digests",
-                "--dest-tls-verify=false",
-                &oci,
-                &format!("docker://{dest}"),
-            ]),
-            TIMEOUT,
-        );
-        assert_exit(&out, 0);
-        assert_eq!(
-            digest_of(skopeo_inspect_raw(&dest)),
-            image.digest,
-            "skopeo copy {oci} -> {dest}"
-        );
+        round_trip(skopeo, &oci, &dest, image);
     }
     // The OCI-format images (single, index) all made the round trip.
     let oci_images = fx
@@ -465,13 +434,7 @@ fn volume_unpacked_with_zstd_and_tar_is_an_oci_layout_for_skopeo() {
     // to a registry with its digest unchanged.
     let modern = ModernSkopeo::get();
     let inside_root = tempfile::tempdir_in(modern.root().join("tmp")).unwrap();
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(r#"zstd -q -d < "$1" | tar -x -C "$2""#)
-        .arg("sh")
-        .arg(&volumes[0])
-        .arg(inside_root.path());
-    assert_exit(&run_with_timeout(&mut cmd, TIMEOUT), 0);
+    unpack(&volumes[0], inside_root.path());
     let dir = modern.inside(inside_root.path());
     let docker_images = fx
         .images
@@ -481,33 +444,51 @@ fn volume_unpacked_with_zstd_and_tar_is_an_oci_layout_for_skopeo() {
     assert!(docker_images >= 2, "the set has Docker-format images");
     for (i, image) in fx.images.iter().enumerate() {
         let oci = format!("oci:{dir}:{}", fx.source_ref(image));
-        let raw = run_with_timeout(modern.command().args(["inspect", "--raw", &oci]), TIMEOUT);
-        assert_exit(&raw, 0);
-        assert_eq!(
-            digest_of(&raw.stdout),
-            image.digest,
-            "raw manifest of {oci}"
-        );
         let dest = format!("{}/modern{i}:tag", other.addr());
-        let out = run_with_timeout(
-            modern.command().args([
-                "copy",
-                "--all",
-                "--preserve-digests",
-                "--dest-tls-verify=false",
-                &oci,
-                &format!("docker://{dest}"),
-            ]),
-            TIMEOUT,
-        );
-        assert_exit(&out, 0);
-        assert_eq!(
-            digest_of(skopeo_inspect_raw(&dest)),
-            image.digest,
-            "current skopeo copy {oci} -> {dest} ({})",
-            image.media_type
-        );
+        round_trip(|| modern.command(), &oci, &dest, image);
     }
+}
+
+/// `zstd -d < volume | tar -x -C dir`, as a user would unpack a volume.
+fn unpack(volume: &Path, dir: &Path) {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"zstd -q -d < "$1" | tar -x -C "$2""#)
+        .arg("sh")
+        .arg(volume)
+        .arg(dir);
+    assert_exit(&run_with_timeout(&mut cmd, TIMEOUT), 0);
+}
+
+/// With the skopeo `skopeo()` makes: `inspect --raw` of the layout reference `oci` gives the
+/// image's digest, and `copy --all --preserve-digests` to `docker://dest` lands it there with
+/// that digest.
+fn round_trip(skopeo: impl Fn() -> Command, oci: &str, dest: &str, image: &Generated) {
+    let raw = run_with_timeout(skopeo().args(["inspect", "--raw", oci]), TIMEOUT);
+    assert_exit(&raw, 0);
+    assert_eq!(
+        digest_of(&raw.stdout),
+        image.digest,
+        "raw manifest of {oci}"
+    );
+    let out = run_with_timeout(
+        skopeo().args([
+            "copy",
+            "--all",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+            oci,
+            &format!("docker://{dest}"),
+        ]),
+        TIMEOUT,
+    );
+    assert_exit(&out, 0);
+    assert_eq!(
+        digest_of(skopeo_inspect_raw(dest)),
+        image.digest,
+        "skopeo copy {oci} -> {dest} ({})",
+        image.media_type
+    );
 }
 
 // -------------------------------------------------------------------------------------------
