@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need (docker-registry, skopeo, zstd, and a
-# current skopeo in a Debian chroot: scripts/modern-skopeo.sh; only when missing), then cargo
+# current skopeo in a Debian chroot: scripts/forky.sh; only when missing), then cargo
 # fmt --check, clippy with warnings as errors, and every cargo test, closing with the totals
 # of all test binaries.
 set -euo pipefail
@@ -9,7 +9,7 @@ trap cleanup EXIT
 cd "$AIRLIFT_ROOT"
 
 ensure_prereqs zstd
-"$AIRLIFT_ROOT/scripts/modern-skopeo.sh"
+"$AIRLIFT_ROOT/scripts/forky.sh"
 log "cargo fmt --check"
 cargo fmt --check
 log "cargo clippy --all-targets -- -D warnings"

@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::support::generator::{self, Generated};
 use crate::support::proxy::{FaultProxy, Faults};
-use crate::support::{ModernSkopeo, assert_exit, describe, json_report, number};
+use crate::support::{Forky, assert_exit, describe, json_report, number};
 use crate::support::{
     TestRegistry, airlift, digest_of, require_program, run_with_timeout, skopeo,
     skopeo_inspect_raw, try_skopeo_inspect_raw,
@@ -432,7 +432,7 @@ fn volume_unpacked_with_zstd_and_tar_is_an_oci_layout_for_skopeo() {
     // A current skopeo (containers/image 5.35 or later) finds every image by name, the
     // Docker-format ones (a schema 2 manifest and a manifest list) included, and copies each
     // to a registry with its digest unchanged.
-    let modern = ModernSkopeo::get();
+    let modern = Forky::get();
     let inside_root = tempfile::tempdir_in(modern.root().join("tmp")).unwrap();
     unpack(&volumes[0], inside_root.path());
     let dir = modern.inside(inside_root.path());

@@ -321,40 +321,46 @@ pub fn skopeo() -> Command {
     cmd
 }
 
-/// A current skopeo (1.19 or later), installed by `scripts/modern-skopeo.sh` into a Debian
-/// chroot at `$AIRLIFT_TEST_MODERN_SKOPEO_ROOT` (default
-/// `/var/cache/airlift-test/skopeo-forky`). Debian bookworm's skopeo 1.9.3 cannot look up
-/// Docker-format images by name in an OCI layout; this one can. It sees only the chroot, so
-/// the files it reads must be under [`ModernSkopeo::root`]; registries on loopback are
-/// reachable as usual. Missing, it fails the test.
-pub struct ModernSkopeo {
+/// The Debian forky chroot that `scripts/forky.sh` builds at `$AIRLIFT_TEST_FORKY_ROOT`
+/// (default `/var/cache/airlift-test/forky`): current skopeo (1.19 or later; Debian
+/// bookworm's 1.9.3 cannot look up Docker-format images by name in an OCI layout), crane,
+/// oras, cosign, notation, podman, containerd and Go. Its programs see only the chroot, so the
+/// files they read must be under [`Forky::root`]; registries on loopback are reachable as
+/// usual. Missing, it fails the test.
+pub struct Forky {
     root: PathBuf,
 }
 
-impl ModernSkopeo {
-    pub fn get() -> ModernSkopeo {
-        let root = std::env::var_os("AIRLIFT_TEST_MODERN_SKOPEO_ROOT")
+impl Forky {
+    pub fn get() -> Forky {
+        let root = std::env::var_os("AIRLIFT_TEST_FORKY_ROOT")
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/var/cache/airlift-test/skopeo-forky"));
+            .unwrap_or_else(|| PathBuf::from("/var/cache/airlift-test/forky"));
         assert!(
             root.join("usr/bin/skopeo").is_file(),
-            "no current skopeo in {}: run scripts/modern-skopeo.sh (scripts/test.sh does)",
+            "no forky chroot in {}: run scripts/forky.sh (scripts/test.sh does)",
             root.display()
         );
-        ModernSkopeo { root }
+        Forky { root }
     }
 
-    /// The chroot; a path `P` under it is `/` + `P` relative to it for this skopeo.
+    /// The chroot; a path `P` under it is `/` + `P` relative to it for its programs.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
     /// `chroot ROOT skopeo --insecure-policy`.
     pub fn command(&self) -> Command {
+        let mut cmd = self.program("skopeo");
+        cmd.arg("--insecure-policy");
+        cmd
+    }
+
+    /// `chroot ROOT PROGRAM`, with no standard input. `PROGRAM` must be installed by
+    /// `scripts/forky.sh`.
+    pub fn program(&self, program: &str) -> Command {
         let mut cmd = Command::new("chroot");
-        cmd.arg(&self.root)
-            .args(["skopeo", "--insecure-policy"])
-            .stdin(Stdio::null());
+        cmd.arg(&self.root).arg(program).stdin(Stdio::null());
         cmd
     }
 
