@@ -175,16 +175,12 @@ impl Inventory {
             path: path.to_owned(),
             source,
         };
-        let tmp = {
-            let mut name = path.as_os_str().to_owned();
-            name.push(format!(".tmp{}", std::process::id()));
-            PathBuf::from(name)
-        };
+        let (mut f, tmp) = crate::fsutil::create_temp(path).map_err(io)?;
         let result = (|| {
             use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
             f.write_all(&self.to_bytes())?;
             f.sync_all()?;
+            drop(f);
             std::fs::rename(&tmp, path)
         })();
         if let Err(e) = result {

@@ -9,6 +9,7 @@
 
 pub mod bundle;
 pub mod credentials;
+pub mod fsutil;
 pub mod imagelist;
 pub mod inventory;
 pub mod mapping;

@@ -59,9 +59,10 @@ impl PartAssembler {
     ) -> Result<(), BundleError> {
         let loc = part_location(digest, entry, part)?;
         let target = self.part_path(digest, part);
-        let partial = target.with_extension(format!("part{part}.partial"));
+        // A temporary file of this writer's own, created exclusively: never a file or link
+        // that is already in the state directory.
+        let (mut f, partial) = crate::fsutil::create_temp(&target).map_err(io_err(&target))?;
         let result = (|| {
-            let mut f = fs_err::File::create(&partial).map_err(io_err(&partial))?;
             let mut hasher = Sha256::new();
             let mut buf = vec![0u8; 256 << 10];
             let mut read = 0u64;
@@ -94,6 +95,7 @@ impl PartAssembler {
             f.sync_all().map_err(io_err(&partial))?;
             Ok(())
         })();
+        drop(f);
         if let Err(e) = result {
             let _ = fs_err::remove_file(&partial);
             return Err(e);

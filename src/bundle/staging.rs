@@ -1,16 +1,19 @@
 //! The staging store: a content-addressed directory that a bundle create run downloads into.
 //!
 //! Layout: `<dir>/blobs/sha256/<hex>` for blobs and manifests alike (as in an OCI layout) and
-//! `<dir>/media-types/<hex>` holding the media type of each manifest. A blob is written to
-//! `<hex>.partial`, hashed while written, and renamed to `<hex>` only after its size and digest
-//! check out and it is on disk, so a file with a final name is always complete and correct and
-//! an interrupted run resumes by skipping what is already there.
+//! `<dir>/media-types/<hex>` holding the media type of each manifest. A blob is written to a
+//! temporary file of its writer's own ([`crate::fsutil`]: `<hex>.<random>.partial`), hashed
+//! while written, and renamed to `<hex>` only after its size and digest check out and it is on
+//! disk, so a file with a final name is always complete and correct, an interrupted run
+//! resumes by skipping what is already there, and any number of tasks may stage the same
+//! content at once.
 
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 
+use crate::fsutil;
 use crate::reference::Digest;
 
 use super::{BundleError, io_err};
@@ -75,18 +78,17 @@ impl Staging {
             .map(|m| m.len())
     }
 
-    /// Starts writing blob `digest` of `expected_size` bytes. A stale `.partial` from an
-    /// interrupted run is overwritten: it was never verified, so it cannot be trusted.
+    /// Starts writing blob `digest` of `expected_size` bytes, into a temporary file of this
+    /// writer's own: another task staging the same blob at the same time is no conflict.
     pub async fn begin_blob(
         &self,
         digest: &Digest,
         expected_size: u64,
     ) -> Result<StagedBlob, BundleError> {
         let target = self.blob_path(digest);
-        let partial = target.with_file_name(format!("{}.partial", digest.hex()));
-        let file = fs_err::tokio::File::create(&partial)
+        let (file, partial) = fsutil::create_temp_async(&target)
             .await
-            .map_err(io_err(&partial))?;
+            .map_err(io_err(&target))?;
         Ok(StagedBlob {
             file,
             _guard: PartialGuard(Some(partial.clone())),
@@ -109,7 +111,11 @@ impl Staging {
         let digest = Digest::of(bytes);
         // The media type is written first: a manifest with a final name always has one.
         let mt = self.dir.join("media-types").join(digest.hex());
-        write_atomic(&mt, media_type.as_bytes()).await?;
+        if self.manifest_media_type(&digest).as_deref() != Some(media_type) {
+            fsutil::write_atomic(&mt, media_type.as_bytes())
+                .await
+                .map_err(io_err(&mt))?;
+        }
         if self.has_blob(&digest) != Some(bytes.len() as u64) {
             let mut blob = self.begin_blob(&digest, bytes.len() as u64).await?;
             blob.write(bytes).await?;
@@ -131,25 +137,13 @@ impl Staging {
         match fs_err::tokio::read_to_string(&p).await {
             Ok(s) if !s.trim().is_empty() => Ok(s.trim().to_owned()),
             _ => {
-                write_atomic(&p, now.as_bytes()).await?;
+                fsutil::write_atomic(&p, now.as_bytes())
+                    .await
+                    .map_err(io_err(&p))?;
                 Ok(now.to_owned())
             }
         }
     }
-}
-
-/// Writes `data` to `path` through a temporary file, fsync and rename.
-async fn write_atomic(path: &Path, data: &[u8]) -> Result<(), BundleError> {
-    let tmp = path.with_extension("partial");
-    let mut f = fs_err::tokio::File::create(&tmp)
-        .await
-        .map_err(io_err(&tmp))?;
-    f.write_all(data).await.map_err(io_err(&tmp))?;
-    f.sync_all().await.map_err(io_err(&tmp))?;
-    drop(f);
-    fs_err::tokio::rename(&tmp, path)
-        .await
-        .map_err(io_err(path))
 }
 
 impl StagedBlob {
@@ -182,7 +176,8 @@ impl StagedBlob {
     }
 
     /// Checks size and digest, syncs and gives the blob its final name. On a mismatch the
-    /// partial file is deleted and nothing is committed.
+    /// partial file is deleted and nothing is committed. Another writer having committed the
+    /// same blob first is no error: the rename replaces it with the same verified bytes.
     pub async fn commit(mut self) -> Result<PathBuf, BundleError> {
         let actual = Digest::from_sha256(&self.hasher.clone().finalize());
         if self.written != self.expected_size || actual != self.digest {
@@ -262,6 +257,45 @@ mod tests {
             Err(BundleError::StagingMismatch { actual_size: 2, .. })
         ));
         assert_eq!(s.has_blob(&d), None);
+    }
+
+    #[tokio::test]
+    async fn many_writers_of_one_blob_and_manifest_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Staging::open(dir.path()).unwrap();
+        let data = b"shared layer".repeat(1000);
+        let d = Digest::of(&data);
+        let stage = |s: Staging, data: Vec<u8>, d: Digest| async move {
+            let mut b = s.begin_blob(&d, data.len() as u64).await?;
+            for chunk in data.chunks(997) {
+                b.write(chunk).await?;
+                tokio::task::yield_now().await;
+            }
+            b.commit().await
+        };
+        let blobs = (0..16).map(|_| tokio::spawn(stage(s.clone(), data.clone(), d.clone())));
+        for r in futures_util::future::join_all(blobs).await {
+            r.unwrap().unwrap();
+        }
+        let m = br#"{"schemaVersion":2,"mediaType":"x"}"#;
+        let puts = (0..16).map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.put_manifest(m, "x").await })
+        });
+        for r in futures_util::future::join_all(puts).await {
+            r.unwrap().unwrap();
+        }
+        assert_eq!(std::fs::read(s.blob_path(&d)).unwrap(), data);
+        assert_eq!(s.manifest_media_type(&Digest::of(m)).as_deref(), Some("x"));
+        for sub in ["blobs/sha256", "media-types"] {
+            for e in std::fs::read_dir(dir.path().join(sub)).unwrap() {
+                let name = e.unwrap().file_name();
+                assert!(
+                    !name.to_string_lossy().ends_with(".partial"),
+                    "{name:?} left"
+                );
+            }
+        }
     }
 
     #[tokio::test]

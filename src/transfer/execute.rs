@@ -2,7 +2,7 @@
 //! mounted into further target repositories, and each image's manifests written as soon as
 //! its blobs are in place (children first, the tag last).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -56,6 +56,57 @@ impl Drop for Tasks {
     }
 }
 
+/// The locators (tags, or the digest) one manifest has been written under at one destination;
+/// its lock makes writes of that manifest there take turns.
+type WrittenAs = Arc<tokio::sync::Mutex<HashSet<String>>>;
+
+/// Writes each manifest once per destination, however many images name it.
+///
+/// Images of one list often share manifests (two tags of one image, indexes sharing a child,
+/// an index listed beside one of its children). Writing the same manifest into the same
+/// repository from two tasks at once is not harmless: distribution's filesystem storage
+/// rewrites its link files in place, and an index pushed meanwhile is refused as referring to
+/// an unknown manifest. So writes of one digest to one destination take turns, and a digest
+/// already written there is written again only under a tag it does not have yet.
+#[derive(Default)]
+pub(super) struct ManifestWrites {
+    /// (registry, repository, digest) -> the locators (tags, or the digest) written so far.
+    written: std::sync::Mutex<HashMap<(String, String, Digest), WrittenAs>>,
+}
+
+impl ManifestWrites {
+    /// Runs `write` for manifest `digest` at `scope` under `locator`, unless it was already
+    /// written there under that locator (or, for a locator that is the digest itself, under
+    /// any locator: the content is there).
+    pub(super) async fn once<F, Fut>(
+        &self,
+        scope: (&str, &str),
+        digest: &Digest,
+        locator: &str,
+        write: F,
+    ) -> Result<(), SharedError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(), SharedError>>,
+    {
+        let slot = self
+            .written
+            .lock()
+            .expect("not poisoned")
+            .entry((scope.0.to_owned(), scope.1.to_owned(), digest.clone()))
+            .or_default()
+            .clone();
+        let mut done = slot.lock().await;
+        let by_digest = locator == digest.as_str();
+        if done.contains(locator) || (by_digest && !done.is_empty()) {
+            return Ok(());
+        }
+        write().await?;
+        done.insert(locator.to_owned());
+        Ok(())
+    }
+}
+
 /// Runs `plan`, returning the report. `started` is when the run began (planning included).
 pub async fn execute(
     source: &Source,
@@ -79,6 +130,7 @@ pub async fn execute(
     let tasks = Arc::new(Tasks::default());
     let permits = Arc::new(Semaphore::new(opts.jobs.max(1)));
     let transferred = Arc::new(AtomicUsize::new(0));
+    let writes = ManifestWrites::default();
     reporter.on_plan(&plan.summary);
 
     // One future per (blob, target repository) that lacks it.
@@ -158,9 +210,9 @@ pub async fn execute(
                 futures.get(&key).map(|f| (d.clone(), f.clone()))
             })
             .collect();
-        let (tasks, reporter) = (tasks.clone(), reporter.clone());
+        let (tasks, reporter, writes) = (tasks.clone(), reporter.clone(), &writes);
         async move {
-            let result = finish_image(image, deps, sink).await;
+            let result = finish_image(image, deps, sink, writes).await;
             // A full disk fails whatever comes next: stop as --fail-fast would.
             if let Err(e) = &result
                 && (!opts.keep_going || e.is_disk_full())
@@ -198,6 +250,7 @@ async fn finish_image(
     image: &PlannedImage,
     deps: Vec<(Digest, BlobFuture)>,
     sink: &Sink,
+    writes: &ManifestWrites,
 ) -> Result<(), SharedError> {
     if let Some(e) = &image.error {
         return Err(e.clone());
@@ -221,48 +274,64 @@ async fn finish_image(
     let dst_client = match sink {
         Sink::Registry(client) => client,
         Sink::Bundle(b) => {
+            // One store for the whole bundle: each manifest is staged once.
             for m in &image.manifests {
-                b.staging
-                    .put_manifest(&m.bytes, &m.media_type)
-                    .await
-                    .map_err(|e| Arc::new(TransferError::from(e)))?;
+                writes
+                    .once(("", ""), &m.digest, m.digest.as_str(), || async {
+                        b.staging
+                            .put_manifest(&m.bytes, &m.media_type)
+                            .await
+                            .map(drop)
+                            .map_err(|e| Arc::new(TransferError::from(e)))
+                    })
+                    .await?;
             }
             return Ok(());
         }
     };
-    push_manifests(image, dst_client).await
+    push_manifests(image, dst_client, writes).await
 }
 
 /// Writes an image's manifests to its target: index children by digest, then the top
 /// manifest under its tag (or digest), so a tag never points at something incomplete.
+/// Each manifest goes to a repository once however many images share it ([`ManifestWrites`]).
 pub(super) async fn push_manifests(
     image: &PlannedImage,
     dst_client: &crate::registry::RegistryClient,
+    writes: &ManifestWrites,
 ) -> Result<(), SharedError> {
     let target = &image.job.target;
+    let scope = (target.registry(), target.repository());
     let repo = dst_client
         .repo(target.registry(), target.repository())
         .for_push();
     let (children, top) = image.manifests.split_at(image.manifests.len() - 1);
     for m in children {
-        repo.put_manifest(m.digest.as_str(), m)
-            .await
-            .map_err(|source| {
-                Arc::new(TransferError::PushManifest {
-                    reference: format!("{}@{}", target.name(), m.digest),
-                    source,
-                })
-            })?;
+        writes
+            .once(scope, &m.digest, m.digest.as_str(), || async {
+                repo.put_manifest(m.digest.as_str(), m)
+                    .await
+                    .map_err(|source| {
+                        Arc::new(TransferError::PushManifest {
+                            reference: format!("{}@{}", target.name(), m.digest),
+                            source,
+                        })
+                    })
+            })
+            .await?;
     }
     let top = &top[0];
-    let locator = target.tag().unwrap_or(top.digest.as_str()).to_owned();
-    repo.put_manifest(&locator, top).await.map_err(|source| {
-        Arc::new(TransferError::PushManifest {
-            reference: target.to_string(),
-            source,
+    let locator = target.tag().unwrap_or(top.digest.as_str());
+    writes
+        .once(scope, &top.digest, locator, || async {
+            repo.put_manifest(locator, top).await.map_err(|source| {
+                Arc::new(TransferError::PushManifest {
+                    reference: target.to_string(),
+                    source,
+                })
+            })
         })
-    })?;
-    Ok(())
+        .await
 }
 
 pub(super) fn image_report(image: &PlannedImage, result: Result<(), SharedError>) -> ImageReport {

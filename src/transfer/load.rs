@@ -28,7 +28,7 @@ use crate::registry::{Manifest, MountOutcome, RegistryClient};
 use crate::report::{Reporter, RunReport};
 
 use super::blob::{ByteStream, RetryBudget};
-use super::execute::{image_report, push_manifests};
+use super::execute::{ManifestWrites, image_report, push_manifests};
 use super::plan::{Plan, PlannedImage};
 use super::upload::Uploader;
 use super::{TransferError, TransferOptions};
@@ -192,6 +192,7 @@ pub async fn execute_load(
             Arc::new(RetryBudget::new(opts.retry_budget)),
             reporter.clone(),
         ),
+        writes: ManifestWrites::default(),
     });
     mount_present(client, &plan, &state, opts.jobs).await;
     {
@@ -266,6 +267,8 @@ struct LoadState {
     /// A volume refused for an entry a bundle never holds: no manifest is pushed then.
     refused: Mutex<Option<Arc<TransferError>>>,
     uploader: Uploader,
+    /// Manifests shared by several images are pushed once per repository.
+    writes: ManifestWrites,
 }
 
 impl LoadState {
@@ -708,5 +711,5 @@ async fn finish(
             repository: format!("{}/{}", target.0, target.1),
         }));
     }
-    push_manifests(image, &state.client).await
+    push_manifests(image, &state.client, &state.writes).await
 }

@@ -13,6 +13,7 @@
 #[allow(dead_code)]
 mod support;
 
+mod aliases;
 mod bundle;
 mod disk;
 mod faults;

@@ -343,6 +343,18 @@ pub fn push(registry_addr: &str, specs: &[ImageSpec]) -> Vec<Generated> {
         .collect()
 }
 
+/// Puts `body` as manifest `repository:reference` (a tag or digest) of type `media_type` at
+/// the registry at `registry_addr` (plain HTTP); its blobs and children must be there.
+pub fn put_manifest(
+    registry_addr: &str,
+    repository: &str,
+    reference: &str,
+    media_type: &str,
+    body: &[u8],
+) {
+    Pusher::new(registry_addr).put_manifest(repository, reference, media_type, body);
+}
+
 /// A layer blob and what the config needs to know about it.
 #[derive(Clone)]
 struct Layer {
