@@ -226,7 +226,9 @@ pub struct TransferArgs {
     /// Stop at the first failed image instead of finishing the others.
     #[arg(long, conflicts_with = "keep_going")]
     pub fail_fast: bool,
-    /// Finish the other images when one fails (the default).
+    /// Finish the other images when one fails (the default). `bundle create` then also
+    /// writes a bundle without the entries that failed, recording them as missing; without
+    /// this flag it writes no bundle when any entry failed.
     #[arg(long)]
     pub keep_going: bool,
     /// Attempts per blob after the first, for transient failures [default: 4, or `retries`

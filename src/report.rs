@@ -85,6 +85,18 @@ pub struct ImageReport {
     pub disk_full: bool,
 }
 
+/// A list entry a partial bundle does not carry (`bundle create --keep-going` could not
+/// fetch it). Recorded in the bundle, shown by `bundle inspect` and reported by `bundle load`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct MissingImage {
+    /// The reference as listed.
+    pub source: String,
+    /// `file:line` of the list entry.
+    pub origin: String,
+    /// Why it could not be fetched.
+    pub error: String,
+}
+
 /// The whole run, printed by `--json`.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct RunReport {
@@ -100,6 +112,9 @@ pub struct RunReport {
     pub bytes_skipped: u64,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// `bundle load` of a partial bundle: the list entries the bundle does not carry.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_from_bundle: Vec<MissingImage>,
 }
 
 impl RunReport {

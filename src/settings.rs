@@ -150,6 +150,9 @@ pub struct CreateSettings {
     pub client: ClientOptions,
     pub output_settings: OutputSettings,
     pub dry_run: bool,
+    /// Write a bundle even when some entries failed (`--keep-going`), recording them as
+    /// missing; by default no bundle is written then.
+    pub write_partial: bool,
 }
 
 impl CreateSettings {
@@ -169,6 +172,8 @@ impl CreateSettings {
             output_args,
             dry_run,
         } = args;
+        // --keep-going (explicit) also writes a bundle without the entries that failed.
+        let write_partial = transfer.keep_going;
         let timeout = transfer.timeout;
         let max_volume_size = max_volume_size
             .map(|s| airlift::bundle::parse_size(&s))
@@ -201,6 +206,7 @@ impl CreateSettings {
             client: client_settings(registry, Some(timeout))?,
             output_settings: output_settings(output_args, quiet),
             dry_run,
+            write_partial,
         })
     }
 }

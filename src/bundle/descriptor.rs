@@ -44,6 +44,10 @@ pub struct Descriptor {
     /// Absent (empty) in a full bundle, so bundles written before the field existed parse.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub excluded_blobs: BTreeMap<Digest, u64>,
+    /// List entries this bundle does not carry because `bundle create --keep-going` could not
+    /// fetch them: a *partial* bundle. Absent (empty) in a complete one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_images: Vec<crate::report::MissingImage>,
 }
 
 /// One image of the bundle.

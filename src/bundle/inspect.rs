@@ -38,6 +38,8 @@ pub struct BundleSummary {
     pub volumes: Vec<VolumeSummary>,
     /// The images, in list order.
     pub images: Vec<ImageSummary>,
+    /// List entries a partial bundle does not carry (empty for a complete bundle).
+    pub missing_images: Vec<crate::report::MissingImage>,
 }
 
 /// One volume given.
@@ -180,5 +182,6 @@ pub fn inspect(paths: &[PathBuf]) -> Result<BundleSummary, BundleError> {
         site_size: first.excluded_blobs.values().sum(),
         volumes,
         images,
+        missing_images: first.missing_images.clone(),
     })
 }

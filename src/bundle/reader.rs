@@ -592,6 +592,7 @@ fn placeholder_descriptor() -> Descriptor {
         manifests: Default::default(),
         blobs: Default::default(),
         excluded_blobs: Default::default(),
+        missing_images: Vec::new(),
     }
 }
 

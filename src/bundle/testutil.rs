@@ -194,6 +194,7 @@ pub(crate) fn fixture(big: usize) -> Fixture {
             lists: vec!["images.txt".into()],
             created: CREATED.into(),
             excluded: BTreeMap::new(),
+            missing: Vec::new(),
         },
         content: b.content,
         shared: Digest::of(&shared.0),
@@ -259,6 +260,7 @@ pub(crate) fn sample_descriptor() -> Descriptor {
         manifests,
         blobs,
         excluded_blobs: BTreeMap::new(),
+        missing_images: Vec::new(),
     }
 }
 

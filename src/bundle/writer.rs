@@ -60,6 +60,9 @@ pub struct BundleInput {
     /// makes the bundle *differential*. Entries no image needs are ignored; manifests are
     /// always carried. Empty for a full bundle.
     pub excluded: BTreeMap<Digest, u64>,
+    /// List entries left out because they could not be fetched (a partial bundle, written
+    /// only when asked for with `--keep-going`); recorded in the descriptor.
+    pub missing: Vec<crate::report::MissingImage>,
 }
 
 /// How to write the volumes.
@@ -254,6 +257,7 @@ fn prepare(
         manifests,
         blobs,
         excluded_blobs,
+        missing_images: input.missing.clone(),
     };
 
     // Every volume repeats the descriptor, whose size depends on the plan: plan with a guess,

@@ -11,7 +11,7 @@ use airlift::bundle::{self, BundleInput, Staging, WriteOptions};
 use airlift::imagelist::{self, Origin};
 use airlift::mapping::{self, ImageJob};
 use airlift::registry::RegistryClient;
-use airlift::report::NoReporter;
+use airlift::report::{ImageStatus, MissingImage, NoReporter};
 use airlift::transfer::{self, BundleSink, BundleSource, Sink, Source};
 use airlift::{Digest, ImageRef};
 
@@ -87,6 +87,30 @@ pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
             staging.dir().display()
         );
     }
+    let failed = report.failed();
+    if failed > 0 && !s.write_partial {
+        let status = super::finish_run(&report, &s.output_settings, false)?;
+        eprintln!(
+            "error: {failed} of {} list entries could not be fetched, so no bundle was written; \
+             {} keeps everything fetched so far: run the same command again to fetch only what \
+             is missing, or add --keep-going to write a bundle without those entries (it records \
+             them as missing)",
+            report.images.len(),
+            staging.dir().display()
+        );
+        return Ok(status);
+    }
+    let missing: Vec<MissingImage> = plan
+        .images
+        .iter()
+        .zip(&report.images)
+        .filter(|(_, r)| r.status == ImageStatus::Failed)
+        .map(|(image, r)| MissingImage {
+            source: image.job.target.to_string(),
+            origin: r.origin.clone(),
+            error: r.error.clone().unwrap_or_default(),
+        })
+        .collect();
     let images = transfer::bundle_images(&plan, &report, &staging);
     if images.is_empty() {
         super::finish_run(&report, &s.output_settings, false)?;
@@ -98,6 +122,7 @@ pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
         lists: s.lists.iter().map(|p| p.display().to_string()).collect(),
         created,
         excluded,
+        missing: missing.clone(),
     };
     let opts = WriteOptions {
         max_volume_size: s.max_volume_size,
@@ -121,6 +146,14 @@ pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
             let size = std::fs::metadata(v).map(|m| m.len()).unwrap_or(0);
             eprintln!("wrote {} ({})", v.display(), HumanBytes(size));
         }
+    }
+    if !missing.is_empty() {
+        eprintln!(
+            "warning: the bundle is partial: {} of {} list entries are not in it (recorded in \
+             the bundle; `bundle inspect` and `bundle load` name them)",
+            missing.len(),
+            report.images.len()
+        );
     }
     super::finish_run(&report, &s.output_settings, false)
 }
@@ -164,6 +197,9 @@ pub async fn load(args: BundleLoadArgs, quiet: bool) -> Result<Status> {
             bundle.descriptor.volume_count
         );
     }
+    if !s.output.quiet {
+        warn_partial(&bundle.descriptor.missing_images);
+    }
     let first = s.volumes[0].clone();
     let mut jobs = Vec::new();
     for (i, image) in bundle.descriptor.images.iter().enumerate() {
@@ -198,6 +234,21 @@ pub async fn load(args: BundleLoadArgs, quiet: bool) -> Result<Status> {
     {
         Outcome::Done(_, report) => super::finish_run(&report, &s.output, s.dry_run),
         Outcome::Interrupted => Ok(Status::Interrupted),
+    }
+}
+
+/// Names the list entries a partial bundle does not carry.
+fn warn_partial(missing: &[MissingImage]) {
+    if missing.is_empty() {
+        return;
+    }
+    eprintln!(
+        "warning: this bundle is partial: {} list entries are not in it (bundle create \
+         --keep-going could not fetch them):",
+        missing.len()
+    );
+    for m in missing {
+        eprintln!("  missing: {} ({}): {}", m.source, m.origin, m.error);
     }
 }
 
@@ -276,6 +327,15 @@ pub async fn inspect(args: BundleInspectArgs) -> Result<Status> {
             v.blobs,
             HumanBytes(v.blob_bytes)
         );
+    }
+    if !summary.missing_images.is_empty() {
+        println!(
+            "partial bundle: {} list entries are not in it (bundle create --keep-going could not fetch them):",
+            summary.missing_images.len()
+        );
+        for m in &summary.missing_images {
+            println!("  missing: {} ({}): {}", m.source, m.origin, m.error);
+        }
     }
     for i in &summary.images {
         println!(

@@ -242,6 +242,7 @@ pub async fn execute(
             .bytes_present
             .max(skipped.iter().map(|b| b.size).sum()),
         seconds: started.elapsed().as_secs_f64(),
+        missing_from_bundle: Vec::new(),
     }
 }
 
@@ -376,5 +377,6 @@ pub fn dry_run_report(plan: &Plan, started: Instant) -> RunReport {
         bytes_transferred: 0,
         bytes_skipped: plan.summary.bytes_present,
         seconds: started.elapsed().as_secs_f64(),
+        missing_from_bundle: Vec::new(),
     }
 }

@@ -251,6 +251,7 @@ pub async fn execute_load(
         bytes_transferred: state.bytes.load(Ordering::Relaxed),
         bytes_skipped: plan.summary.bytes_present,
         seconds: started.elapsed().as_secs_f64(),
+        missing_from_bundle: bundle.descriptor.missing_images.clone(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Planning: resolve every image to manifests and blobs, deduplicate, and ask the destination
 //! what it already has. The plan is all `--dry-run` prints, and all a resumed run needs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt};
@@ -95,6 +95,51 @@ struct Resolved {
     blobs: Vec<BlobRef>,
 }
 
+/// Manifests fetched while planning, by registry and digest, so a manifest named by several
+/// images (two tags of one image, indexes sharing a child, an index beside its child) is
+/// fetched once. Content is addressed by digest: whichever repository of the registry it was
+/// read from, it is the same verified bytes.
+#[derive(Default)]
+struct Fetched(std::sync::Mutex<HashMap<(String, Digest), FetchCell>>);
+
+type FetchCell = Arc<tokio::sync::OnceCell<Result<Manifest, SharedError>>>;
+
+impl Fetched {
+    fn cell(&self, registry: &str, digest: &Digest) -> FetchCell {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .entry((registry.to_owned(), digest.clone()))
+            .or_default()
+            .clone()
+    }
+
+    /// Manifest `digest` of `image`'s repository, fetched once per registry.
+    async fn get(
+        &self,
+        source: &Source,
+        image: &ImageRef,
+        digest: &Digest,
+    ) -> Result<Manifest, SharedError> {
+        self.cell(image.registry(), digest)
+            .get_or_init(|| async {
+                source
+                    .manifest(image, digest.as_str())
+                    .await
+                    .map_err(Arc::new)
+            })
+            .await
+            .clone()
+    }
+
+    /// Records a manifest fetched by tag, for images that name it by digest.
+    fn remember(&self, registry: &str, manifest: &Manifest) {
+        let _ = self
+            .cell(registry, &manifest.digest)
+            .set(Ok(manifest.clone()));
+    }
+}
+
 /// Builds the plan for `jobs`.
 pub async fn plan(
     source: &Source,
@@ -104,18 +149,21 @@ pub async fn plan(
     reporter: &dyn Reporter,
 ) -> Plan {
     let width = opts.jobs.max(4) * 2;
-    let resolved: Vec<Result<Resolved, TransferError>> = stream::iter(jobs.iter())
-        .map(|job| resolve(source, job, opts, reporter))
+    let fetched = Fetched::default();
+    let resolved: Vec<Result<Resolved, SharedError>> = stream::iter(jobs.iter())
+        .map(|job| resolve(source, job, opts, reporter, &fetched))
         .buffered(width)
         .collect()
         .await;
 
     // Ask the target whether each image is already complete; a tag that already points at the
     // same digest means every blob and child is there (registries check references on push).
-    let complete: Vec<Result<bool, TransferError>> = stream::iter(jobs.iter().zip(&resolved))
+    let complete: Vec<Result<bool, SharedError>> = stream::iter(jobs.iter().zip(&resolved))
         .map(|(job, res)| async move {
             match res {
-                Ok(r) => target_has(sink, &job.target, &r.target_digest).await,
+                Ok(r) => target_has(sink, &job.target, &r.target_digest)
+                    .await
+                    .map_err(Arc::new),
                 Err(_) => Ok(false),
             }
         })
@@ -131,6 +179,8 @@ pub async fn plan(
         ..PlanSummary::default()
     };
     let mut skipped_sizes: BTreeMap<Digest, u64> = BTreeMap::new();
+    // Manifests to write, each once per destination scope (as the executor writes them).
+    let mut manifests_to_write: HashSet<((String, String), Digest)> = HashSet::new();
     for ((job, res), done) in jobs.into_iter().zip(resolved).zip(complete) {
         let (res, done) = match (res, done) {
             (Ok(r), Ok(d)) => (r, d),
@@ -174,7 +224,12 @@ pub async fn plan(
             }
         }
         if !done {
-            summary.manifests += res.manifests.len();
+            let scope = sink.scope(&job.target);
+            manifests_to_write.extend(
+                res.manifests
+                    .iter()
+                    .map(|m| (scope.clone(), m.digest.clone())),
+            );
         }
         images.push(PlannedImage {
             job,
@@ -255,6 +310,7 @@ pub async fn plan(
             summary.bytes_to_transfer += b.size;
         }
     }
+    summary.manifests = manifests_to_write.len();
     summary.blobs_present = skipped_sizes.len();
     summary.bytes_present = skipped_sizes.values().sum();
     Plan {
@@ -264,7 +320,7 @@ pub async fn plan(
     }
 }
 
-fn failed(job: ImageJob, error: TransferError) -> PlannedImage {
+fn failed(job: ImageJob, error: SharedError) -> PlannedImage {
     PlannedImage {
         job,
         source_digest: None,
@@ -273,7 +329,7 @@ fn failed(job: ImageJob, error: TransferError) -> PlannedImage {
         blobs: Vec::new(),
         complete: false,
         missing: (0, 0),
-        error: Some(Arc::new(error)),
+        error: Some(error),
     }
 }
 
@@ -283,9 +339,20 @@ async fn resolve(
     job: &ImageJob,
     opts: &TransferOptions,
     reporter: &dyn Reporter,
-) -> Result<Resolved, TransferError> {
+    fetched: &Fetched,
+) -> Result<Resolved, SharedError> {
     let src = &job.source;
-    let top = source.manifest(src, src.locator()).await?;
+    let top = match src.digest() {
+        Some(digest) => fetched.get(source, src, digest).await?,
+        None => {
+            let top = source
+                .manifest(src, src.locator())
+                .await
+                .map_err(Arc::new)?;
+            fetched.remember(src.registry(), &top);
+            top
+        }
+    };
     let name = src.to_string();
     let (top_out, children) = match walk::parse(&top, &name)? {
         Parsed::Image(blobs) => {
@@ -308,23 +375,23 @@ async fn resolve(
             (filtered, kept)
         }
     };
-    let fetched: Vec<Result<Manifest, TransferError>> = stream::iter(children.iter())
-        .map(|c| source.manifest(src, c.digest.as_str()))
+    let children_fetched: Vec<Result<Manifest, SharedError>> = stream::iter(children.iter())
+        .map(|c| fetched.get(source, src, &c.digest))
         .buffered(opts.jobs.max(4))
         .collect()
         .await;
     let mut manifests = Vec::with_capacity(children.len() + 1);
     let mut blobs = Vec::new();
-    for (child, m) in children.iter().zip(fetched) {
+    for (child, m) in children.iter().zip(children_fetched) {
         let m = m?;
         let child_name = format!("{}@{}", src.name(), child.digest);
         match walk::parse(&m, &child_name)? {
             Parsed::Image(b) => blobs.extend(b),
             Parsed::Index(_) => {
-                return Err(TransferError::UnsupportedManifest {
+                return Err(Arc::new(TransferError::UnsupportedManifest {
                     reference: child_name,
                     media_type: format!("{} (an index nested in an index)", m.media_type),
-                });
+                }));
             }
         }
         manifests.push(m);

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::generator::{self, Arch, ImageSpec, Kind, LayerSpec};
+use crate::support::proxy::{FaultProxy, Faults};
 use crate::support::{
     TestRegistry, airlift, assert_exit, describe, digest_of, json_report, run_with_timeout,
     skopeo_copy, skopeo_inspect_raw,
@@ -234,4 +235,181 @@ fn mirror_sync_carries_every_entry_that_shares_a_manifest() {
             fx.assert_all_at(&target, "mirror", &format!("round {round}"));
         }
     }
+}
+
+#[test]
+fn each_shared_manifest_is_fetched_once() {
+    let fx = Aliases::new();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let upstream = fx.source.addr().parse().expect("registry address");
+    let proxy = rt.block_on(FaultProxy::start(upstream, Faults::default()));
+    let via = proxy.addr().to_string();
+    let list = fx.dir.path().join("via-proxy.txt");
+    let text = std::fs::read_to_string(&fx.list)
+        .unwrap()
+        .replace(&fx.source.addr(), &via);
+    std::fs::write(&list, text).unwrap();
+    let out_path = fx.dir.path().join("once.tar.zst");
+    let mut cmd = airlift();
+    cmd.args([
+        "bundle",
+        "create",
+        "--list",
+        path_str(&list),
+        "-o",
+        path_str(&out_path),
+    ])
+    .args(["--progress", "none", "--insecure-registry", &via]);
+    assert_exit(&run_with_timeout(&mut cmd, TIMEOUT), 0);
+
+    let stats = proxy.stats();
+    let mut by_digest: std::collections::BTreeMap<&str, u64> = Default::default();
+    let mut by_tag = 0;
+    for (path, gets) in stats
+        .gets_by_path
+        .iter()
+        .filter(|(p, _)| p.contains("/manifests/"))
+    {
+        match path.rsplit_once("/manifests/") {
+            Some((_, d)) if d.starts_with("sha256:") => *by_digest.entry(d).or_default() += gets,
+            _ => by_tag += gets,
+        }
+    }
+    // Seven entries name a tag; four index children, one of them also listed by digest; the
+    // image listed by digest in another repository is the one fetched by its tags.
+    assert_eq!(by_tag, 7, "{stats}\n{:?}", stats.gets_by_path);
+    for (digest, gets) in &by_digest {
+        assert_eq!(
+            *gets, 1,
+            "{digest} fetched {gets} times: {:?}",
+            stats.gets_by_path
+        );
+    }
+    assert!(
+        by_digest.len() >= 4 && by_digest.len() <= 5,
+        "{:?}",
+        stats.gets_by_path
+    );
+}
+
+#[test]
+fn a_failed_entry_writes_no_bundle_unless_keep_going() {
+    let fx = Aliases::new();
+    let addr = fx.source.addr();
+    let list = fx.dir.path().join("with-missing.txt");
+    let mut text = std::fs::read_to_string(&fx.list).unwrap();
+    text.push_str(&format!("{addr}/team/gone:9.9\n"));
+    std::fs::write(&list, text).unwrap();
+    let gone = format!("{addr}/team/gone:9.9");
+    let origin = format!("{}:{}", list.display(), fx.entries.len() + 1);
+    let out_path = fx.dir.path().join("partial.tar.zst");
+    let staging = fx.dir.path().join("partial-staging");
+    let create = |extra: &[&str]| {
+        let mut args = vec![
+            "bundle",
+            "create",
+            "--list",
+            path_str(&list),
+            "-o",
+            path_str(&out_path),
+            "--staging-dir",
+            path_str(&staging),
+        ];
+        args.extend_from_slice(extra);
+        run(&args, &[&fx.source])
+    };
+
+    // By default: exit 1, no bundle, the staging kept for a re-run, and the reason said.
+    let out = create(&[]);
+    assert_exit(&out, 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&gone), "{}", describe(&out));
+    assert!(
+        stderr.contains("no bundle was written") && stderr.contains("--keep-going"),
+        "{}",
+        describe(&out)
+    );
+    assert!(
+        !out_path.exists(),
+        "a bundle was written: {}",
+        describe(&out)
+    );
+    let staged = std::fs::read_dir(staging.join("blobs/sha256"))
+        .unwrap()
+        .count();
+    assert!(staged > 0, "the staging directory was not kept");
+
+    // --keep-going: a partial bundle (still exit 1), which says what it lacks.
+    let out = create(&["--keep-going", "--json"]);
+    assert_exit(&out, 1);
+    assert!(out_path.is_file(), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the bundle is partial"),
+        "{}",
+        describe(&out)
+    );
+    let inspected = run_with_timeout(
+        airlift().args(["bundle", "inspect", path_str(&out_path), "--json"]),
+        TIMEOUT,
+    );
+    assert_exit(&inspected, 0);
+    let summary = json_report(&inspected);
+    let missing = summary["missing_images"]
+        .as_array()
+        .expect("missing_images");
+    assert_eq!(missing.len(), 1, "{summary}");
+    assert_eq!(missing[0]["source"], gone.as_str());
+    assert_eq!(missing[0]["origin"], origin.as_str());
+    assert!(
+        missing[0]["error"].as_str().unwrap().contains("gone"),
+        "{summary}"
+    );
+    assert_eq!(
+        summary["images"].as_array().unwrap().len(),
+        fx.entries.len(),
+        "{summary}"
+    );
+    let text = run_with_timeout(
+        airlift().args(["bundle", "inspect", path_str(&out_path)]),
+        TIMEOUT,
+    );
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains(&format!("missing: {gone} ({origin})")),
+        "{}",
+        describe(&text)
+    );
+
+    // Loading it completes every carried entry and names the missing one.
+    let site = TestRegistry::start();
+    let state = fx.dir.path().join("partial-state");
+    let loaded = run(
+        &[
+            "bundle",
+            "load",
+            path_str(&out_path),
+            "--to",
+            &format!("{}/site", site.addr()),
+            "--state-dir",
+            path_str(&state),
+            "--json",
+        ],
+        &[&site],
+    );
+    assert_exit(&loaded, 0);
+    let report = json_report(&loaded);
+    assert_eq!(
+        report["missing_from_bundle"][0]["source"],
+        gone.as_str(),
+        "{report}"
+    );
+    assert!(
+        String::from_utf8_lossy(&loaded.stderr).contains(&format!("missing: {gone}")),
+        "{}",
+        describe(&loaded)
+    );
+    fx.assert_all_at(&site, "site", "partial bundle");
 }

@@ -54,6 +54,7 @@ fn descriptor(version: u32) -> Vec<u8> {
             },
         )]),
         excluded_blobs: BTreeMap::new(),
+        missing_images: Vec::new(),
     };
     d.to_bytes()
 }

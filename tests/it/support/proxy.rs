@@ -529,6 +529,8 @@ pub struct Stats {
     pub faults_injected: u64,
     /// Requests per path kind.
     pub requests_by_kind: BTreeMap<PathKind, u64>,
+    /// `GET` requests per request target (every target seen is a key, with 0 for no `GET`).
+    pub gets_by_path: BTreeMap<String, u64>,
     /// Faults per [`Action::name`].
     pub faults_by_action: BTreeMap<&'static str, u64>,
 }
@@ -640,6 +642,7 @@ impl Shared {
         let mut st = lock(&self.stats);
         st.requests += 1;
         *st.requests_by_kind.entry(PathKind::of(target)).or_default() += 1;
+        *st.gets_by_path.entry(target.to_owned()).or_default() += u64::from(method == "GET");
         if let Some(a) = &action {
             st.faults_injected += 1;
             *st.faults_by_action.entry(a.name()).or_default() += 1;
