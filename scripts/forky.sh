@@ -3,7 +3,8 @@
 # consumers the integration tests judge airlift with: a current skopeo (1.19 or later: Debian
 # bookworm's 1.9.3 cannot find Docker-format images in an OCI layout by name), crane (and its
 # `crane registry serve`), oras, cosign, notation, podman, containerd, and Go with
-# go-containerregistry's sources for registries built offline in the tests. The tests run
+# go-containerregistry's sources, from which it builds /opt/airlift-refreg/refreg (that registry
+# with the OCI 1.1 referrers API on: scripts/refreg/main.go). The tests run
 # these as `chroot ROOT PROGRAM ...`, on files placed inside ROOT.
 #
 # ROOT is $AIRLIFT_TEST_FORKY_ROOT (default /var/cache/airlift-test/forky). A finished ROOT is
@@ -21,7 +22,29 @@ FORKY_PACKAGES="ca-certificates containerd cosign crane golang-github-google-go-
 STAMP="$ROOT/.airlift-packages"
 apt_opts=(-o Acquire::Check-Valid-Until=false -q)
 
+# go-containerregistry's registry with the referrers API on, built from scripts/refreg/main.go
+# with the chroot's Go and Debian's Go sources (no module downloads), rebuilt when the source
+# changes.
+REFREG_SRC="$AIRLIFT_ROOT/scripts/refreg/main.go"
+REFREG_STAMP="$ROOT/opt/airlift-refreg/main.go"
+build_refreg() { # ROOT
+    mkdir -p "$1/opt/airlift-refreg/build"
+    cp "$REFREG_SRC" "$1/opt/airlift-refreg/build/main.go"
+    log "building the referrers registry (go-containerregistry) in $1"
+    chroot "$1" env GO111MODULE=off GOPATH=/usr/share/gocode GOROOT=/usr/lib/go GOTELEMETRY=off \
+        GOCACHE=/tmp/airlift-gocache HOME=/tmp \
+        go build -o /opt/airlift-refreg/refreg /opt/airlift-refreg/build/main.go \
+        || die "building the referrers registry in $1 failed"
+    rm -rf "$1/tmp/airlift-gocache"
+    mv "$1/opt/airlift-refreg/build/main.go" "$1/opt/airlift-refreg/main.go"
+    rmdir "$1/opt/airlift-refreg/build"
+}
+
 if [[ -x "$ROOT/usr/bin/skopeo" && -f "$STAMP" && "$(cat "$STAMP")" == "$FORKY_PACKAGES" ]]; then
+    if ! cmp -s "$REFREG_SRC" "$REFREG_STAMP" || [[ ! -x "$ROOT/opt/airlift-refreg/refreg" ]]; then
+        [[ $(id -u) -eq 0 ]] || die "building in $ROOT needs root (chroot)"
+        build_refreg "$ROOT"
+    fi
     exit 0
 fi
 [[ $(id -u) -eq 0 ]] || die "building $ROOT needs root (debootstrap, chroot)"
@@ -42,6 +65,7 @@ if [[ -x "$ROOT/usr/bin/skopeo" ]]; then
     log "installing into $ROOT: $FORKY_PACKAGES"
     install_packages "$ROOT" "$ROOT.log"
     rm -f "$ROOT.log"
+    build_refreg "$ROOT"
     exit 0
 fi
 
@@ -66,5 +90,6 @@ log "debootstrap $SUITE into $tmp"
 debootstrap --variant=minbase "$SUITE" "$tmp" "$mirror" /usr/share/debootstrap/scripts/sid \
     >"$tmp.log" 2>&1 || { tail -20 "$tmp.log" >&2; die "debootstrap failed (log: $tmp.log)"; }
 install_packages "$tmp" "$tmp.log"
+build_refreg "$tmp"
 mv "$tmp" "$ROOT"
 rm -f "$tmp.log"
