@@ -17,6 +17,7 @@ pub const KUSTOMIZE_FILE: &str = "kustomize-images.yaml";
 
 /// One image in the JSON map.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
 pub struct MappedImage {
     /// The source reference as normalised (`docker.io/library/nginx:1.27`).
     pub source: String,
