@@ -444,6 +444,50 @@ mod tests {
     }
 
     #[test]
+    fn mirror_config_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "airlift",
+            "mirror",
+            "config",
+            "--for",
+            "pull-secret",
+            "-l",
+            "a.txt",
+            "--to",
+            "r:5000/m",
+            "--keep-host",
+            "-o",
+            "-",
+            "--name",
+            "defreg",
+            "--namespace",
+            "hce",
+        ])
+        .unwrap();
+        let Command::Mirror(MirrorCommand::Config(c)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(c.runtime, SiteRuntime::PullSecret);
+        assert!(c.mapping.keep_host);
+        assert_eq!(c.output, Some(PathBuf::from("-")));
+        assert_eq!(
+            (c.name.as_deref(), c.namespace.as_deref()),
+            (Some("defreg"), Some("hce"))
+        );
+        for runtime in ["containerd", "containers", "k3s", "openshift", "image-map"] {
+            assert!(
+                Cli::try_parse_from(["airlift", "mirror", "config", "--for", runtime, "-l", "a"])
+                    .is_ok(),
+                "{runtime}"
+            );
+        }
+        assert!(
+            Cli::try_parse_from(["airlift", "mirror", "config", "--for", "docker", "-l", "a"])
+                .is_err()
+        );
+    }
+
+    #[test]
     fn registry_and_login_flags_parse() {
         let cli = Cli::try_parse_from([
             "airlift",

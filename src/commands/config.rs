@@ -31,7 +31,7 @@ pub async fn config(args: MirrorConfigArgs, quiet: bool) -> Result<Status> {
     let mirror = mirror_registry(&s, &jobs)?;
     let client =
         RegistryClient::new(s.client.clone()).context("cannot set up the registry client")?;
-    let generated = match s.runtime {
+    let mut generated = match s.runtime {
         SiteRuntime::PullSecret => {
             let found = Config::get()?
                 .find_credential(s.authfiles.clone(), &mirror)?
@@ -64,6 +64,11 @@ pub async fn config(args: MirrorConfigArgs, quiet: bool) -> Result<Status> {
         }
     }
     .map_err(usage)?;
+    if jobs.iter().any(|j| !j.platforms.is_empty()) {
+        generated.warnings.push(
+            "images kept with --platform have a new index digest on the mirror: pulls by the source's index digest (ImageDigestMirrorSet, mirror-by-digest-only, references pinned by digest) do not find them there".to_owned(),
+        );
+    }
     write_output(&generated, &s)?;
     if !quiet {
         for w in &generated.warnings {
@@ -89,26 +94,30 @@ fn render(
             },
         ),
         SiteRuntime::K3s => {
+            let mut warnings = Vec::new();
             let found = if s.with_credentials {
                 let found = Config::get()
                     .and_then(|c| c.find_credential(s.authfiles.clone(), mirror))
                     .unwrap_or_else(|e| {
-                        eprintln!("warning: {e:#}");
+                        warnings.push(format!("{e:#}"));
                         None
                     });
-                if found.is_none() {
-                    eprintln!("warning: no credential for {mirror}: registries.yaml has none");
+                match &found {
+                    None => warnings.push(format!(
+                        "no credential for {mirror}: registries.yaml has none"
+                    )),
+                    Some(f) => warnings.extend(f.helper.as_ref().map(|helper| {
+                        format!(
+                            "the credential for {mirror} comes from {helper}; helpers often hand out short-lived tokens"
+                        )
+                    })),
                 }
                 found
             } else {
                 None
             };
             let mut out = siteconfig::k3s::generate(plan, found.as_ref().map(|f| &f.credential))?;
-            if let Some(helper) = found.as_ref().and_then(|f| f.helper.as_ref()) {
-                out.warnings.push(format!(
-                    "the credential for {mirror} comes from {helper}; helpers often hand out short-lived tokens"
-                ));
-            }
+            out.warnings.extend(warnings);
             Ok(out)
         }
         SiteRuntime::Openshift => siteconfig::openshift::generate(
