@@ -629,6 +629,36 @@ fn without_output_dir_a_secret_is_printed_only_when_not_a_terminal_and_many_file
     let out = config(&env, &source, "pull-secret", m, &[]);
     assert_ok(&out);
     assert!(String::from_utf8_lossy(&out.stdout).contains("kubernetes.io/dockerconfigjson"));
+    // On a terminal (script(1) gives it one) the secret is printed only with `-o -`.
+    let on_terminal = |extra: &str| {
+        let template = env.airlift(&[]);
+        let mut cmd = Command::new("script");
+        for (k, v) in template.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        cmd.arg("-qec")
+            .arg(format!(
+                "{} mirror config --for pull-secret --list {} --to {m} {extra}",
+                env!("CARGO_BIN_EXE_airlift"),
+                source.list()
+            ))
+            .arg("/dev/null");
+        run_with_timeout(&mut cmd, Duration::from_secs(60))
+    };
+    let refused = on_terminal("");
+    assert_eq!(refused.status.code(), Some(2), "{}", describe(&refused));
+    let shown = String::from_utf8_lossy(&refused.stdout).into_owned();
+    assert!(
+        shown.contains("refusing to print credentials on a terminal"),
+        "{shown}"
+    );
+    assert!(!shown.contains("dockerconfigjson"), "{shown}");
+    let asked = on_terminal("-o -");
+    assert_eq!(asked.status.code(), Some(0), "{}", describe(&asked));
+    assert!(String::from_utf8_lossy(&asked.stdout).contains("kubernetes.io/dockerconfigjson"));
     // Several files cannot go to stdout.
     let out = config(&env, &source, "image-map", m, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
