@@ -48,6 +48,7 @@ Register-ArgumentCompleter -Native -CommandName 'airlift' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Write the configuration that makes a site''s runtimes pull from the mirror (containerd, podman/CRI-O, k3s, OpenShift), a pull secret, or an image map, for the mapping `sync` used with the same lists and flags')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -81,12 +82,45 @@ Register-ArgumentCompleter -Native -CommandName 'airlift' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'airlift;mirror;config' {
+            [CompletionResult]::new('--for', '--for', [CompletionResultType]::ParameterName, 'What to write')
+            [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Image list, as for `mirror sync`. Repeatable')
+            [CompletionResult]::new('--list', '--list', [CompletionResultType]::ParameterName, 'Image list, as for `mirror sync`. Repeatable')
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'The mirror `REGISTRY[/PREFIX]`, as given to `mirror sync --to`')
+            [CompletionResult]::new('--platform', '--platform', [CompletionResultType]::ParameterName, 'Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or comma-separated). The index is rewritten, so its digest changes')
+            [CompletionResult]::new('--insecure-registry', '--insecure-registry', [CompletionResultType]::ParameterName, 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker''s `--insecure-registry` (loopback registries always are). Repeatable')
+            [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'Trust the CA certificates in FILE (PEM) for every registry, besides the system''s. Per-registry CAs go in `/etc/docker/certs.d/HOST[:PORT]/ca.crt`. Repeatable')
+            [CompletionResult]::new('--authfile', '--authfile', [CompletionResultType]::ParameterName, 'Read credentials from FILE (podman/skopeo `auth.json`, or docker''s `config.json`) before docker''s and podman''s usual files. Repeatable')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write into DIR (created if needed); `-` or none prints on stdout when the output is one file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Write into DIR (created if needed); `-` or none prints on stdout when the output is one file')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'pull-secret, openshift: the resource''s name [default: airlift-mirror]')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'pull-secret: the secret''s namespace')
+            [CompletionResult]::new('--keep-host', '--keep-host', [CompletionResultType]::ParameterName, 'Keep the source registry host as the first path component (`REGISTRY/PREFIX/k8s.gcr.io/pause:3.10`)')
+            [CompletionResult]::new('--flatten', '--flatten', [CompletionResultType]::ParameterName, 'Keep only the last path component (`REGISTRY/PREFIX/pause:3.10`)')
+            [CompletionResult]::new('--mirror-by-digest-only', '--mirror-by-digest-only', [CompletionResultType]::ParameterName, 'containers: use the mirror only for pulls by digest (`mirror-by-digest-only`)')
+            [CompletionResult]::new('--with-credentials', '--with-credentials', [CompletionResultType]::ParameterName, 'k3s: include the mirror''s credentials in `configs` (the file is then written 0600)')
+            [CompletionResult]::new('--tags', '--tags', [CompletionResultType]::ParameterName, 'openshift: also write an ImageTagMirrorSet, so pulls by tag use the mirror too')
+            [CompletionResult]::new('--digests', '--digests', [CompletionResultType]::ParameterName, 'image-map: look every image up on the mirror and add its digest')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'airlift;mirror;help' {
             [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Write the configuration that makes a site''s runtimes pull from the mirror (containerd, podman/CRI-O, k3s, OpenShift), a pull secret, or an image map, for the mapping `sync` used with the same lists and flags')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'airlift;mirror;help;sync' {
+            break
+        }
+        'airlift;mirror;help;config' {
             break
         }
         'airlift;mirror;help;help' {
@@ -291,9 +325,13 @@ Register-ArgumentCompleter -Native -CommandName 'airlift' -ScriptBlock {
         }
         'airlift;help;mirror' {
             [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Write the configuration that makes a site''s runtimes pull from the mirror (containerd, podman/CRI-O, k3s, OpenShift), a pull secret, or an image map, for the mapping `sync` used with the same lists and flags')
             break
         }
         'airlift;help;mirror;sync' {
+            break
+        }
+        'airlift;help;mirror;config' {
             break
         }
         'airlift;help;bundle' {

@@ -100,14 +100,23 @@ _airlift() {
             airlift__subcmd__help__subcmd__bundle,verify)
                 cmd="airlift__subcmd__help__subcmd__bundle__subcmd__verify"
                 ;;
+            airlift__subcmd__help__subcmd__mirror,config)
+                cmd="airlift__subcmd__help__subcmd__mirror__subcmd__config"
+                ;;
             airlift__subcmd__help__subcmd__mirror,sync)
                 cmd="airlift__subcmd__help__subcmd__mirror__subcmd__sync"
+                ;;
+            airlift__subcmd__mirror,config)
+                cmd="airlift__subcmd__mirror__subcmd__config"
                 ;;
             airlift__subcmd__mirror,help)
                 cmd="airlift__subcmd__mirror__subcmd__help"
                 ;;
             airlift__subcmd__mirror,sync)
                 cmd="airlift__subcmd__mirror__subcmd__sync"
+                ;;
+            airlift__subcmd__mirror__subcmd__help,config)
+                cmd="airlift__subcmd__mirror__subcmd__help__subcmd__config"
                 ;;
             airlift__subcmd__mirror__subcmd__help,help)
                 cmd="airlift__subcmd__mirror__subcmd__help__subcmd__help"
@@ -586,8 +595,22 @@ _airlift() {
             return 0
             ;;
         airlift__subcmd__help__subcmd__mirror)
-            opts="sync"
+            opts="sync config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        airlift__subcmd__help__subcmd__mirror__subcmd__config)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -708,7 +731,7 @@ _airlift() {
             return 0
             ;;
         airlift__subcmd__mirror)
-            opts="-v -q -h -V --verbose --quiet --help --version sync help"
+            opts="-v -q -h -V --verbose --quiet --help --version sync config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -721,9 +744,85 @@ _airlift() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        airlift__subcmd__mirror__subcmd__help)
-            opts="sync help"
+        airlift__subcmd__mirror__subcmd__config)
+            opts="-l -o -v -q -h -V --for --list --to --keep-host --flatten --platform --insecure-registry --ca-file --authfile --output --mirror-by-digest-only --with-credentials --tags --digests --name --namespace --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --for)
+                    COMPREPLY=($(compgen -W "containerd containers k3s openshift pull-secret image-map" -- "${cur}"))
+                    return 0
+                    ;;
+                --list)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -l)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --platform)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --insecure-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --authfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        airlift__subcmd__mirror__subcmd__help)
+            opts="sync config help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        airlift__subcmd__mirror__subcmd__help__subcmd__config)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -44,6 +44,7 @@ set edit:completion:arg-completer[airlift] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand sync 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks'
+            cand config 'Write the configuration that makes a site''s runtimes pull from the mirror (containerd, podman/CRI-O, k3s, OpenShift), a pull secret, or an image map, for the mapping `sync` used with the same lists and flags'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'airlift;mirror;sync'= {
@@ -75,11 +76,42 @@ set edit:completion:arg-completer[airlift] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'airlift;mirror;config'= {
+            cand --for 'What to write'
+            cand -l 'Image list, as for `mirror sync`. Repeatable'
+            cand --list 'Image list, as for `mirror sync`. Repeatable'
+            cand --to 'The mirror `REGISTRY[/PREFIX]`, as given to `mirror sync --to`'
+            cand --platform 'Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or comma-separated). The index is rewritten, so its digest changes'
+            cand --insecure-registry 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker''s `--insecure-registry` (loopback registries always are). Repeatable'
+            cand --ca-file 'Trust the CA certificates in FILE (PEM) for every registry, besides the system''s. Per-registry CAs go in `/etc/docker/certs.d/HOST[:PORT]/ca.crt`. Repeatable'
+            cand --authfile 'Read credentials from FILE (podman/skopeo `auth.json`, or docker''s `config.json`) before docker''s and podman''s usual files. Repeatable'
+            cand -o 'Write into DIR (created if needed); `-` or none prints on stdout when the output is one file'
+            cand --output 'Write into DIR (created if needed); `-` or none prints on stdout when the output is one file'
+            cand --name 'pull-secret, openshift: the resource''s name [default: airlift-mirror]'
+            cand --namespace 'pull-secret: the secret''s namespace'
+            cand --keep-host 'Keep the source registry host as the first path component (`REGISTRY/PREFIX/k8s.gcr.io/pause:3.10`)'
+            cand --flatten 'Keep only the last path component (`REGISTRY/PREFIX/pause:3.10`)'
+            cand --mirror-by-digest-only 'containers: use the mirror only for pulls by digest (`mirror-by-digest-only`)'
+            cand --with-credentials 'k3s: include the mirror''s credentials in `configs` (the file is then written 0600)'
+            cand --tags 'openshift: also write an ImageTagMirrorSet, so pulls by tag use the mirror too'
+            cand --digests 'image-map: look every image up on the mirror and add its digest'
+            cand -v 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand --verbose 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand -q 'Only errors on stderr: no progress, no summary'
+            cand --quiet 'Only errors on stderr: no progress, no summary'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'airlift;mirror;help'= {
             cand sync 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks'
+            cand config 'Write the configuration that makes a site''s runtimes pull from the mirror (containerd, podman/CRI-O, k3s, OpenShift), a pull secret, or an image map, for the mapping `sync` used with the same lists and flags'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'airlift;mirror;help;sync'= {
+        }
+        &'airlift;mirror;help;config'= {
         }
         &'airlift;mirror;help;help'= {
         }
@@ -266,8 +298,11 @@ set edit:completion:arg-completer[airlift] = {|@words|
         }
         &'airlift;help;mirror'= {
             cand sync 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks'
+            cand config 'Write the configuration that makes a site''s runtimes pull from the mirror (containerd, podman/CRI-O, k3s, OpenShift), a pull secret, or an image map, for the mapping `sync` used with the same lists and flags'
         }
         &'airlift;help;mirror;sync'= {
+        }
+        &'airlift;help;mirror;config'= {
         }
         &'airlift;help;bundle'= {
             cand create 'Pull the images of the lists into a bundle: one or more zstd-compressed tar volumes holding an OCI layout. Re-running after an interruption downloads only what is missing'

@@ -35,12 +35,13 @@ complete -c airlift -n "__fish_airlift_needs_command" -f -a "login" -d 'Check cr
 complete -c airlift -n "__fish_airlift_needs_command" -f -a "logout" -d 'Remove a registry\'s credentials from docker\'s config.json (or its credential helper)'
 complete -c airlift -n "__fish_airlift_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c airlift -n "__fish_airlift_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c airlift -n "__fish_airlift_using_subcommand mirror; and not __fish_seen_subcommand_from sync help" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
-complete -c airlift -n "__fish_airlift_using_subcommand mirror; and not __fish_seen_subcommand_from sync help" -s q -l quiet -d 'Only errors on stderr: no progress, no summary'
-complete -c airlift -n "__fish_airlift_using_subcommand mirror; and not __fish_seen_subcommand_from sync help" -s h -l help -d 'Print help'
-complete -c airlift -n "__fish_airlift_using_subcommand mirror; and not __fish_seen_subcommand_from sync help" -s V -l version -d 'Print version'
-complete -c airlift -n "__fish_airlift_using_subcommand mirror; and not __fish_seen_subcommand_from sync help" -f -a "sync" -d 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks'
-complete -c airlift -n "__fish_airlift_using_subcommand mirror; and not __fish_seen_subcommand_from sync help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and not __fish_seen_subcommand_from sync config help" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and not __fish_seen_subcommand_from sync config help" -s q -l quiet -d 'Only errors on stderr: no progress, no summary'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and not __fish_seen_subcommand_from sync config help" -s h -l help -d 'Print help'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and not __fish_seen_subcommand_from sync config help" -s V -l version -d 'Print version'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and not __fish_seen_subcommand_from sync config help" -f -a "sync" -d 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and not __fish_seen_subcommand_from sync config help" -f -a "config" -d 'Write the configuration that makes a site\'s runtimes pull from the mirror (containerd, podman/CRI-O, k3s, OpenShift), a pull secret, or an image map, for the mapping `sync` used with the same lists and flags'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and not __fish_seen_subcommand_from sync config help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -s l -l list -d 'Image list: plain text (one reference per line, optional `SOURCE TARGET`) or YAML (`.yaml`/`.yml`). Repeatable' -r -F
 complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l to -d 'Destination `REGISTRY[/PREFIX]`; images land at `REGISTRY/PREFIX/<source path>:<tag>`. Overrides a YAML list\'s `target`' -r
 complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l platform -d 'Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or comma-separated). The index is rewritten, so its digest changes' -r
@@ -65,7 +66,33 @@ complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_
 complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -s q -l quiet -d 'Only errors on stderr: no progress, no summary'
 complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -s V -l version -d 'Print version'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from config" -l for -d 'What to write' -r -f -a "containerd\t'containerd hosts directory: DIR/<source host>/hosts.toml'
+containers\t'registries.conf.d drop-in for podman, CRI-O, buildah and skopeo'
+k3s\t'k3s and RKE2 registries.yaml'
+openshift\t'OpenShift ImageDigestMirrorSet (and ImageTagMirrorSet with --tags)'
+pull-secret\t'Kubernetes Secret (kubernetes.io/dockerconfigjson) with the mirror\'s credentials'
+image-map\t'Source -> target of every image, as JSON and as a Kustomize images: list'"
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from config" -s l -l list -d 'Image list, as for `mirror sync`. Repeatable' -r -F
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from config" -l to -d 'The mirror `REGISTRY[/PREFIX]`, as given to `mirror sync --to`' -r
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from config" -l platform -d 'Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or comma-separated). The index is rewritten, so its digest changes' -r
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from config" -l insecure-registry -d 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker\'s `--insecure-registry` (loopback registries always are). Repeatable' -r
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from config" -l ca-file -d 'Trust the CA certificates in FILE (PEM) for every registry, besides the system\'s. Per-registry CAs go in `/etc/docker/certs.d/HOST[:PORT]/ca.crt`. Repeatable' -r -F
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from config" -l authfile -d 'Read credentials from FILE (podman/skopeo `auth.json`, or docker\'s `config.json`) before docker\'s and podman\'s usual files. Repeatable' -r -F
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from config" -s o -l output -d 'Write into DIR (created if needed); `-` or none prints on stdout when the output is one file' -r -F
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from config" -l name -d 'pull-secret, openshift: the resource\'s name [default: airlift-mirror]' -r
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from config" -l namespace -d 'pull-secret: the secret\'s namespace' -r
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from config" -l keep-host -d 'Keep the source registry host as the first path component (`REGISTRY/PREFIX/k8s.gcr.io/pause:3.10`)'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from config" -l flatten -d 'Keep only the last path component (`REGISTRY/PREFIX/pause:3.10`)'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from config" -l mirror-by-digest-only -d 'containers: use the mirror only for pulls by digest (`mirror-by-digest-only`)'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from config" -l with-credentials -d 'k3s: include the mirror\'s credentials in `configs` (the file is then written 0600)'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from config" -l tags -d 'openshift: also write an ImageTagMirrorSet, so pulls by tag use the mirror too'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from config" -l digests -d 'image-map: look every image up on the mirror and add its digest'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from config" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from config" -s q -l quiet -d 'Only errors on stderr: no progress, no summary'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from config" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from config" -s V -l version -d 'Print version'
 complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from help" -f -a "sync" -d 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks'
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from help" -f -a "config" -d 'Write the configuration that makes a site\'s runtimes pull from the mirror (containerd, podman/CRI-O, k3s, OpenShift), a pull secret, or an image map, for the mapping `sync` used with the same lists and flags'
 complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and not __fish_seen_subcommand_from create load verify inspect help" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and not __fish_seen_subcommand_from create load verify inspect help" -s q -l quiet -d 'Only errors on stderr: no progress, no summary'
@@ -180,6 +207,7 @@ complete -c airlift -n "__fish_airlift_using_subcommand help; and not __fish_see
 complete -c airlift -n "__fish_airlift_using_subcommand help; and not __fish_seen_subcommand_from mirror bundle inventory login logout completions help" -f -a "completions" -d 'Print a shell completion script'
 complete -c airlift -n "__fish_airlift_using_subcommand help; and not __fish_seen_subcommand_from mirror bundle inventory login logout completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c airlift -n "__fish_airlift_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "sync" -d 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks'
+complete -c airlift -n "__fish_airlift_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "config" -d 'Write the configuration that makes a site\'s runtimes pull from the mirror (containerd, podman/CRI-O, k3s, OpenShift), a pull secret, or an image map, for the mapping `sync` used with the same lists and flags'
 complete -c airlift -n "__fish_airlift_using_subcommand help; and __fish_seen_subcommand_from bundle" -f -a "create" -d 'Pull the images of the lists into a bundle: one or more zstd-compressed tar volumes holding an OCI layout. Re-running after an interruption downloads only what is missing'
 complete -c airlift -n "__fish_airlift_using_subcommand help; and __fish_seen_subcommand_from bundle" -f -a "load" -d 'Push a bundle\'s images into a registry, streaming from the volumes'
 complete -c airlift -n "__fish_airlift_using_subcommand help; and __fish_seen_subcommand_from bundle" -f -a "verify" -d 'Check every blob\'s digest and size and that every image is complete (exit code 3 on a problem)'

@@ -51,6 +51,10 @@ pub enum MirrorCommand {
     /// Copy every image of the lists to a registry, digests unchanged. Re-running transfers
     /// only what the destination lacks.
     Sync(SyncArgs),
+    /// Write the configuration that makes a site's runtimes pull from the mirror (containerd,
+    /// podman/CRI-O, k3s, OpenShift), a pull secret, or an image map, for the mapping `sync`
+    /// used with the same lists and flags.
+    Config(MirrorConfigArgs),
 }
 
 /// `airlift bundle ...`
@@ -194,6 +198,63 @@ pub struct SyncArgs {
     /// present) without copying.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// Arguments of `airlift mirror config`.
+#[derive(Debug, Args)]
+pub struct MirrorConfigArgs {
+    /// What to write.
+    #[arg(long = "for", value_enum, value_name = "RUNTIME")]
+    pub runtime: SiteRuntime,
+    /// Image list, as for `mirror sync`. Repeatable.
+    #[arg(short, long = "list", value_name = "FILE", required = true)]
+    pub lists: Vec<PathBuf>,
+    /// The mirror `REGISTRY[/PREFIX]`, as given to `mirror sync --to`.
+    #[arg(long, value_name = "REGISTRY[/PREFIX]")]
+    pub to: Option<String>,
+    #[command(flatten)]
+    pub mapping: MappingArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Write into DIR (created if needed); `-` or none prints on stdout when the output is
+    /// one file.
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// containers: use the mirror only for pulls by digest (`mirror-by-digest-only`).
+    #[arg(long)]
+    pub mirror_by_digest_only: bool,
+    /// k3s: include the mirror's credentials in `configs` (the file is then written 0600).
+    #[arg(long)]
+    pub with_credentials: bool,
+    /// openshift: also write an ImageTagMirrorSet, so pulls by tag use the mirror too.
+    #[arg(long)]
+    pub tags: bool,
+    /// image-map: look every image up on the mirror and add its digest.
+    #[arg(long)]
+    pub digests: bool,
+    /// pull-secret, openshift: the resource's name [default: airlift-mirror].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// pull-secret: the secret's namespace.
+    #[arg(long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+}
+
+/// What `mirror config` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SiteRuntime {
+    /// containerd hosts directory: DIR/<source host>/hosts.toml.
+    Containerd,
+    /// registries.conf.d drop-in for podman, CRI-O, buildah and skopeo.
+    Containers,
+    /// k3s and RKE2 registries.yaml.
+    K3s,
+    /// OpenShift ImageDigestMirrorSet (and ImageTagMirrorSet with --tags).
+    Openshift,
+    /// Kubernetes Secret (kubernetes.io/dockerconfigjson) with the mirror's credentials.
+    PullSecret,
+    /// Source -> target of every image, as JSON and as a Kustomize images: list.
+    ImageMap,
 }
 
 /// How source paths map onto the destination.
@@ -382,6 +443,50 @@ mod tests {
                 "completions/{file} is stale: run `airlift completions {shell} > completions/{file}`"
             );
         }
+    }
+
+    #[test]
+    fn mirror_config_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "airlift",
+            "mirror",
+            "config",
+            "--for",
+            "pull-secret",
+            "-l",
+            "a.txt",
+            "--to",
+            "r:5000/m",
+            "--keep-host",
+            "-o",
+            "-",
+            "--name",
+            "defreg",
+            "--namespace",
+            "hce",
+        ])
+        .unwrap();
+        let Command::Mirror(MirrorCommand::Config(c)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(c.runtime, SiteRuntime::PullSecret);
+        assert!(c.mapping.keep_host);
+        assert_eq!(c.output, Some(PathBuf::from("-")));
+        assert_eq!(
+            (c.name.as_deref(), c.namespace.as_deref()),
+            (Some("defreg"), Some("hce"))
+        );
+        for runtime in ["containerd", "containers", "k3s", "openshift", "image-map"] {
+            assert!(
+                Cli::try_parse_from(["airlift", "mirror", "config", "--for", runtime, "-l", "a"])
+                    .is_ok(),
+                "{runtime}"
+            );
+        }
+        assert!(
+            Cli::try_parse_from(["airlift", "mirror", "config", "--for", "docker", "-l", "a"])
+                .is_err()
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! One file per command; this one dispatches and defines the exit statuses.
 
 mod bundle;
+mod config;
 mod login;
 mod mirror;
 
@@ -37,6 +38,7 @@ impl From<Status> for std::process::ExitCode {
 pub async fn run(cli: Cli) -> Result<Status> {
     match cli.command {
         Command::Mirror(MirrorCommand::Sync(args)) => mirror::sync(args, cli.quiet).await,
+        Command::Mirror(MirrorCommand::Config(args)) => config::config(args, cli.quiet).await,
         Command::Bundle(BundleCommand::Create(args)) => bundle::create(args, cli.quiet).await,
         Command::Bundle(BundleCommand::Load(args)) => bundle::load(args, cli.quiet).await,
         Command::Bundle(BundleCommand::Verify(args)) => bundle::verify(args).await,

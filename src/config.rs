@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-use airlift::credentials::{CredentialOptions, Credentials};
+use airlift::credentials::{CredentialOptions, Credentials, FoundCredential};
 use airlift::registry::{Credential, CredentialSource, HostTls, TlsOptions};
 
 /// Names the config file explicitly.
@@ -171,6 +171,31 @@ impl Config {
     /// The credential source: per-registry `authfile`s first, then the config's `authfiles`
     /// and `authfiles` from the command line, then docker's and podman's usual files.
     pub fn credentials(&self, authfiles: Vec<PathBuf>) -> Result<Arc<dyn CredentialSource>> {
+        let layered = self.layered_credentials(authfiles)?;
+        if layered.per_host.is_empty() {
+            return Ok(Arc::new(layered.general));
+        }
+        Ok(Arc::new(layered))
+    }
+
+    /// The credential the registry client would send to `registry`, and the helper it came
+    /// from (same order as [`Config::credentials`]).
+    pub fn find_credential(
+        &self,
+        authfiles: Vec<PathBuf>,
+        registry: &str,
+    ) -> Result<Option<FoundCredential>> {
+        let layered = self.layered_credentials(authfiles)?;
+        let host = airlift::credentials::normalize_registry(registry);
+        Ok(layered
+            .per_host
+            .iter()
+            .filter(|(h, _)| *h == host)
+            .find_map(|(_, c)| c.find(registry))
+            .or_else(|| layered.general.find(registry)))
+    }
+
+    fn layered_credentials(&self, authfiles: Vec<PathBuf>) -> Result<Layered> {
         let mut files = self.authfiles.clone();
         files.extend(authfiles);
         let general = Credentials::load(CredentialOptions {
@@ -190,10 +215,7 @@ impl Config {
                 per_host.push((airlift::credentials::normalize_registry(host), c));
             }
         }
-        if per_host.is_empty() {
-            return Ok(Arc::new(general));
-        }
-        Ok(Arc::new(Layered { per_host, general }))
+        Ok(Layered { per_host, general })
     }
 }
 

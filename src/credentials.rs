@@ -121,6 +121,16 @@ pub fn server_address(registry: &str) -> String {
     }
 }
 
+/// A credential with its origin.
+#[derive(Debug, Clone)]
+pub struct FoundCredential {
+    /// The credential.
+    pub credential: Credential,
+    /// The helper program (`docker-credential-NAME`) that gave it; `None` for a file entry.
+    /// Helpers often hand out short-lived tokens.
+    pub helper: Option<String>,
+}
+
 /// What a helper said about one host, remembered for the run.
 #[derive(Clone)]
 enum Cached {
@@ -298,13 +308,24 @@ impl Credentials {
     /// [`prepare`](Self::prepare) runs here, synchronously (off the async worker when called
     /// on a multi-threaded runtime), and its failure is logged as a warning.
     fn lookup(&self, registry: &str) -> Option<Credential> {
+        self.find(registry).map(|found| found.credential)
+    }
+
+    /// The credential for `registry` and where it came from: the same lookup the registry
+    /// client makes (a helper not run by [`prepare`](Self::prepare) runs here).
+    pub fn find(&self, registry: &str) -> Option<FoundCredential> {
         let host = normalize_registry(registry);
         if host.is_empty() {
             return None;
         }
         for file in &self.files {
             match file.step(&host) {
-                Step::Static(c) => return Some(c.clone()),
+                Step::Static(c) => {
+                    return Some(FoundCredential {
+                        credential: c.clone(),
+                        helper: None,
+                    });
+                }
                 Step::Nothing => {}
                 Step::Helper(helper) => {
                     let answer = self.cached(helper, &host).unwrap_or_else(|| {
@@ -313,7 +334,10 @@ impl Credentials {
                         self.remember(helper, &host, result, |e| tracing::warn!("{e}"))
                     });
                     if let Cached::Found(c) = answer {
-                        return Some(c);
+                        return Some(FoundCredential {
+                            credential: c,
+                            helper: Some(helper::program(helper)),
+                        });
                     }
                 }
             }

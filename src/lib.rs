@@ -3,7 +3,8 @@
 //! The library has no user interface: it reads image lists ([`imagelist`]), maps them onto a
 //! destination ([`mapping`]), talks to registries ([`registry`]) and copies content through one
 //! plan/execute engine ([`transfer`]), writes and reads content bundles ([`bundle`]), and
-//! takes inventories of site registries for differential bundles ([`inventory`]).
+//! takes inventories of site registries for differential bundles ([`inventory`]), and writes
+//! the configuration that makes a site's runtimes pull from the mirror ([`siteconfig`]).
 //! Progress is reported through [`report::Reporter`]; the `airlift` binary supplies terminal
 //! and JSON front ends.
 
@@ -16,6 +17,7 @@ pub mod mapping;
 pub mod reference;
 pub mod registry;
 pub mod report;
+pub mod siteconfig;
 pub mod transfer;
 
 pub use reference::{Digest, ImageRef, Platform};

@@ -28,8 +28,10 @@ mod headers;
 mod http;
 mod manifests;
 mod retry;
+mod site;
 mod tls;
 
+pub use site::SiteConnection;
 pub use tls::{CERTS_DIRS_ENV, DEFAULT_CERTS_DIRS, TlsProblem};
 
 /// Media types of manifests airlift copies, in the order sent in `Accept`.

@@ -260,3 +260,68 @@ impl LoadSettings {
         })
     }
 }
+
+/// Everything `mirror config` needs.
+pub struct SiteConfigSettings {
+    pub runtime: crate::cli::SiteRuntime,
+    pub lists: Vec<PathBuf>,
+    pub dest: Option<Destination>,
+    pub mode: Option<MappingMode>,
+    pub platforms: Vec<Platform>,
+    pub client: ClientOptions,
+    /// `--authfile`s, for looking the mirror's credential up.
+    pub authfiles: Vec<PathBuf>,
+    /// The output directory; `None` is stdout.
+    pub output_dir: Option<PathBuf>,
+    /// `-o -` was given: stdout even for a secret on a terminal.
+    pub stdout_asked: bool,
+    pub mirror_by_digest_only: bool,
+    pub with_credentials: bool,
+    pub tags: bool,
+    pub digests: bool,
+    pub name: String,
+    pub namespace: Option<String>,
+}
+
+impl SiteConfigSettings {
+    pub fn resolve(args: crate::cli::MirrorConfigArgs) -> Result<Self> {
+        let crate::cli::MirrorConfigArgs {
+            runtime,
+            lists,
+            to,
+            mapping,
+            registry,
+            output,
+            mirror_by_digest_only,
+            with_credentials,
+            tags,
+            digests,
+            name,
+            namespace,
+        } = args;
+        let dest = to
+            .map(|t| t.parse::<Destination>())
+            .transpose()
+            .context("invalid --to")?;
+        let (mode, platforms) = mapping_settings(mapping)?;
+        let authfiles = registry.authfiles.clone();
+        let stdout_asked = output.as_deref() == Some(std::path::Path::new("-"));
+        Ok(SiteConfigSettings {
+            runtime,
+            lists,
+            dest,
+            mode,
+            platforms,
+            client: client_settings(registry, None)?,
+            authfiles,
+            output_dir: output.filter(|_| !stdout_asked),
+            stdout_asked,
+            mirror_by_digest_only,
+            with_credentials,
+            tags,
+            digests,
+            name: name.unwrap_or_else(|| "airlift-mirror".to_owned()),
+            namespace,
+        })
+    }
+}

@@ -276,6 +276,25 @@ async fn cred_helpers_route_per_host() {
     assert_eq!(pair(creds.credential("static.example")), some("u", "p"));
 }
 
+#[test]
+fn find_names_the_helper_a_credential_came_from() {
+    let (fake, _tmp, o) = helper_setup(
+        r#"{"credHelpers":{"ecr.example":"airlifttest"},"auths":{"static.example":{"auth":"dTpw"}}}"#,
+    );
+    fake.preload("ecr.example", "AWS", "ecr-token");
+    let creds = Credentials::load(o).unwrap();
+    let from_helper = creds.find("ecr.example").unwrap();
+    assert_eq!(
+        from_helper.helper.as_deref(),
+        Some("docker-credential-airlifttest")
+    );
+    assert_eq!(from_helper.credential.password, "ecr-token");
+    let from_file = creds.find("static.example").unwrap();
+    assert_eq!(from_file.helper, None);
+    assert_eq!(from_file.credential.username, "u");
+    assert!(creds.find("none.example").is_none());
+}
+
 #[tokio::test]
 async fn helper_identity_token_keeps_the_token_shape() {
     let (fake, _tmp, o) = helper_setup(r#"{"credsStore":"airlifttest"}"#);

@@ -272,6 +272,13 @@ impl Inner {
         }
     }
 
+    /// The scheme (`https` or `http`) `registry` answers on, probing `GET /v2/` if not
+    /// done yet.
+    pub async fn scheme(&self, registry: &str) -> Result<String, RegistryError> {
+        let host = self.host(registry)?;
+        Ok(self.base(&host).await?.scheme().to_owned())
+    }
+
     /// `GET /v2/` with this client's credentials for `registry`.
     pub async fn check_login(&self, registry: &str) -> Result<(), RegistryError> {
         let call = Call::new(Method::GET, Target::Path("v2/".to_owned()), Vec::new());

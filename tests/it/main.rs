@@ -8,7 +8,8 @@
 //! the bundle commands (create, load, verify, inspect, inventory) end to end; `proxy_faults`
 //! tests the fault-injection proxy; `tls` and `tokenauth` test TLS, login and token auth
 //! against real registries; `faults` and `kill` test resilience: sync under injected faults,
-//! and killed or interrupted runs resuming; `disk` tests the free-space check.
+//! and killed or interrupted runs resuming; `disk` tests the free-space check; `siteconfig`
+//! tests `mirror config` with containerd and podman pulling through the mirror.
 
 #[allow(dead_code)]
 mod support;
@@ -22,6 +23,7 @@ mod inventory;
 mod kill;
 mod proxy_faults;
 mod registry;
+mod siteconfig;
 mod sync;
 mod tls;
 mod tokenauth;
