@@ -304,6 +304,15 @@ pub struct TransferArgs {
     /// it counts as stalled and is retried (seconds).
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub timeout: u64,
+    /// Which signatures, attestations and SBOMs (OCI referrers, cosign's tags) travel with
+    /// the images: `all`, `signatures` (cosign and notation signatures and attestations) or
+    /// `none`.
+    #[arg(long, value_name = "POLICY", default_value = "all", value_parser = ["none", "signatures", "all"])]
+    pub referrers: String,
+    /// Carry only referrers of this artifact type (repeatable), e.g.
+    /// `application/vnd.cncf.notary.signature`.
+    #[arg(long = "referrer-type", value_name = "ARTIFACT_TYPE")]
+    pub referrer_types: Vec<String>,
 }
 
 /// Registry connection options.

@@ -33,8 +33,12 @@ pub fn print_plan(plan: &Plan) -> std::io::Result<()> {
     let s = &plan.summary;
     writeln!(
         out,
-        "plan: {} images, {} blobs to copy ({}), {} blobs already present ({}), {} manifests to write",
+        "plan: {} images{}, {} blobs to copy ({}), {} blobs already present ({}), {} manifests to write",
         s.images,
+        match s.referrers {
+            0 => String::new(),
+            n => format!(" with {n} signatures, attestations or SBOMs"),
+        },
         s.blobs_to_transfer,
         HumanBytes(s.bytes_to_transfer),
         s.blobs_present,
@@ -57,9 +61,17 @@ pub fn print_plan(plan: &Plan) -> std::io::Result<()> {
             .as_ref()
             .map(|d| format!(" {}", d.short()))
             .unwrap_or_default();
+        let what = match &image.referrer {
+            Some(r) => format!(
+                " ({} of {})",
+                r.artifact_type.as_deref().unwrap_or("referrer"),
+                r.subject.short()
+            ),
+            None => String::new(),
+        };
         writeln!(
             out,
-            "  {} -> {}{digest}: {state}",
+            "  {} -> {}{digest}{what}: {state}",
             image.job.source, image.job.target
         )?;
     }
@@ -84,11 +96,20 @@ pub fn print_summary(report: &RunReport) {
     let ok = report
         .images
         .iter()
-        .filter(|i| i.status == ImageStatus::Ok)
+        .filter(|i| i.status == ImageStatus::Ok && i.referrer_of.is_none())
         .count();
+    let referrers = report
+        .images
+        .iter()
+        .filter(|i| i.status == ImageStatus::Ok && i.referrer_of.is_some())
+        .count();
+    let with_referrers = match referrers {
+        0 => String::new(),
+        n => format!(" with {n} signatures, attestations or SBOMs"),
+    };
     let rate = report.bytes_transferred as f64 / report.seconds.max(0.001);
     eprintln!(
-        "{ok} images copied, {failed} failed; {} blobs transferred ({}), {} already present ({}) in {:.1}s ({}/s)",
+        "{ok} images copied{with_referrers}, {failed} failed; {} blobs transferred ({}), {} already present ({}) in {:.1}s ({}/s)",
         report.blobs_transferred,
         HumanBytes(report.bytes_transferred),
         report.blobs_skipped,

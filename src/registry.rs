@@ -334,6 +334,19 @@ pub struct Manifest {
     pub digest: Digest,
 }
 
+/// A manifest that refers to another (its `subject`), as the referrers API lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Referrer {
+    /// Its digest.
+    pub digest: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// Its size.
+    pub size: u64,
+    /// Its artifact type, when the listing says.
+    pub artifact_type: Option<String>,
+}
+
 /// What a HEAD on a manifest says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestInfo {
@@ -541,7 +554,27 @@ impl Repo {
         locator: &str,
         manifest: &Manifest,
     ) -> Result<(), RegistryError> {
+        manifests::put(self, locator, manifest).await.map(drop)
+    }
+
+    /// [`Repo::put_manifest`], returning the `OCI-Subject` the registry answered with: a
+    /// registry with the referrers API names the subject of a manifest that has one, and a
+    /// client must keep the referrers tag schema itself when it does not.
+    pub async fn put_manifest_subject(
+        &self,
+        locator: &str,
+        manifest: &Manifest,
+    ) -> Result<Option<String>, RegistryError> {
         manifests::put(self, locator, manifest).await
+    }
+
+    /// The manifests naming `subject` as theirs, through the OCI 1.1 referrers API (all
+    /// pages); `None` when the registry has no such API.
+    pub async fn referrers(
+        &self,
+        subject: &Digest,
+    ) -> Result<Option<Vec<Referrer>>, RegistryError> {
+        catalog::referrers(self, subject).await
     }
 
     /// HEAD a blob: its size when present, `None` when absent.

@@ -46,6 +46,8 @@ pub struct PlanSummary {
     pub bytes_present: u64,
     /// Manifests (including index children) to write.
     pub manifests: usize,
+    /// Signatures, attestations and SBOMs found for the images (planned besides `images`).
+    pub referrers: usize,
 }
 
 /// Outcome of one image.
@@ -77,6 +79,12 @@ pub struct ImageReport {
     pub error: Option<String>,
     /// `file:line` of the list entry.
     pub origin: String,
+    /// For a signature, attestation or SBOM: the source of the image it belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referrer_of: Option<String>,
+    /// For a referrer: its artifact type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
     /// The failure was a digest or size mismatch (exit code 3).
     #[serde(skip)]
     pub integrity_error: bool,

@@ -90,6 +90,8 @@ fn transfer_settings(args: TransferArgs) -> Result<TransferOptions> {
         retries,
         retry_budget,
         timeout: _, // a client option: see `request_timeout`
+        referrers,
+        referrer_types,
     } = args;
     let config = Config::get()?;
     let jobs = jobs.or(config.jobs).unwrap_or(8);
@@ -100,6 +102,12 @@ fn transfer_settings(args: TransferArgs) -> Result<TransferOptions> {
         keep_going: !fail_fast,
         blob_retries: retries,
         retry_budget,
+        referrers: airlift::transfer::ReferrerPolicy {
+            mode: referrers
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("invalid --referrers: {e}"))?,
+            artifact_types: referrer_types,
+        },
         ..TransferOptions::default()
     })
 }

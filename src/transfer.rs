@@ -12,6 +12,7 @@ mod create;
 mod execute;
 mod load;
 mod plan;
+pub mod referrers;
 mod upload;
 pub mod walk;
 
@@ -21,7 +22,8 @@ use std::time::Duration;
 pub use create::bundle_images;
 pub use execute::{dry_run_report, execute};
 pub use load::BundleSource;
-pub use plan::{Plan, PlannedBlob, PlannedImage, plan};
+pub use plan::{Plan, PlannedBlob, PlannedImage, ReferrerOf, plan};
+pub use referrers::{ReferrerMode, ReferrerPolicy};
 
 use crate::reference::Digest;
 use crate::registry::{RegistryClient, RegistryError};
@@ -50,6 +52,8 @@ pub struct TransferOptions {
     /// from what the registry reports after a drop; smaller ones go as one `PUT` (default
     /// 8 MiB, above ECR's 5 MiB minimum part).
     pub upload_chunk_size: u64,
+    /// Which signatures, attestations and SBOMs travel with their images (default: all).
+    pub referrers: ReferrerPolicy,
 }
 
 impl Default for TransferOptions {
@@ -64,6 +68,7 @@ impl Default for TransferOptions {
             retry_delay: Duration::from_millis(500),
             retry_budget: 100,
             upload_chunk_size: 8 << 20,
+            referrers: ReferrerPolicy::default(),
         }
     }
 }
@@ -225,6 +230,12 @@ pub enum TransferError {
     #[error("{reference}: manifest not in the bundle")]
     NotInBundle {
         /// The reference or digest.
+        reference: String,
+    },
+    /// A signature, attestation or SBOM whose image could not be copied is not written.
+    #[error("not written: the image it belongs to, {reference}, failed")]
+    ParentFailed {
+        /// The image it belongs to.
         reference: String,
     },
     /// The run was cancelled (fail-fast after another image failed).

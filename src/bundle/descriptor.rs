@@ -72,6 +72,17 @@ pub struct ImageEntry {
     /// Distinct blob digests (configs and layers) of all its manifests, including those a
     /// differential bundle expects at the site ([`Descriptor::excluded_blobs`]).
     pub blobs: Vec<Digest>,
+    /// For a signature, attestation or SBOM: the `source` of the image it belongs to (an
+    /// earlier entry). Absent for images from the lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer_of: Option<String>,
+    /// For a referrer: the digest of the manifest it refers to (its `subject`, or the digest
+    /// in its cosign tag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Digest>,
+    /// For a referrer: its artifact type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
 }
 
 /// A manifest stored in the bundle.

@@ -86,6 +86,12 @@ pub struct ImageSummary {
     pub volumes: Vec<u32>,
     /// Every volume it needs was given.
     pub available: bool,
+    /// For a signature, attestation or SBOM: the source of the image it belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referrer_of: Option<String>,
+    /// For a referrer: its artifact type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
 }
 
 /// Summarises the volumes at `paths` from their descriptors. Fails when a volume cannot be
@@ -163,6 +169,8 @@ pub fn inspect(paths: &[PathBuf]) -> Result<BundleSummary, BundleError> {
                 site_bytes,
                 available: vols.iter().all(|v| given.contains(v)),
                 volumes: vols.into_iter().collect(),
+                referrer_of: i.referrer_of.clone(),
+                artifact_type: i.artifact_type.clone(),
             }
         })
         .collect();

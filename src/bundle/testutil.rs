@@ -168,6 +168,9 @@ pub(crate) fn fixture(big: usize) -> Fixture {
             platforms: vec!["linux/amd64".into()],
             manifests: vec![alpha],
             blobs: alpha_blobs,
+            referrer_of: None,
+            subject: None,
+            artifact_type: None,
         },
         BundleImage {
             source: "docker.io/acme/beta:2.0".into(),
@@ -176,6 +179,9 @@ pub(crate) fn fixture(big: usize) -> Fixture {
             platforms: vec!["linux/amd64".into(), "linux/arm64".into()],
             manifests: vec![amd, arm, beta],
             blobs: beta_blobs,
+            referrer_of: None,
+            subject: None,
+            artifact_type: None,
         },
         BundleImage {
             source: "registry.example.com:5000/big/gamma:3".into(),
@@ -184,6 +190,9 @@ pub(crate) fn fixture(big: usize) -> Fixture {
             platforms: vec!["linux/amd64".into()],
             manifests: vec![gamma],
             blobs: gamma_blobs,
+            referrer_of: None,
+            subject: None,
+            artifact_type: None,
         },
     ];
     Fixture {
@@ -256,6 +265,9 @@ pub(crate) fn sample_descriptor() -> Descriptor {
             size: 11,
             manifests: vec![m],
             blobs: vec![a, b],
+            referrer_of: None,
+            subject: None,
+            artifact_type: None,
         }],
         manifests,
         blobs,

@@ -42,6 +42,13 @@ pub struct BundleImage {
     pub manifests: Vec<Digest>,
     /// Blob digests (configs and layers) of all its manifests.
     pub blobs: Vec<Digest>,
+    /// For a signature, attestation or SBOM: the source of the image it belongs to, which
+    /// must come earlier in the list.
+    pub referrer_of: Option<String>,
+    /// For a referrer: the manifest it refers to.
+    pub subject: Option<Digest>,
+    /// For a referrer: its artifact type.
+    pub artifact_type: Option<String>,
 }
 
 /// Everything a bundle is made of besides the staged content.
@@ -234,6 +241,9 @@ fn prepare(
             size,
             manifests: image.manifests.clone(),
             blobs: distinct,
+            referrer_of: image.referrer_of.clone(),
+            subject: image.subject.clone(),
+            artifact_type: image.artifact_type.clone(),
         });
     }
     if let Some(b) = blobs

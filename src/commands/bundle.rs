@@ -203,6 +203,14 @@ pub async fn load(args: BundleLoadArgs, quiet: bool) -> Result<Status> {
     let first = s.volumes[0].clone();
     let mut jobs = Vec::new();
     for (i, image) in bundle.descriptor.images.iter().enumerate() {
+        if image.referrer_of.is_some()
+            && !s
+                .transfer
+                .referrers
+                .wants(image.artifact_type.as_deref(), image.tag.as_deref())
+        {
+            continue;
+        }
         let source: ImageRef = image
             .source
             .parse()
@@ -337,19 +345,46 @@ pub async fn inspect(args: BundleInspectArgs) -> Result<Status> {
             println!("  missing: {} ({}): {}", m.source, m.origin, m.error);
         }
     }
+    // Each image, then its signatures, attestations and SBOMs below it.
+    let mut children: BTreeMap<&str, Vec<&airlift::bundle::ImageSummary>> = BTreeMap::new();
     for i in &summary.images {
+        if let Some(parent) = &i.referrer_of {
+            children.entry(parent.as_str()).or_default().push(i);
+        }
+    }
+    let volumes_of = |i: &airlift::bundle::ImageSummary| {
+        i.volumes
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    fn print_referrers(
+        of: &str,
+        depth: usize,
+        children: &BTreeMap<&str, Vec<&airlift::bundle::ImageSummary>>,
+    ) {
+        for r in children.get(of).into_iter().flatten() {
+            println!(
+                "  {}+ {} {} ({})",
+                "  ".repeat(depth),
+                r.artifact_type.as_deref().unwrap_or("referrer"),
+                r.digest.short(),
+                HumanBytes(r.size)
+            );
+            print_referrers(&r.source, depth + 1, children);
+        }
+    }
+    for i in summary.images.iter().filter(|i| i.referrer_of.is_none()) {
         println!(
             "  {} {} [{}] {} in volume(s) {}",
             i.source,
             i.digest.short(),
             i.platforms.join(", "),
             HumanBytes(i.size),
-            i.volumes
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+            volumes_of(i)
         );
+        print_referrers(&i.source, 1, &children);
     }
     Ok(Status::Success)
 }

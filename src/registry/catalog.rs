@@ -1,5 +1,7 @@
-//! Listing: the registry's repositories (`GET /v2/_catalog`) and a repository's tags
-//! (`GET /v2/NAME/tags/list`), both paginated with `?n=` and `Link: <...>; rel="next"`.
+//! Listing: the registry's repositories (`GET /v2/_catalog`), a repository's tags
+//! (`GET /v2/NAME/tags/list`), both paginated with `?n=` and `Link: <...>; rel="next"`, and
+//! the manifests that refer to a subject (OCI 1.1 `GET /v2/NAME/referrers/DIGEST`, paginated
+//! with `Link` too).
 //!
 //! Requests go through the shared pipeline ([`super::http`]), so auth, scheme probing and
 //! retries are the same as for manifests and blobs.
@@ -14,6 +16,7 @@ use serde::Deserialize;
 
 use super::http::{Call, Target, status_error, transport};
 use super::{RegistryClient, RegistryError, Repo, auth, headers};
+use crate::reference::Digest;
 
 /// Page size asked for by default; distribution caps `n` at 1000 unless configured otherwise.
 pub(super) const PAGE_SIZE: usize = 1000;
@@ -87,10 +90,11 @@ async fn get_page(
     target: Target,
     scopes: Vec<String>,
     absent_ok: bool,
+    accept: &'static str,
 ) -> Result<(url::Url, Option<Page>), RegistryError> {
     let mut call = Call::new(Method::GET, target, scopes);
     call.headers
-        .insert(ACCEPT, HeaderValue::from_static("application/json"));
+        .insert(ACCEPT, HeaderValue::from_static(accept));
     let (url, resp) = http.execute(registry, &call).await?;
     match resp.status().as_u16() {
         200 => {}
@@ -138,13 +142,15 @@ async fn paginate(
     first: String,
     scopes: Vec<String>,
     absent_ok: bool,
+    accept: &'static str,
     mut collect: impl FnMut(&url::Url, &[u8]) -> Result<usize, RegistryError>,
 ) -> Result<(), RegistryError> {
     let mut target = Target::Path(first);
     let mut seen: HashSet<url::Url> = HashSet::new();
     let mut last = None;
     for _ in 0..MAX_PAGES {
-        let (shown, page) = get_page(http, registry, target, scopes.clone(), absent_ok).await?;
+        let (shown, page) =
+            get_page(http, registry, target, scopes.clone(), absent_ok, accept).await?;
         let Some(page) = page else {
             return Ok(());
         };
@@ -191,6 +197,7 @@ pub(super) async fn catalog(
         format!("v2/_catalog?n={}", page_size.max(1)),
         vec![CATALOG_SCOPE.to_owned()],
         false,
+        "application/json",
         |url, body| {
             let page: CatalogPage = parse_json(url, body)?;
             let names = page.repositories.unwrap_or_default();
@@ -213,6 +220,7 @@ pub(super) async fn tags(repo: &Repo, page_size: usize) -> Result<Vec<String>, R
         format!("v2/{}/tags/list?n={}", repo.repository(), page_size.max(1)),
         vec![auth::pull(repo.repository())],
         true,
+        "application/json",
         |url, body| {
             let page: TagsPage = parse_json(url, body)?;
             let names = page.tags.unwrap_or_default();
@@ -225,6 +233,68 @@ pub(super) async fn tags(repo: &Repo, page_size: usize) -> Result<Vec<String>, R
     tags.sort();
     tags.dedup();
     Ok(tags)
+}
+
+/// One page of the referrers API: an OCI index whose descriptors are the referrers.
+#[derive(Deserialize)]
+struct ReferrersPage {
+    #[serde(default)]
+    manifests: Vec<ReferrerDescriptor>,
+}
+
+#[derive(Deserialize)]
+struct ReferrerDescriptor {
+    #[serde(rename = "mediaType", default)]
+    media_type: String,
+    digest: String,
+    #[serde(default)]
+    size: u64,
+    #[serde(rename = "artifactType", default)]
+    artifact_type: Option<String>,
+}
+
+/// The manifests that name `subject` as their subject, through the referrers API; `None` when
+/// the registry does not offer the API (it answers 404, as distribution 2.8 does, or refuses
+/// the route). Descriptors whose digest is not sha256 are skipped.
+pub(super) async fn referrers(
+    repo: &Repo,
+    subject: &Digest,
+) -> Result<Option<Vec<super::Referrer>>, RegistryError> {
+    let mut found = Vec::new();
+    let mut answered = false;
+    let result = paginate(
+        repo.http(),
+        repo.registry(),
+        format!("v2/{}/referrers/{subject}", repo.repository()),
+        vec![auth::pull(repo.repository())],
+        true,
+        "application/vnd.oci.image.index.v1+json",
+        |url, body| {
+            answered = true;
+            let page: ReferrersPage = parse_json(url, body)?;
+            let n = page.manifests.len();
+            found.extend(page.manifests.into_iter().filter_map(|d| {
+                Some(super::Referrer {
+                    digest: d.digest.parse().ok()?,
+                    media_type: d.media_type,
+                    size: d.size,
+                    artifact_type: d.artifact_type.filter(|t| !t.is_empty()),
+                })
+            }));
+            Ok(n)
+        },
+    )
+    .await;
+    match result {
+        Ok(()) if answered => Ok(Some(found)),
+        Ok(()) => Ok(None),
+        // Registries without the API answer an unknown route in various ways.
+        Err(RegistryError::Status {
+            status: 400 | 405 | 406 | 501,
+            ..
+        }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

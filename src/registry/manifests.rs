@@ -166,11 +166,12 @@ pub(super) async fn head(
     }))
 }
 
+/// PUTs `manifest`; returns the `OCI-Subject` header of the answer, if any.
 pub(super) async fn put(
     repo: &Repo,
     locator: &str,
     manifest: &Manifest,
-) -> Result<(), RegistryError> {
+) -> Result<Option<String>, RegistryError> {
     let mut call = Call::new(
         Method::PUT,
         Target::Path(path(repo, locator)),
@@ -197,7 +198,10 @@ pub(super) async fn put(
     }
     let (url, resp) = repo.http().execute(repo.registry(), &call).await?;
     match resp.status().as_u16() {
-        200..=202 => check_header_digest(&url, resp.headers(), &manifest.digest),
+        200..=202 => {
+            check_header_digest(&url, resp.headers(), &manifest.digest)?;
+            Ok(headers::text(resp.headers(), "oci-subject").map(str::to_owned))
+        }
         _ => Err(status_error(&call.method, &url, resp).await),
     }
 }

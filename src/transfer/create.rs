@@ -24,6 +24,15 @@ pub fn bundle_images(plan: &Plan, report: &RunReport, staging: &Staging) -> Vec<
                 platforms: platforms(image, staging),
                 manifests: image.manifests.iter().map(|m| m.digest.clone()).collect(),
                 blobs: image.blobs.clone(),
+                referrer_of: image
+                    .referrer
+                    .as_ref()
+                    .map(|r| plan.images[r.parent].job.target.to_string()),
+                subject: image.referrer.as_ref().map(|r| r.subject.clone()),
+                artifact_type: image
+                    .referrer
+                    .as_ref()
+                    .and_then(|r| r.artifact_type.clone()),
             })
         })
         .collect()

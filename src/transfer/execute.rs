@@ -60,6 +60,9 @@ impl Drop for Tasks {
 /// its lock makes writes of that manifest there take turns.
 type WrittenAs = Arc<tokio::sync::Mutex<HashSet<String>>>;
 
+/// Whose turn it is to update one referrers index.
+type Turn = Arc<tokio::sync::Mutex<()>>;
+
 /// Writes each manifest once per destination, however many images name it.
 ///
 /// Images of one list often share manifests (two tags of one image, indexes sharing a child,
@@ -72,6 +75,11 @@ type WrittenAs = Arc<tokio::sync::Mutex<HashSet<String>>>;
 pub(super) struct ManifestWrites {
     /// (registry, repository, digest) -> the locators (tags, or the digest) written so far.
     written: std::sync::Mutex<HashMap<(String, String, Digest), WrittenAs>>,
+    /// (registry, repository, subject) -> the turn to update the subject's `sha256-<hex>`
+    /// referrers index.
+    fallback: std::sync::Mutex<HashMap<(String, String, Digest), Turn>>,
+    /// Per registry: whether it has the referrers API (then it keeps the lists itself).
+    referrers_api: tokio::sync::Mutex<HashMap<String, bool>>,
 }
 
 impl ManifestWrites {
@@ -104,6 +112,44 @@ impl ManifestWrites {
         write().await?;
         done.insert(locator.to_owned());
         Ok(())
+    }
+
+    /// After `referrer` (whose subject is `subject`) was written to `repo` and the registry
+    /// did not acknowledge the subject: unless the registry has the referrers API, list the
+    /// referrer in the subject's `sha256-<hex>` index, one update at a time per subject.
+    async fn list_referrer(
+        &self,
+        repo: &crate::registry::Repo,
+        subject: &Digest,
+        referrer: &crate::registry::Manifest,
+    ) -> Result<(), crate::registry::RegistryError> {
+        let api = {
+            let mut known = self.referrers_api.lock().await;
+            match known.get(repo.registry()) {
+                Some(&api) => api,
+                None => {
+                    let api = repo.referrers(subject).await?.is_some();
+                    known.insert(repo.registry().to_owned(), api);
+                    api
+                }
+            }
+        };
+        if api {
+            return Ok(());
+        }
+        let turn = self
+            .fallback
+            .lock()
+            .expect("not poisoned")
+            .entry((
+                repo.registry().to_owned(),
+                repo.repository().to_owned(),
+                subject.clone(),
+            ))
+            .or_default()
+            .clone();
+        let _turn = turn.lock().await;
+        super::referrers::list_in_fallback_index(repo, subject, referrer).await
     }
 }
 
@@ -200,7 +246,10 @@ pub async fn execute(
         }
     }
 
-    let image_runs = plan.images.iter().map(|image| {
+    // A referrer is written after the image it refers to: each image's run is shared, so a
+    // referrer's run can wait for its parent's.
+    let mut runs: Vec<Shared<BoxFuture<'_, ImageReport>>> = Vec::with_capacity(plan.images.len());
+    for image in &plan.images {
         let deps: Vec<(Digest, BlobFuture)> = image
             .blobs
             .iter()
@@ -211,8 +260,15 @@ pub async fn execute(
             })
             .collect();
         let (tasks, reporter, writes) = (tasks.clone(), reporter.clone(), &writes);
-        async move {
-            let result = finish_image(image, deps, sink, writes).await;
+        let parent = image.referrer.as_ref().map(|r| runs[r.parent].clone());
+        let run = async move {
+            let result = match parent {
+                Some(parent) => match parent.await {
+                    p if p.status == ImageStatus::Failed => Err(parent_failed(&p)),
+                    _ => finish_image(image, deps, sink, writes).await,
+                },
+                None => finish_image(image, deps, sink, writes).await,
+            };
             // A full disk fails whatever comes next: stop as --fail-fast would.
             if let Err(e) = &result
                 && (!opts.keep_going || e.is_disk_full())
@@ -222,9 +278,10 @@ pub async fn execute(
             let report = image_report(image, result);
             reporter.on_image_done(&report);
             report
-        }
-    });
-    let images = join_all(image_runs).await;
+        };
+        runs.push(run.boxed().shared());
+    }
+    let images = join_all(runs).await;
 
     let blobs_transferred = transferred.load(Ordering::Relaxed);
     let skipped: Vec<_> = plan
@@ -244,6 +301,13 @@ pub async fn execute(
         seconds: started.elapsed().as_secs_f64(),
         missing_from_bundle: Vec::new(),
     }
+}
+
+/// The error of a referrer whose image could not be copied.
+pub(super) fn parent_failed(parent: &ImageReport) -> SharedError {
+    Arc::new(TransferError::ParentFailed {
+        reference: parent.source.clone(),
+    })
 }
 
 /// Waits for an image's blobs, then writes its manifests.
@@ -323,14 +387,29 @@ pub(super) async fn push_manifests(
     }
     let top = &top[0];
     let locator = target.tag().unwrap_or(top.digest.as_str());
+    let push_error = |source| {
+        Arc::new(TransferError::PushManifest {
+            reference: target.to_string(),
+            source,
+        })
+    };
     writes
         .once(scope, &top.digest, locator, || async {
-            repo.put_manifest(locator, top).await.map_err(|source| {
-                Arc::new(TransferError::PushManifest {
-                    reference: target.to_string(),
-                    source,
-                })
-            })
+            let acknowledged = repo
+                .put_manifest_subject(locator, top)
+                .await
+                .map_err(push_error)?;
+            // A manifest with a subject must be findable from it at a registry without the
+            // referrers API too.
+            if let Some(subject) = super::referrers::info(top).subject
+                && acknowledged.is_none()
+            {
+                writes
+                    .list_referrer(&repo, &subject, top)
+                    .await
+                    .map_err(push_error)?;
+            }
+            Ok(())
         })
         .await
 }
@@ -353,6 +432,11 @@ pub(super) fn image_report(image: &PlannedImage, result: Result<(), SharedError>
         status,
         error,
         origin: image.job.origin.to_string(),
+        referrer_of: image.referrer.as_ref().map(|r| r.parent_source.clone()),
+        artifact_type: image
+            .referrer
+            .as_ref()
+            .and_then(|r| r.artifact_type.clone()),
         integrity_error,
         disk_full,
     }

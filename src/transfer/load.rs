@@ -48,8 +48,19 @@ pub struct BundleSource {
     /// Volume number of each given file.
     numbers: Vec<u32>,
     manifests: HashMap<Digest, Manifest>,
-    by_source: HashMap<String, Digest>,
+    /// Index in `descriptor.images` of each image's source reference.
+    by_source: HashMap<String, usize>,
     state_dir: PathBuf,
+}
+
+/// What a referrer carried by a bundle belongs to.
+pub(crate) struct ReferrerLink {
+    /// The parent image's source reference in the bundle.
+    pub parent: String,
+    /// The manifest it refers to.
+    pub subject: Digest,
+    /// Its artifact type.
+    pub artifact_type: Option<String>,
 }
 
 impl BundleSource {
@@ -100,7 +111,8 @@ impl BundleSource {
         let by_source = descriptor
             .images
             .iter()
-            .map(|i| (i.source.clone(), i.digest.clone()))
+            .enumerate()
+            .map(|(n, i)| (i.source.clone(), n))
             .collect();
         Ok(BundleSource {
             volumes: volumes.to_vec(),
@@ -116,9 +128,22 @@ impl BundleSource {
     pub(crate) fn manifest(&self, image: &ImageRef, locator: &str) -> Option<Manifest> {
         let digest = match locator.parse::<Digest>() {
             Ok(d) => d,
-            Err(_) => self.by_source.get(&image.to_string())?.clone(),
+            Err(_) => {
+                let n = *self.by_source.get(&image.to_string())?;
+                self.descriptor.images[n].digest.clone()
+            }
         };
         self.manifests.get(&digest).cloned()
+    }
+
+    /// For a signature, attestation or SBOM the bundle carries: the image it belongs to.
+    pub(crate) fn referrer_of(&self, image: &ImageRef) -> Option<ReferrerLink> {
+        let entry = &self.descriptor.images[*self.by_source.get(&image.to_string())?];
+        Some(ReferrerLink {
+            parent: entry.referrer_of.clone()?,
+            subject: entry.subject.clone()?,
+            artifact_type: entry.artifact_type.clone(),
+        })
     }
 
     /// Volumes of the bundle not among those given.

@@ -11,6 +11,7 @@ use crate::reference::{Digest, ImageRef};
 use crate::registry::Manifest;
 use crate::report::{PlanSummary, Reporter};
 
+use super::referrers::{self, Found};
 use super::walk::{self, BlobRef, Parsed};
 use super::{SharedError, Sink, Source, TransferError, TransferOptions};
 
@@ -33,6 +34,21 @@ pub struct PlannedImage {
     pub missing: (usize, u64),
     /// Why this image cannot be copied, if planning failed.
     pub error: Option<SharedError>,
+    /// Set when this is a signature, attestation or SBOM of another planned image.
+    pub referrer: Option<ReferrerOf>,
+}
+
+/// What a referrer refers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferrerOf {
+    /// Index in [`Plan::images`] of the image it belongs to (written before it).
+    pub parent: usize,
+    /// The parent's source reference, as listed.
+    pub parent_source: String,
+    /// The manifest it refers to.
+    pub subject: Digest,
+    /// Its artifact type.
+    pub artifact_type: Option<String>,
 }
 
 /// Where a blob must end up.
@@ -150,11 +166,41 @@ pub async fn plan(
 ) -> Plan {
     let width = opts.jobs.max(4) * 2;
     let fetched = Fetched::default();
-    let resolved: Vec<Result<Resolved, SharedError>> = stream::iter(jobs.iter())
+    let mut jobs = jobs;
+    let mut resolved: Vec<Result<Resolved, SharedError>> = stream::iter(jobs.iter())
         .map(|job| resolve(source, job, opts, reporter, &fetched))
         .buffered(width)
         .collect()
         .await;
+    let mut referrer_of: Vec<Option<ReferrerOf>> = vec![None; jobs.len()];
+    match source {
+        Source::Registry(client) if opts.referrers.enabled() => {
+            let mut found = Discovered {
+                jobs: &mut jobs,
+                resolved: &mut resolved,
+                referrer_of: &mut referrer_of,
+            };
+            discover(client, source, &mut found, opts, reporter, &fetched).await;
+        }
+        Source::Bundle(bundle) => {
+            let by_source: HashMap<String, usize> = jobs
+                .iter()
+                .enumerate()
+                .map(|(i, j)| (j.source.to_string(), i))
+                .collect();
+            for (i, job) in jobs.iter().enumerate() {
+                referrer_of[i] = bundle.referrer_of(&job.source).and_then(|r| {
+                    Some(ReferrerOf {
+                        parent: *by_source.get(&r.parent)?,
+                        parent_source: r.parent,
+                        subject: r.subject,
+                        artifact_type: r.artifact_type,
+                    })
+                });
+            }
+        }
+        Source::Registry(_) => {}
+    }
 
     // Ask the target whether each image is already complete; a tag that already points at the
     // same digest means every blob and child is there (registries check references on push).
@@ -175,17 +221,25 @@ pub async fn plan(
     let mut blobs: Vec<PlannedBlob> = Vec::new();
     let mut index: HashMap<Digest, usize> = HashMap::new();
     let mut summary = PlanSummary {
-        images: jobs.len(),
+        images: referrer_of.iter().filter(|r| r.is_none()).count(),
+        referrers: referrer_of.iter().filter(|r| r.is_some()).count(),
         ..PlanSummary::default()
     };
     let mut skipped_sizes: BTreeMap<Digest, u64> = BTreeMap::new();
     // Manifests to write, each once per destination scope (as the executor writes them).
     let mut manifests_to_write: HashSet<((String, String), Digest)> = HashSet::new();
-    for ((job, res), done) in jobs.into_iter().zip(resolved).zip(complete) {
+    for (((job, res), done), referrer) in jobs
+        .into_iter()
+        .zip(resolved)
+        .zip(complete)
+        .zip(referrer_of)
+    {
         let (res, done) = match (res, done) {
             (Ok(r), Ok(d)) => (r, d),
             (Err(e), _) | (Ok(_), Err(e)) => {
-                images.push(failed(job, e));
+                let mut image = failed(job, e);
+                image.referrer = referrer;
+                images.push(image);
                 continue;
             }
         };
@@ -240,6 +294,7 @@ pub async fn plan(
             complete: done,
             missing: (0, 0),
             error: None,
+            referrer,
         });
     }
 
@@ -330,6 +385,144 @@ fn failed(job: ImageJob, error: SharedError) -> PlannedImage {
         complete: false,
         missing: (0, 0),
         error: Some(error),
+        referrer: None,
+    }
+}
+
+/// The growing job list while referrers are discovered: every vector has one entry per job.
+struct Discovered<'a> {
+    jobs: &'a mut Vec<ImageJob>,
+    resolved: &'a mut Vec<Result<Resolved, SharedError>>,
+    referrer_of: &'a mut Vec<Option<ReferrerOf>>,
+}
+
+/// Finds the referrers of every resolved image's manifests at the source (and theirs, down
+/// to [`referrers::MAX_DEPTH`]), and adds those the policy wants as jobs of their own, each
+/// naming the image it belongs to. A listing that fails is a warning, not a failed image.
+async fn discover(
+    client: &crate::registry::RegistryClient,
+    source: &Source,
+    d: &mut Discovered<'_>,
+    opts: &TransferOptions,
+    reporter: &dyn Reporter,
+    fetched: &Fetched,
+) {
+    let discovery = referrers::Discovery::default();
+    let width = opts.jobs.max(4) * 2;
+    // Referrers already listed as images of their own are not added again.
+    let mut seen: HashSet<(String, Found)> = d
+        .jobs
+        .iter()
+        .filter_map(|j| {
+            let found = match (j.source.digest(), j.source.tag()) {
+                (Some(dg), _) => Found::Digest(dg.clone()),
+                (None, Some(t)) => Found::Tag(t.to_owned()),
+                (None, None) => return None,
+            };
+            Some((j.source.name(), found))
+        })
+        .collect();
+    // (image index, subject, whether it is a platform-filtered index's original digest)
+    let mut frontier: Vec<(usize, Digest, bool)> = Vec::new();
+    for (i, r) in d.resolved.iter().enumerate() {
+        if let Ok(r) = r {
+            let (children, top) = r.manifests.split_at(r.manifests.len() - 1);
+            frontier.extend(children.iter().map(|m| (i, m.digest.clone(), false)));
+            frontier.push((i, r.source_digest.clone(), top[0].digest != r.source_digest));
+        }
+    }
+    for depth in 0..referrers::MAX_DEPTH {
+        if frontier.is_empty() {
+            break;
+        }
+        let jobs = &*d.jobs;
+        let answers: Vec<_> = stream::iter(frontier.drain(..))
+            .map(|(i, subject, filtered)| {
+                let repo = client.repo(jobs[i].source.registry(), jobs[i].source.repository());
+                let discovery = &discovery;
+                async move {
+                    let found = discovery.find(&repo, &subject).await;
+                    (i, subject, filtered, found)
+                }
+            })
+            .buffered(width)
+            .collect()
+            .await;
+        let mut new_jobs = Vec::new();
+        for (i, subject, filtered, found) in answers {
+            let found = match found {
+                Ok(f) => f,
+                Err(e) => {
+                    reporter.on_warning(&format!(
+                        "{}: cannot list the signatures and other referrers of {subject}: {}",
+                        d.jobs[i].source,
+                        super::error_chain(&*e)
+                    ));
+                    continue;
+                }
+            };
+            if filtered && !found.is_empty() {
+                reporter.on_warning(&format!(
+                    "{}: {} signature(s) or other referrer(s) of the index {subject} are not copied: --platform rewrites the index, so they would not verify",
+                    d.jobs[i].source,
+                    found.len()
+                ));
+                continue;
+            }
+            for f in found {
+                if !seen.insert((d.jobs[i].source.name(), f.clone())) {
+                    continue;
+                }
+                let (tag, digest) = match &f {
+                    Found::Digest(dg) => (None, Some(dg.clone())),
+                    Found::Tag(t) => (Some(t.clone()), None),
+                };
+                let parent = &d.jobs[i];
+                let job = ImageJob {
+                    source: parent.source.with(tag.clone(), digest.clone()),
+                    target: parent.target.with(tag, digest),
+                    platforms: Vec::new(),
+                    origin: parent.origin.clone(),
+                };
+                new_jobs.push((i, subject.clone(), f, job));
+            }
+        }
+        let resolved: Vec<Result<Resolved, SharedError>> = stream::iter(new_jobs.iter())
+            .map(|(_, _, _, job)| resolve(source, job, opts, reporter, fetched))
+            .buffered(width)
+            .collect()
+            .await;
+        for ((parent, subject, found, job), r) in new_jobs.into_iter().zip(resolved) {
+            let tag = match &found {
+                Found::Tag(t) => Some(t.as_str()),
+                Found::Digest(_) => None,
+            };
+            let artifact_type = match &r {
+                Ok(r) => referrers::info(r.manifests.last().expect("a top manifest")).artifact_type,
+                Err(e) if matches!(**e, TransferError::UnsupportedManifest { .. }) => {
+                    reporter.on_warning(&format!("not copied: {}", super::error_chain(&**e)));
+                    continue;
+                }
+                Err(_) => None,
+            };
+            if r.is_ok() && !opts.referrers.wants(artifact_type.as_deref(), tag) {
+                continue;
+            }
+            let index = d.jobs.len();
+            if depth + 1 < referrers::MAX_DEPTH
+                && let Ok(r) = &r
+            {
+                frontier.extend(r.manifests.iter().map(|m| (index, m.digest.clone(), false)));
+            }
+            d.referrer_of.push(Some(ReferrerOf {
+                parent,
+                parent_source: d.jobs[parent].source.to_string(),
+                subject,
+                artifact_type,
+            }));
+            d.jobs.push(job);
+            d.resolved.push(r);
+        }
     }
 }
 
@@ -363,7 +556,13 @@ async fn resolve(
                 blobs,
             });
         }
-        Parsed::Index(children) if job.platforms.is_empty() => (top.clone(), children),
+        // An index of no platforms (a signature or SBOM index) is not a platform index: it
+        // is copied as it is whatever --platform says.
+        Parsed::Index(children)
+            if job.platforms.is_empty() || children.iter().all(|c| c.platform.is_none()) =>
+        {
+            (top.clone(), children)
+        }
         Parsed::Index(_) => {
             let (filtered, kept) = walk::filter_index(&top, &name, &job.platforms)?;
             reporter.on_warning(&format!(

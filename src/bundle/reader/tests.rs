@@ -32,6 +32,9 @@ fn descriptor(version: u32) -> Vec<u8> {
             size: (MANIFEST.len() + BLOB.len()) as u64,
             manifests: vec![m.clone()],
             blobs: vec![b.clone()],
+            referrer_of: None,
+            subject: None,
+            artifact_type: None,
         }],
         manifests: BTreeMap::from([(
             m,
