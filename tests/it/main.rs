@@ -22,6 +22,7 @@ mod harness;
 mod inventory;
 mod kill;
 mod proxy_faults;
+mod referrers;
 mod registry;
 mod siteconfig;
 mod sync;
