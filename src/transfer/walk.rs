@@ -155,7 +155,7 @@ pub fn filter_index(
                 .any(|p| p.matches(os, arch, var.as_deref()))
         })
     };
-    let kept: Vec<ChildRef> = children.iter().filter(|c| keep(c)).cloned().collect();
+    let mut kept: Vec<ChildRef> = children.iter().filter(|c| keep(c)).cloned().collect();
     if kept.is_empty() {
         let available: Vec<String> = children
             .iter()
@@ -181,6 +181,36 @@ pub fn filter_index(
             digest: manifest.digest.clone(),
             reason: e.to_string(),
         })?;
+    // buildx's attestation manifests (platform unknown/unknown, naming the child they attest
+    // in `vnd.docker.reference.digest`) go with the platforms they attest.
+    let attests = |entry: &serde_json::Value| -> Option<String> {
+        let platform = entry.get("platform")?;
+        if platform.get("os")?.as_str()? != "unknown" {
+            return None;
+        }
+        let of = entry
+            .get("annotations")?
+            .get("vnd.docker.reference.digest")?
+            .as_str()?;
+        Some(of.to_owned())
+    };
+    let attestations: Vec<ChildRef> = value
+        .get("manifests")
+        .and_then(|m| m.as_array())
+        .into_iter()
+        .flatten()
+        .filter(|entry| {
+            attests(entry).is_some_and(|of| kept.iter().any(|c| c.digest.as_str() == of))
+        })
+        .filter_map(|entry| {
+            let digest = entry.get("digest")?.as_str()?;
+            children
+                .iter()
+                .find(|c| c.digest.as_str() == digest)
+                .cloned()
+        })
+        .collect();
+    kept.extend(attestations);
     let kept_digests: Vec<&str> = kept.iter().map(|c| c.digest.as_str()).collect();
     if let Some(list) = value.get_mut("manifests").and_then(|m| m.as_array_mut()) {
         list.retain(|entry| {
@@ -227,6 +257,33 @@ mod tests {
             &json,
             "application/vnd.docker.distribution.manifest.list.v2+json",
         )
+    }
+
+    #[test]
+    fn platform_filter_keeps_the_attestations_of_kept_platforms() {
+        let m = "application/vnd.oci.image.manifest.v1+json";
+        let att = |digest: String, of: String| {
+            format!(
+                r#"{{"mediaType":"{m}","digest":"{digest}","size":5,"platform":{{"architecture":"unknown","os":"unknown"}},"annotations":{{"vnd.docker.reference.digest":"{of}","vnd.docker.reference.type":"attestation-manifest"}}}}"#
+            )
+        };
+        let json = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
+            {{"mediaType":"{m}","digest":"{}","size":10,"platform":{{"architecture":"amd64","os":"linux"}}}},
+            {{"mediaType":"{m}","digest":"{}","size":11,"platform":{{"architecture":"arm64","os":"linux"}}}},
+            {},{}]}}"#,
+            d('a'),
+            d('b'),
+            att(d('c'), d('a')),
+            att(d('e'), d('b')),
+        );
+        let index = manifest(&json, "application/vnd.oci.image.index.v1+json");
+        let amd64: Platform = "linux/amd64".parse().unwrap();
+        let (filtered, kept) = filter_index(&index, "x", &[amd64]).unwrap();
+        let kept: Vec<&str> = kept.iter().map(|c| c.digest.as_str()).collect();
+        assert_eq!(kept, [d('a'), d('c')]);
+        let text = String::from_utf8(filtered.bytes.to_vec()).unwrap();
+        assert!(text.contains(&d('c')) && !text.contains(&d('e')) && !text.contains(&d('b')));
     }
 
     #[test]
