@@ -9,6 +9,7 @@
 
 pub mod bundle;
 pub mod credentials;
+pub mod escape;
 pub mod imagelist;
 pub mod inventory;
 pub mod mapping;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use indicatif::HumanBytes;
 
+use airlift::escape::escape_lines;
 use airlift::report::{ImageStatus, Reporter, RunReport};
 use airlift::transfer::Plan;
 
@@ -57,11 +58,11 @@ pub fn print_plan(plan: &Plan) -> std::io::Result<()> {
             .as_ref()
             .map(|d| format!(" {}", d.short()))
             .unwrap_or_default();
-        writeln!(
-            out,
+        let line = format!(
             "  {} -> {}{digest}: {state}",
             image.job.source, image.job.target
-        )?;
+        );
+        writeln!(out, "{}", escape_lines(&line))?;
     }
     Ok(())
 }
@@ -101,12 +102,13 @@ pub fn print_summary(report: &RunReport) {
         .iter()
         .filter(|i| i.status == ImageStatus::Failed)
     {
-        eprintln!(
+        let line = format!(
             "failed: {} ({}): {}",
             image.source,
             image.origin,
             image.error.as_deref().unwrap_or("unknown error")
         );
+        eprintln!("{}", escape_lines(&line));
     }
 }
 
