@@ -53,10 +53,31 @@ pub struct BundleSource {
 }
 
 impl BundleSource {
-    /// Opens the volumes (blocking: reads descriptors and manifests, no blobs). All must
-    /// belong to one bundle.
+    /// Opens the volumes (blocking). They are first checked whole by [`crate::bundle::verify`],
+    /// the check `bundle verify` runs, so `load` accepts only what `verify` accepts: a problem
+    /// with a volume as a whole (truncated, unsafe, inconsistent, a manifest or `index.json`
+    /// that does not hold together) refuses the load before anything is pushed. Two kinds of
+    /// problem are left to the load itself: a volume not given (its images wait for it) and
+    /// a blob whose content is corrupt (its images fail, with exit code 3, the others load).
+    /// Then the descriptors and manifests are read, no blobs. All volumes must belong to one
+    /// bundle.
     pub fn open(volumes: &[PathBuf], state_dir: PathBuf) -> Result<BundleSource, BundleError> {
+        use crate::bundle::ProblemKind;
         let first = volumes.first().ok_or(BundleError::NoVolumes)?;
+        let report = crate::bundle::verify(volumes)?;
+        let problems: Vec<String> = report
+            .problems
+            .into_iter()
+            .filter(|p| match p.kind {
+                ProblemKind::Incomplete => false,
+                ProblemKind::Corrupt => p.digest.is_none() && p.images.is_empty(),
+                _ => true,
+            })
+            .map(|p| p.message)
+            .collect();
+        if !problems.is_empty() {
+            return Err(BundleError::Refused { problems });
+        }
         let mut reader = VolumeReader::open(first)?;
         let descriptor = reader.descriptor().clone();
         let mut numbers = vec![descriptor.volume];
@@ -76,6 +97,7 @@ impl BundleSource {
         while let Some(mut entry) = reader.next_entry()? {
             match entry.kind().clone() {
                 EntryKind::Manifest { digest } => {
+                    // Bounded by the manifest size limit the reader enforces.
                     let mut bytes = Vec::with_capacity(entry.size() as usize);
                     entry.copy_to(&mut bytes)?;
                     let media_type = descriptor
