@@ -125,6 +125,9 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Vec<ListEntry>, ListError
         .unwrap_or_default();
 
     let mut entries: Vec<ListEntry> = Vec::new();
+    // Repeats are found in a set, so a long list stays linear.
+    let mut seen: std::collections::HashSet<(ImageRef, Option<TargetSpec>)> =
+        std::collections::HashSet::new();
     for item in &raw.images {
         let line = item.referenced.line();
         let expanded = match &item.value {
@@ -146,10 +149,7 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Vec<ListEntry>, ListError
         };
         for (source, target) in pairs {
             // Same merge rule as text lists: a repeat adds nothing.
-            if entries
-                .iter()
-                .any(|e| e.source == source && e.target == target)
-            {
+            if !seen.insert((source.clone(), target.clone())) {
                 continue;
             }
             entries.push(ListEntry {

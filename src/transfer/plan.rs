@@ -1,7 +1,7 @@
 //! Planning: resolve every image to manifests and blobs, deduplicate, and ask the destination
 //! what it already has. The plan is all `--dry-run` prints, and all a resumed run needs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt};
@@ -140,8 +140,10 @@ pub async fn plan(
             }
         };
         let mut seen = Vec::new();
+        // The set makes the repeat check linear (a manifest may list a million layers).
+        let mut seen_set: HashSet<&Digest> = HashSet::new();
         for b in &res.blobs {
-            if seen.contains(&b.digest) {
+            if !seen_set.insert(&b.digest) {
                 continue;
             }
             seen.push(b.digest.clone());
