@@ -27,6 +27,7 @@ mod descriptor;
 mod inspect;
 mod parts;
 mod plan;
+mod private;
 mod reader;
 mod sanity;
 mod staging;

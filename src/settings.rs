@@ -234,13 +234,24 @@ impl LoadSettings {
         let dest = to.parse::<Destination>().context("invalid --to")?;
         let (mode, platforms) = mapping_settings(mapping)?;
         // Volumes often sit on read-only media: split-blob parts wait in the user's cache.
-        let state_dir = state_dir.unwrap_or_else(|| {
-            let base = std::env::var_os("XDG_CACHE_HOME")
+        // Never a shared directory such as /tmp: the state holds parts another user could
+        // plant or read there.
+        let state_dir = match state_dir {
+            Some(dir) => dir,
+            None => std::env::var_os("XDG_CACHE_HOME")
+                .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-                .unwrap_or_else(std::env::temp_dir);
-            base.join("airlift").join("load")
-        });
+                .or_else(|| {
+                    std::env::var_os("HOME")
+                        .filter(|v| !v.is_empty())
+                        .map(|h| PathBuf::from(h).join(".cache"))
+                })
+                .map(|base| base.join("airlift").join("load"))
+                .context(
+                    "no directory for the load state: neither XDG_CACHE_HOME nor HOME is set; \
+                     pass --state-dir DIR (a private directory, not a shared one like /tmp)",
+                )?,
+        };
         Ok(LoadSettings {
             volumes,
             dest,

@@ -33,7 +33,8 @@ impl PartAssembler {
     /// Opens (creating) the parts directory under the state directory `state`.
     pub fn open(state: &Path) -> Result<PartAssembler, BundleError> {
         let dir = state.join("parts");
-        fs_err::create_dir_all(&dir).map_err(io_err(&dir))?;
+        super::private::private_dir(state)?;
+        super::private::private_dir(&dir)?;
         Ok(PartAssembler { dir })
     }
 
@@ -61,7 +62,7 @@ impl PartAssembler {
         let target = self.part_path(digest, part);
         let partial = target.with_extension(format!("part{part}.partial"));
         let result = (|| {
-            let mut f = fs_err::File::create(&partial).map_err(io_err(&partial))?;
+            let mut f = super::private::create_fresh(&partial)?;
             let mut hasher = Sha256::new();
             let mut buf = vec![0u8; 256 << 10];
             let mut read = 0u64;

@@ -50,9 +50,8 @@ impl Staging {
     /// Opens (creating if needed) the staging directory `dir`.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Staging, BundleError> {
         let dir = dir.into();
-        for sub in ["blobs/sha256", "media-types"] {
-            let p = dir.join(sub);
-            fs_err::create_dir_all(&p).map_err(io_err(&p))?;
+        for sub in ["", "blobs", "blobs/sha256", "media-types"] {
+            super::private::private_dir(&dir.join(sub))?;
         }
         Ok(Staging { dir })
     }
@@ -84,9 +83,7 @@ impl Staging {
     ) -> Result<StagedBlob, BundleError> {
         let target = self.blob_path(digest);
         let partial = target.with_file_name(format!("{}.partial", digest.hex()));
-        let file = fs_err::tokio::File::create(&partial)
-            .await
-            .map_err(io_err(&partial))?;
+        let file = fs_err::tokio::File::from_std(super::private::create_fresh(&partial)?);
         Ok(StagedBlob {
             file,
             _guard: PartialGuard(Some(partial.clone())),
@@ -141,9 +138,7 @@ impl Staging {
 /// Writes `data` to `path` through a temporary file, fsync and rename.
 async fn write_atomic(path: &Path, data: &[u8]) -> Result<(), BundleError> {
     let tmp = path.with_extension("partial");
-    let mut f = fs_err::tokio::File::create(&tmp)
-        .await
-        .map_err(io_err(&tmp))?;
+    let mut f = fs_err::tokio::File::from_std(super::private::create_fresh(&tmp)?);
     f.write_all(data).await.map_err(io_err(&tmp))?;
     f.sync_all().await.map_err(io_err(&tmp))?;
     drop(f);
