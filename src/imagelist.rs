@@ -155,6 +155,40 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<ListEntry>, ListError> {
     }
 }
 
+/// Finds repeated `(source, target)` pairs among the entries read so far in linear time,
+/// without copying them: entries are found by hash, then compared.
+#[derive(Default)]
+pub(crate) struct Repeats {
+    by_hash: std::collections::HashMap<u64, Vec<usize>>,
+}
+
+impl Repeats {
+    /// Whether `entries` already holds `(source, target)`. When it does not, the caller is
+    /// about to push it: it is recorded as `entries[entries.len()]`.
+    pub(crate) fn is_repeat(
+        &mut self,
+        entries: &[ListEntry],
+        source: &ImageRef,
+        target: &Option<TargetSpec>,
+    ) -> bool {
+        use std::hash::{Hash, Hasher};
+        let key = {
+            let mut h = std::hash::DefaultHasher::new();
+            (source, target).hash(&mut h);
+            h.finish()
+        };
+        let slot = self.by_hash.entry(key).or_default();
+        if slot
+            .iter()
+            .any(|&i| entries[i].source == *source && entries[i].target == *target)
+        {
+            return true;
+        }
+        slot.push(entries.len());
+        false
+    }
+}
+
 /// Reads a list file whole, refusing one larger than [`MAX_LIST_BYTES`] before reading past
 /// the limit (a device or a pipe has no size to check first).
 fn read_list(path: &Path) -> Result<String, ListError> {

@@ -12,20 +12,18 @@
 //! is read. Fields are separated by ASCII spaces and tabs only. A UTF-8 byte order mark at the
 //! start of the file is ignored.
 
-use std::collections::HashSet;
 use std::path::Path;
 
 use super::{
-    ListDefaults, ListEntry, ListError, MAX_LINE_BYTES, Origin, Problem, TargetSpec, parse_source,
+    ListDefaults, ListEntry, ListError, MAX_LINE_BYTES, Origin, Problem, Repeats, parse_source,
     parse_target,
 };
-use crate::reference::ImageRef;
 
 /// Parses a whole text list; see the module documentation for the syntax.
 pub(super) fn parse(text: &str, file: &Path) -> Result<Vec<ListEntry>, ListError> {
     let mut entries: Vec<ListEntry> = Vec::new();
-    // Repeats are found in a set: a list of 100,000 lines stays linear.
-    let mut seen: HashSet<(ImageRef, Option<TargetSpec>)> = HashSet::new();
+    // Repeats are found by hash: a list of 100,000 lines stays linear.
+    let mut repeats = Repeats::default();
     let mut problems = Vec::new();
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let text = text.strip_suffix('\n').unwrap_or(text);
@@ -79,7 +77,7 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Vec<ListEntry>, ListError
         };
         // Published lists repeat images (the Harness 1.47 list names chaos-log-watcher twice);
         // a repeat adds nothing, so it is merged rather than refused.
-        if !seen.insert((source.clone(), target.clone())) {
+        if repeats.is_repeat(&entries, &source, &target) {
             continue;
         }
         entries.push(ListEntry {

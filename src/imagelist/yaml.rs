@@ -125,9 +125,8 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Vec<ListEntry>, ListError
         .unwrap_or_default();
 
     let mut entries: Vec<ListEntry> = Vec::new();
-    // Repeats are found in a set, so a long list stays linear.
-    let mut seen: std::collections::HashSet<(ImageRef, Option<TargetSpec>)> =
-        std::collections::HashSet::new();
+    // Repeats are found by hash, so a long list stays linear.
+    let mut repeats = super::Repeats::default();
     for item in &raw.images {
         let line = item.referenced.line();
         let expanded = match &item.value {
@@ -149,7 +148,7 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Vec<ListEntry>, ListError
         };
         for (source, target) in pairs {
             // Same merge rule as text lists: a repeat adds nothing.
-            if !seen.insert((source.clone(), target.clone())) {
+            if repeats.is_repeat(&entries, &source, &target) {
                 continue;
             }
             entries.push(ListEntry {
