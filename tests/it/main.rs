@@ -8,7 +8,8 @@
 //! the bundle commands (create, load, verify, inspect, inventory) end to end; `proxy_faults`
 //! tests the fault-injection proxy; `tls` and `tokenauth` test TLS, login and token auth
 //! against real registries; `faults` and `kill` test resilience: sync under injected faults,
-//! and killed or interrupted runs resuming; `disk` tests the free-space check.
+//! and killed or interrupted runs resuming; `disk` tests the free-space check; `hostile` feeds
+//! crafted bundles, lists and a hostile registry to the binary under memory and time limits.
 
 #[allow(dead_code)]
 mod support;
@@ -17,6 +18,7 @@ mod bundle;
 mod disk;
 mod faults;
 mod harness;
+mod hostile;
 mod inventory;
 mod kill;
 mod proxy_faults;
