@@ -241,6 +241,11 @@ pub struct TransferArgs {
     /// it counts as stalled and is retried (seconds).
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub timeout: u64,
+    /// Slowest download accepted, in bytes per second over 30 seconds (e.g. `4K`; `0` turns
+    /// the check off): a registry that trickles a blob counts as stalled and is retried,
+    /// where `--timeout` alone only catches silence.
+    #[arg(long, value_name = "RATE", default_value = "4K")]
+    pub min_rate: String,
 }
 
 /// Registry connection options.

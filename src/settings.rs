@@ -44,7 +44,7 @@ impl SyncSettings {
             output,
             dry_run,
         } = args;
-        let timeout = transfer.timeout;
+        let (timeout, min_rate) = (transfer.timeout, min_rate(&transfer.min_rate)?);
         let dest = to
             .map(|t| t.parse::<Destination>())
             .transpose()
@@ -56,7 +56,10 @@ impl SyncSettings {
             mode,
             platforms,
             transfer: transfer_settings(transfer)?,
-            client: client_settings(registry, Some(timeout))?,
+            client: ClientOptions {
+                min_rate,
+                ..client_settings(registry, Some(timeout))?
+            },
             output: output_settings(output, quiet),
             dry_run,
         })
@@ -89,7 +92,8 @@ fn transfer_settings(args: TransferArgs) -> Result<TransferOptions> {
         keep_going: _, // the default; accepted so scripts can say it explicitly
         retries,
         retry_budget,
-        timeout: _, // a client option: see `request_timeout`
+        timeout: _,  // a client option: see `request_timeout`
+        min_rate: _, // a client option: see `min_rate`
     } = args;
     let config = Config::get()?;
     let jobs = jobs.or(config.jobs).unwrap_or(8);
@@ -102,6 +106,15 @@ fn transfer_settings(args: TransferArgs) -> Result<TransferOptions> {
         retry_budget,
         ..TransferOptions::default()
     })
+}
+
+/// `--min-rate`: a size per second (`4K`), or `0` for no minimum.
+fn min_rate(text: &str) -> Result<Option<airlift::registry::MinRate>> {
+    if text.trim() == "0" {
+        return Ok(None);
+    }
+    let rate = airlift::bundle::parse_size(text).context("invalid --min-rate")?;
+    Ok(Some(airlift::registry::MinRate::per_second(rate)))
 }
 
 /// Registry client options: flags, then the config file, then the usual credential files.
@@ -120,6 +133,8 @@ pub fn client_settings(args: RegistryArgs, timeout_secs: Option<u64>) -> Result<
         retry: RetryPolicy::default(),
         credentials: Some(config.credentials(authfiles)?),
         request_timeout: timeout_secs.map(|t| std::time::Duration::from_secs(t.max(1))),
+        // Set by the commands that take `--min-rate`.
+        min_rate: None,
     })
 }
 
@@ -169,7 +184,7 @@ impl CreateSettings {
             output_args,
             dry_run,
         } = args;
-        let timeout = transfer.timeout;
+        let (timeout, min_rate) = (transfer.timeout, min_rate(&transfer.min_rate)?);
         let max_volume_size = max_volume_size
             .map(|s| airlift::bundle::parse_size(&s))
             .transpose()
@@ -198,7 +213,10 @@ impl CreateSettings {
             from,
             platforms,
             transfer: transfer_settings(transfer)?,
-            client: client_settings(registry, Some(timeout))?,
+            client: ClientOptions {
+                min_rate,
+                ..client_settings(registry, Some(timeout))?
+            },
             output_settings: output_settings(output_args, quiet),
             dry_run,
         })
@@ -230,7 +248,7 @@ impl LoadSettings {
             state_dir,
             dry_run,
         } = args;
-        let timeout = transfer.timeout;
+        let (timeout, min_rate) = (transfer.timeout, min_rate(&transfer.min_rate)?);
         let dest = to.parse::<Destination>().context("invalid --to")?;
         let (mode, platforms) = mapping_settings(mapping)?;
         // Volumes often sit on read-only media: split-blob parts wait in the user's cache.
@@ -258,7 +276,10 @@ impl LoadSettings {
             mode: mode.unwrap_or_default(),
             platforms,
             transfer: transfer_settings(transfer)?,
-            client: client_settings(registry, Some(timeout))?,
+            client: ClientOptions {
+                min_rate,
+                ..client_settings(registry, Some(timeout))?
+            },
             output: output_settings(output, quiet),
             state_dir,
             dry_run,

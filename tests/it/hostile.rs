@@ -59,6 +59,12 @@ impl Run {
             self.rss_kib
         );
         assert!(self.wall < MAX_WALL, "{what}: took {:?}", self.wall);
+        eprintln!(
+            "{what}: exit {:?}, peak RSS {} KiB, {:?}",
+            self.out.status.code(),
+            self.rss_kib,
+            self.wall
+        );
         let raw = self
             .text()
             .chars()
@@ -571,6 +577,8 @@ fn hostile_registry(
                 let mut byte = [0u8; 1];
                 while !head.ends_with(b"\r\n\r\n") {
                     match stream.read(&mut byte) {
+                        // A TLS ClientHello (the client trying HTTPS first): plain HTTP only.
+                        Ok(1) if head.is_empty() && byte[0] == 0x16 => return,
                         Ok(1) => head.push(byte[0]),
                         _ => return,
                     }
@@ -625,6 +633,54 @@ fn a_hostile_registry_cannot_exhaust_memory_or_the_terminal() {
     sync_list(&list, &to)
         .check(1, "escapes in an error body")
         .says("\\x1b[2J");
+
+    // Item 10: a blob sent a byte at a time is never silent, but is too slow.
+    let good = Bundle::good();
+    let manifest = good.entries[2].1.clone();
+    let blobs: Vec<(String, Vec<u8>)> = good.entries[3..]
+        .iter()
+        .map(|(n, b)| (n.trim_start_matches("blobs/sha256/").to_owned(), b.clone()))
+        .collect();
+    let port = hostile_registry(move |path, s, _| {
+        let head = |s: &mut std::net::TcpStream, kind: &str, len: usize| {
+            write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+            )
+        };
+        if path.contains("/manifests/") {
+            let _ = head(s, MANIFEST_TYPE, manifest.len()).and_then(|()| s.write_all(&manifest));
+        } else if let Some((_, data)) = blobs.iter().find(|(hex, _)| path.ends_with(hex.as_str())) {
+            let _ = head(s, "application/octet-stream", data.len());
+            for byte in data {
+                if s.write_all(&[*byte]).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        } else {
+            let _ = head(s, "application/json", 2).and_then(|()| s.write_all(b"{}"));
+        }
+    });
+    let list = dir.path().join("slow.txt");
+    std::fs::write(&list, format!("127.0.0.1:{port}/app:1\n")).unwrap();
+    let args = argv(&[
+        &"mirror",
+        &"sync",
+        &"--list",
+        &list,
+        &"--to",
+        &to,
+        &"--progress",
+        &"none",
+        &"--retries",
+        &"0",
+        &"--min-rate",
+        &"1K",
+    ]);
+    let run = measured(&args, &[("AIRLIFT_MIN_RATE_WINDOW_SECS", Some("2"))]);
+    run.check(1, "a byte at a time").says("transfer too slow");
+    assert!(run.wall < Duration::from_secs(20), "took {:?}", run.wall);
 
     assert!(site.catalog().is_empty());
 }
