@@ -276,6 +276,15 @@ pub enum BundleError {
         /// The problems, as `bundle verify` reports them.
         problems: Vec<String>,
     },
+    /// `bundle verify` found this blob corrupt in the volumes given: `load` fails it without
+    /// uploading a byte of it.
+    #[error("{message}")]
+    CorruptBlob {
+        /// The blob.
+        digest: Digest,
+        /// What `bundle verify` said.
+        message: String,
+    },
     /// Data follows the end of the tar archive.
     #[error("volume {}: unexpected data after the end of the archive", volume.display())]
     TrailingData {
@@ -347,6 +356,7 @@ impl BundleError {
                 | BundleError::UnexpectedEntry { .. }
                 | BundleError::InvalidContent { .. }
                 | BundleError::Refused { .. }
+                | BundleError::CorruptBlob { .. }
                 | BundleError::Truncated { .. }
         )
     }

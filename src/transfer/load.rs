@@ -50,6 +50,8 @@ pub struct BundleSource {
     manifests: HashMap<Digest, Manifest>,
     by_source: HashMap<String, Digest>,
     state_dir: PathBuf,
+    /// Blobs `bundle verify` found corrupt, with its message: never uploaded.
+    corrupt: HashMap<Digest, String>,
 }
 
 impl BundleSource {
@@ -65,6 +67,12 @@ impl BundleSource {
         use crate::bundle::ProblemKind;
         let first = volumes.first().ok_or(BundleError::NoVolumes)?;
         let report = crate::bundle::verify(volumes)?;
+        let corrupt: HashMap<Digest, String> = report
+            .problems
+            .iter()
+            .filter(|p| p.kind == ProblemKind::Corrupt)
+            .filter_map(|p| Some((p.digest.clone()?, p.message.clone())))
+            .collect();
         let problems: Vec<String> = report
             .problems
             .into_iter()
@@ -131,6 +139,7 @@ impl BundleSource {
             manifests,
             by_source,
             state_dir,
+            corrupt,
         })
     }
 
@@ -215,6 +224,19 @@ pub async fn execute_load(
             reporter.clone(),
         ),
     });
+    // What verification found corrupt is failed here, before a byte of it is sent: a stream
+    // cut short by a digest mismatch would leave a half-written upload session behind.
+    for (digest, message) in &bundle.corrupt {
+        if needs.remove(digest).is_some() {
+            state.fail(
+                digest,
+                TransferError::Bundle(BundleError::CorruptBlob {
+                    digest: digest.clone(),
+                    message: message.clone(),
+                }),
+            );
+        }
+    }
     mount_present(client, &plan, &state, opts.jobs).await;
     {
         let done = state.done.lock().expect("not poisoned").clone();

@@ -144,7 +144,10 @@ const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 
 impl Bundle {
     fn good() -> Bundle {
-        let layer = b"hostile-input layer bytes".repeat(100);
+        Bundle::with_layer(b"hostile-input layer bytes".repeat(100))
+    }
+
+    fn with_layer(layer: Vec<u8>) -> Bundle {
         let (layer_d, layer_n) = (digest_of(&layer), layer.len());
         let config = serde_json::to_vec(&json!({
             "architecture": "amd64",
@@ -456,6 +459,44 @@ fn verify_and_load_agree_on_broken_bundles() {
     b.descriptor["images"][0]["source"] = json!("Not A Reference!");
     site.refused("bad-source", &b, &[], "invalid image reference");
 
+    // A corrupt layer large enough to be streamed: verification finds it, so load fails its
+    // image without uploading it, and no upload session is left in the registry.
+    let layer: Vec<u8> = (0..6u32 << 20).map(|i| (i % 251) as u8).collect();
+    let mut b = Bundle::with_layer(layer);
+    let last = b.entries.len() - 1;
+    b.entries[last].1[4096] ^= 1;
+    let volume = site.volume("corrupt-layer.tar.zst", &b, &[]);
+    site.verify(&volume)
+        .check(3, "corrupt layer: verify")
+        .says("content is corrupt");
+    site.load(&volume)
+        .check(3, "corrupt layer: load")
+        .says("content is corrupt");
+    let uploads: Vec<PathBuf> = walk(site.registry.storage_dir())
+        .into_iter()
+        .filter(|p| p.components().any(|c| c.as_os_str() == "_uploads"))
+        .filter(|p| p.is_file())
+        .collect();
+    assert!(
+        uploads.is_empty(),
+        "upload sessions left: {uploads:?}\n{}",
+        site.registry
+            .log()
+            .lines()
+            .filter(|l| l.contains("PATCH")
+                || l.contains("PUT")
+                || l.contains("DELETE")
+                || l.contains("POST")
+                || l.contains("level=error"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let layer = b.descriptor["images"][0]["blobs"][1].as_str().unwrap();
+    assert!(
+        !site.registry.stored_blobs().iter().any(|d| d == layer),
+        "the corrupt layer was stored"
+    );
+
     // Escape sequences in descriptor strings and entry names reach no terminal (item 6).
     let mut b = good.clone();
     b.descriptor["images"][0]["source"] = json!("docker.io/x/\u{1b}[2Jbundle-OK:1");
@@ -479,6 +520,19 @@ fn load_state_needs_a_private_directory() {
         .check(2, "no home")
         .says("--state-dir");
     assert!(site.registry.catalog().is_empty());
+}
+
+/// Every file and directory under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        }
+        out.push(path);
+    }
+    out
 }
 
 // -------------------------------------------------------------------------------------------
