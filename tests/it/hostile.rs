@@ -228,6 +228,25 @@ impl Bundle {
             .1
     }
 
+    /// Puts `manifest` in place of the image's manifest, renaming it everywhere.
+    fn replace_manifest(&mut self, manifest: Vec<u8>) {
+        let old = self.manifest_digest();
+        let (new, size) = (digest_of(&manifest), manifest.len());
+        let text = serde_json::to_string(&self.descriptor)
+            .unwrap()
+            .replace(&old, &new);
+        self.descriptor = serde_json::from_str(&text).unwrap();
+        self.descriptor["manifests"][&new]["size"] = json!(size);
+        let mut index: Value = serde_json::from_slice(self.entry_mut("index.json")).unwrap();
+        index["manifests"][0]["digest"] = json!(new);
+        index["manifests"][0]["size"] = json!(size);
+        *self.entry_mut("index.json") = serde_json::to_vec(&index).unwrap();
+        self.entries[2] = (
+            format!("blobs/sha256/{}", new.trim_start_matches("sha256:")),
+            manifest,
+        );
+    }
+
     /// Writes the volume; `sizes` overrides the size written in an entry's tar header.
     fn write(&self, path: &Path, sizes: &[(&str, u64)]) {
         let mut descriptor = serde_json::to_vec(&self.descriptor).unwrap();
@@ -444,6 +463,23 @@ fn verify_and_load_agree_on_broken_bundles() {
         &b,
         &[],
         "which the bundle neither holds nor expects at the site",
+    );
+
+    // Item 5: a manifest with more layers than the limit is refused when read (a million
+    // layers would not even fit the manifest size limit), in well under a second.
+    let mut b = good.clone();
+    let layer = json!({"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                       "digest": digest_of(b"x"), "size": 1});
+    let manifest = json!({"schemaVersion": 2, "mediaType": MANIFEST_TYPE,
+                          "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                     "digest": digest_of(b"c"), "size": 1},
+                          "layers": vec![layer; 10_001]});
+    b.replace_manifest(serde_json::to_vec(&manifest).unwrap());
+    site.refused(
+        "many-layers",
+        &b,
+        &[],
+        "has 10001 references, more than the limit of 10000",
     );
 
     // Garbage index.json and oci-layout.
