@@ -150,7 +150,7 @@ _airlift() {
             return 0
             ;;
         airlift__subcmd__bundle__subcmd__create)
-            opts="-l -o -j -v -q -h -V --list --output --max-volume-size --zstd-level --exclude-from --since --staging-dir --from --keep-host --flatten --platform --jobs --fail-fast --keep-going --retries --retry-budget --timeout --insecure-registry --ca-file --authfile --json --progress --dry-run --verbose --quiet --help --version"
+            opts="-l -o -j -v -q -h -V --list --output --max-volume-size --zstd-level --exclude-from --since --staging-dir --from --keep-host --flatten --platform --jobs --fail-fast --keep-going --retries --retry-budget --timeout --min-rate --insecure-registry --ca-file --authfile --json --progress --dry-run --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -217,6 +217,10 @@ _airlift() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-rate)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -342,7 +346,7 @@ _airlift() {
             return 0
             ;;
         airlift__subcmd__bundle__subcmd__load)
-            opts="-j -v -q -h -V --to --keep-host --flatten --platform --jobs --fail-fast --keep-going --retries --retry-budget --timeout --insecure-registry --ca-file --authfile --json --progress --state-dir --dry-run --verbose --quiet --help --version"
+            opts="-j -v -q -h -V --to --keep-host --flatten --platform --jobs --fail-fast --keep-going --retries --retry-budget --timeout --min-rate --insecure-registry --ca-file --authfile --json --progress --state-dir --dry-run --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -373,6 +377,10 @@ _airlift() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-rate)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -764,7 +772,7 @@ _airlift() {
             return 0
             ;;
         airlift__subcmd__mirror__subcmd__sync)
-            opts="-l -j -v -q -h -V --list --to --keep-host --flatten --platform --jobs --fail-fast --keep-going --retries --retry-budget --timeout --insecure-registry --ca-file --authfile --json --progress --dry-run --verbose --quiet --help --version"
+            opts="-l -j -v -q -h -V --list --to --keep-host --flatten --platform --jobs --fail-fast --keep-going --retries --retry-budget --timeout --min-rate --insecure-registry --ca-file --authfile --json --progress --dry-run --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -803,6 +811,10 @@ _airlift() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-rate)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
