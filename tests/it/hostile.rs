@@ -545,6 +545,85 @@ fn verify_and_load_agree_on_broken_bundles() {
     site.load(&volume).check(3, "escapes: load");
 }
 
+/// The good bundle as two volumes, its layer split into a part in each.
+fn split_bundle() -> (Bundle, Bundle) {
+    let mut one = Bundle::good();
+    let layer_name = one.entries[4].0.clone();
+    let layer = one.entries[4].1.clone();
+    let digest = format!("sha256:{}", layer_name.trim_start_matches("blobs/sha256/"));
+    let (a, b) = layer.split_at(layer.len() / 2);
+    one.descriptor["volume_count"] = json!(2);
+    one.descriptor["blobs"][&digest]["volumes"] = json!([
+        {"volume": 1, "part": 1, "offset": 0, "length": a.len(), "digest": digest_of(a)},
+        {"volume": 2, "part": 2, "offset": a.len(), "length": b.len(), "digest": digest_of(b)},
+    ]);
+    // No image is complete in either volume alone.
+    let mut index: Value = serde_json::from_slice(one.entry_mut("index.json")).unwrap();
+    index["manifests"] = json!([]);
+    *one.entry_mut("index.json") = serde_json::to_vec(&index).unwrap();
+    let mut two = one.clone();
+    two.descriptor["volume"] = json!(2);
+    one.entries[4] = (format!("{layer_name}.part1"), a.to_vec());
+    two.entries.truncate(3);
+    two.entries
+        .push((format!("{layer_name}.part2"), b.to_vec()));
+    (one, two)
+}
+
+#[test]
+fn planted_links_in_the_state_directory_are_not_followed() {
+    // Item 7: a link planted where a split blob's part is written points at another file;
+    // loading overwrites the link, never the file.
+    let site = Site::new();
+    let (one, two) = split_bundle();
+    let v1 = site.volume("split.001.tar.zst", &one, &[]);
+    let v2 = site.volume("split.002.tar.zst", &two, &[]);
+    site.verify(&v1).check(1, "volume 1 alone: verify");
+    let both = measured(&argv(&[&"bundle", &"verify", &v1, &v2]), &[]);
+    both.check(0, "both volumes: verify");
+
+    let state = site.dir.path().join("state");
+    let parts = state.join("parts");
+    std::fs::create_dir_all(&parts).unwrap();
+    std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&parts, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let victim = site.dir.path().join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    let part1 = one.entries[4]
+        .0
+        .trim_start_matches("blobs/sha256/")
+        .to_owned();
+    std::os::unix::fs::symlink(&victim, parts.join(format!("{part1}.partial"))).unwrap();
+
+    site.load(&v1).check(1, "volume 1: load");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    assert!(parts.join(&part1).is_file(), "part 1 was not kept");
+    site.load(&v2).check(0, "volume 2: load");
+    assert_eq!(site.registry.catalog(), ["site/hostile/app"]);
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+
+    // A state directory that is a link, or writable by others, is refused.
+    let elsewhere = site.dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let linked = site.dir.path().join("linked-state");
+    std::os::unix::fs::symlink(&elsewhere, &linked).unwrap();
+    let to = format!("{}/other", site.registry.addr());
+    let run = measured(
+        &argv(&[
+            &"bundle",
+            &"load",
+            &v1,
+            &"--to",
+            &to,
+            &"--state-dir",
+            &linked,
+        ]),
+        &[],
+    );
+    run.check(1, "linked state").says("not a directory");
+    assert!(std::fs::read_dir(&elsewhere).unwrap().next().is_none());
+}
+
 #[test]
 fn load_state_needs_a_private_directory() {
     // Item 7: without HOME and XDG_CACHE_HOME there is no shared /tmp fallback.
