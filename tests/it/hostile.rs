@@ -495,6 +495,33 @@ fn verify_and_load_agree_on_broken_bundles() {
     b.descriptor["images"][0]["source"] = json!("Not A Reference!");
     site.refused("bad-source", &b, &[], "invalid image reference");
 
+    // Escape sequences in tar entry names reach no terminal (item 6).
+    let mut b = good.clone();
+    b.entries.insert(
+        2,
+        (
+            "\u{1b}[2J\u{1b}]0;owned\u{7}bundle OK".into(),
+            b"x".to_vec(),
+        ),
+    );
+    site.refused(
+        "escape-entry",
+        &b,
+        &[],
+        "\\x1b[2J\\x1b]0;owned\\x07bundle OK",
+    );
+
+    // Escape sequences in descriptor strings reach no terminal (item 6).
+    let mut b = good.clone();
+    b.descriptor["images"][0]["source"] = json!("docker.io/x/\u{1b}[2Jbundle-OK:1");
+    b.descriptor["tool_version"] = json!("\u{1b}]0;owned\u{7}");
+    let volume = site.volume("escapes.tar.zst", &b, &[]);
+    site.verify(&volume)
+        .check(3, "escapes: verify")
+        .says("\\x1b[2J");
+    site.inspect(&volume).check(1, "escapes: inspect");
+    site.load(&volume).check(3, "escapes: load");
+
     // A corrupt layer large enough to be streamed: verification finds it, so load fails its
     // image without uploading it, and no upload session is left in the registry.
     let layer: Vec<u8> = (0..6u32 << 20).map(|i| (i % 251) as u8).collect();
@@ -532,17 +559,6 @@ fn verify_and_load_agree_on_broken_bundles() {
         !site.registry.stored_blobs().iter().any(|d| d == layer),
         "the corrupt layer was stored"
     );
-
-    // Escape sequences in descriptor strings and entry names reach no terminal (item 6).
-    let mut b = good.clone();
-    b.descriptor["images"][0]["source"] = json!("docker.io/x/\u{1b}[2Jbundle-OK:1");
-    b.descriptor["tool_version"] = json!("\u{1b}]0;owned\u{7}");
-    let volume = site.volume("escapes.tar.zst", &b, &[]);
-    site.verify(&volume)
-        .check(3, "escapes: verify")
-        .says("\\x1b[2J");
-    site.inspect(&volume).check(1, "escapes: inspect");
-    site.load(&volume).check(3, "escapes: load");
 }
 
 /// The good bundle as two volumes, its layer split into a part in each.
