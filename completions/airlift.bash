@@ -159,7 +159,7 @@ _airlift() {
             return 0
             ;;
         airlift__subcmd__bundle__subcmd__create)
-            opts="-l -o -j -v -q -h -V --list --output --max-volume-size --zstd-level --exclude-from --since --staging-dir --from --keep-host --flatten --platform --jobs --fail-fast --keep-going --retries --retry-budget --timeout --referrers --referrer-type --insecure-registry --ca-file --authfile --json --progress --dry-run --verbose --quiet --help --version"
+            opts="-l -o -j -v -q -h -V --list --output --max-volume-size --zstd-level --exclude-from --since --staging-dir --from --keep-host --flatten --platform --jobs --fail-fast --keep-going --retries --retry-budget --timeout --referrers --referrer-type --min-rate --insecure-registry --ca-file --authfile --json --progress --dry-run --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -234,6 +234,10 @@ _airlift() {
                     return 0
                     ;;
                 --referrer-type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-rate)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -359,7 +363,7 @@ _airlift() {
             return 0
             ;;
         airlift__subcmd__bundle__subcmd__load)
-            opts="-j -v -q -h -V --to --keep-host --flatten --platform --jobs --fail-fast --keep-going --retries --retry-budget --timeout --referrers --referrer-type --insecure-registry --ca-file --authfile --json --progress --state-dir --dry-run --verbose --quiet --help --version"
+            opts="-j -v -q -h -V --to --keep-host --flatten --platform --jobs --fail-fast --keep-going --retries --retry-budget --timeout --referrers --referrer-type --min-rate --insecure-registry --ca-file --authfile --json --progress --state-dir --dry-run --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -398,6 +402,10 @@ _airlift() {
                     return 0
                     ;;
                 --referrer-type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-rate)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -879,7 +887,7 @@ _airlift() {
             return 0
             ;;
         airlift__subcmd__mirror__subcmd__sync)
-            opts="-l -j -v -q -h -V --list --to --keep-host --flatten --platform --jobs --fail-fast --keep-going --retries --retry-budget --timeout --referrers --referrer-type --insecure-registry --ca-file --authfile --json --progress --dry-run --verbose --quiet --help --version"
+            opts="-l -j -v -q -h -V --list --to --keep-host --flatten --platform --jobs --fail-fast --keep-going --retries --retry-budget --timeout --referrers --referrer-type --min-rate --insecure-registry --ca-file --authfile --json --progress --dry-run --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -926,6 +934,10 @@ _airlift() {
                     return 0
                     ;;
                 --referrer-type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-rate)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -53,6 +53,7 @@ complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_
 signatures\t''
 all\t''"
 complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l referrer-type -d 'Carry only referrers of this artifact type (repeatable), e.g. `application/vnd.cncf.notary.signature`' -r
+complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l min-rate -d 'Slowest download accepted, in bytes per second over 30 seconds (e.g. `4K`; `0` turns the check off): a registry that trickles a blob counts as stalled and is retried, where `--timeout` alone only catches silence' -r
 complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l insecure-registry -d 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker\'s `--insecure-registry` (loopback registries always are). Repeatable' -r
 complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l ca-file -d 'Trust the CA certificates in FILE (PEM) for every registry, besides the system\'s. Per-registry CAs go in `/etc/docker/certs.d/HOST[:PORT]/ca.crt`. Repeatable' -r -F
 complete -c airlift -n "__fish_airlift_using_subcommand mirror; and __fish_seen_subcommand_from sync" -l authfile -d 'Read credentials from FILE (podman/skopeo `auth.json`, or docker\'s `config.json`) before docker\'s and podman\'s usual files. Repeatable' -r -F
@@ -124,6 +125,7 @@ complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_
 signatures\t''
 all\t''"
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l referrer-type -d 'Carry only referrers of this artifact type (repeatable), e.g. `application/vnd.cncf.notary.signature`' -r
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l min-rate -d 'Slowest download accepted, in bytes per second over 30 seconds (e.g. `4K`; `0` turns the check off): a registry that trickles a blob counts as stalled and is retried, where `--timeout` alone only catches silence' -r
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l insecure-registry -d 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker\'s `--insecure-registry` (loopback registries always are). Repeatable' -r
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l ca-file -d 'Trust the CA certificates in FILE (PEM) for every registry, besides the system\'s. Per-registry CAs go in `/etc/docker/certs.d/HOST[:PORT]/ca.crt`. Repeatable' -r -F
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from create" -l authfile -d 'Read credentials from FILE (podman/skopeo `auth.json`, or docker\'s `config.json`) before docker\'s and podman\'s usual files. Repeatable' -r -F
@@ -151,6 +153,7 @@ complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_
 signatures\t''
 all\t''"
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l referrer-type -d 'Carry only referrers of this artifact type (repeatable), e.g. `application/vnd.cncf.notary.signature`' -r
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l min-rate -d 'Slowest download accepted, in bytes per second over 30 seconds (e.g. `4K`; `0` turns the check off): a registry that trickles a blob counts as stalled and is retried, where `--timeout` alone only catches silence' -r
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l insecure-registry -d 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker\'s `--insecure-registry` (loopback registries always are). Repeatable' -r
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l ca-file -d 'Trust the CA certificates in FILE (PEM) for every registry, besides the system\'s. Per-registry CAs go in `/etc/docker/certs.d/HOST[:PORT]/ca.crt`. Repeatable' -r -F
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l authfile -d 'Read credentials from FILE (podman/skopeo `auth.json`, or docker\'s `config.json`) before docker\'s and podman\'s usual files. Repeatable' -r -F

@@ -27,7 +27,9 @@ mod descriptor;
 mod inspect;
 mod parts;
 mod plan;
+mod private;
 mod reader;
+mod sanity;
 mod staging;
 #[cfg(test)]
 pub(crate) mod testutil;
@@ -58,6 +60,30 @@ pub const OCI_LAYOUT_NAME: &str = "oci-layout";
 pub const INDEX_NAME: &str = "index.json";
 /// Directory of blobs (and manifests) inside a volume.
 pub const BLOBS_DIR: &str = "blobs/sha256/";
+
+/// Limits on what a volume may declare, checked before anything is allocated from a declared
+/// size or count (a volume may come from anyone). Documented in `docs/bundle-format.md`.
+pub mod limits {
+    /// Largest `airlift-bundle.json` (bytes). It is parsed as it streams, unknown fields
+    /// skipped without being kept, so this bounds parsing time and the typed result.
+    pub const MAX_DESCRIPTOR_BYTES: u64 = 32 << 20;
+    /// Largest manifest (bytes), as registries allow.
+    pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+    /// Largest `index.json` (bytes).
+    pub const MAX_INDEX_BYTES: u64 = 8 << 20;
+    /// Largest `oci-layout` (bytes).
+    pub const MAX_OCI_LAYOUT_BYTES: u64 = 4096;
+    /// Most volumes a bundle may declare.
+    pub const MAX_VOLUMES: u32 = 10_000;
+    /// Most images a bundle may hold.
+    pub const MAX_IMAGES: usize = 100_000;
+    /// Most manifests a bundle may hold.
+    pub const MAX_MANIFESTS: usize = 1_000_000;
+    /// Most blobs (carried plus expected at the site) a bundle may hold.
+    pub const MAX_BLOBS: usize = 1_000_000;
+    /// Most references (config plus layers, or index children) in one manifest.
+    pub const MAX_MANIFEST_REFERENCES: usize = 10_000;
+}
 
 /// Errors of bundle creation, reading and checking. Each names the file, entry or digest
 /// concerned so the message alone says where to look.
@@ -229,6 +255,36 @@ pub enum BundleError {
         /// The missing entry names.
         entries: Vec<String>,
     },
+    /// A manifest, `index.json` or `oci-layout` is malformed or names content the bundle
+    /// neither holds nor expects at the site.
+    #[error("volume {}: entry `{entry}`: {reason}", volume.display())]
+    InvalidContent {
+        /// The volume file.
+        volume: PathBuf,
+        /// The entry name.
+        entry: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `bundle load` refused volumes that `bundle verify` finds problems in (other than
+    /// volumes not given): nothing was pushed.
+    #[error(
+        "the bundle fails the checks of `bundle verify`; nothing was loaded:\n  {}",
+        problems.join("\n  ")
+    )]
+    Refused {
+        /// The problems, as `bundle verify` reports them.
+        problems: Vec<String>,
+    },
+    /// `bundle verify` found this blob corrupt in the volumes given: `load` fails it without
+    /// uploading a byte of it.
+    #[error("{message}")]
+    CorruptBlob {
+        /// The blob.
+        digest: Digest,
+        /// What `bundle verify` said.
+        message: String,
+    },
     /// Data follows the end of the tar archive.
     #[error("volume {}: unexpected data after the end of the archive", volume.display())]
     TrailingData {
@@ -298,6 +354,9 @@ impl BundleError {
             BundleError::DigestMismatch(_)
                 | BundleError::StagingMismatch { .. }
                 | BundleError::UnexpectedEntry { .. }
+                | BundleError::InvalidContent { .. }
+                | BundleError::Refused { .. }
+                | BundleError::CorruptBlob { .. }
                 | BundleError::Truncated { .. }
         )
     }

@@ -313,6 +313,11 @@ pub struct TransferArgs {
     /// `application/vnd.cncf.notary.signature`.
     #[arg(long = "referrer-type", value_name = "ARTIFACT_TYPE")]
     pub referrer_types: Vec<String>,
+    /// Slowest download accepted, in bytes per second over 30 seconds (e.g. `4K`; `0` turns
+    /// the check off): a registry that trickles a blob counts as stalled and is retried,
+    /// where `--timeout` alone only catches silence.
+    #[arg(long, value_name = "RATE", default_value = "4K")]
+    pub min_rate: String,
 }
 
 /// Registry connection options.

@@ -129,7 +129,10 @@ async fn prepare_credentials(
         hosts.dedup();
         for warning in client.prepare_credentials(&hosts).await {
             if !settings.quiet {
-                eprintln!("warning: {warning}");
+                eprintln!(
+                    "warning: {}",
+                    airlift::escape::escape_lines(&warning.to_string())
+                );
             }
         }
     }

@@ -2,7 +2,7 @@
 //!
 //! A file is written to a temporary name beside its target, synced, and renamed over the
 //! target. Every writer gets its own temporary name (`<target name>.<random>.partial`),
-//! created exclusively (`O_CREAT|O_EXCL`, mode 0600): nothing that is already there, a file
+//! created exclusively (`O_CREAT|O_EXCL|O_NOFOLLOW`, mode 0600): nothing that is already there, a file
 //! of another writer or a planted symlink, is ever opened, followed or truncated. Content
 //! addressed files (blobs, manifests, parts) can therefore be written by two tasks at once:
 //! both renames succeed and the target holds the same verified bytes either way.
@@ -37,7 +37,9 @@ fn exclusive() -> std::fs::OpenOptions {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
+        // O_EXCL already refuses a link at the name; O_NOFOLLOW says so twice.
+        opts.mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
     }
     opts
 }

@@ -16,6 +16,11 @@ use std::path::{Path, PathBuf};
 use crate::mapping::MappingMode;
 use crate::reference::{ImageRef, Platform};
 
+/// Largest list file read (bytes); checked while reading, so `--list /dev/zero` stops here.
+pub const MAX_LIST_BYTES: u64 = 16 << 20;
+/// Longest line of a text list (bytes).
+pub const MAX_LINE_BYTES: usize = 4096;
+
 /// Where a list entry came from, for error messages and reports.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Origin {
@@ -32,7 +37,7 @@ impl fmt::Display for Origin {
 }
 
 /// An explicit target written in a list.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum TargetSpec {
     /// A full reference with a registry host: used as is.
     Full(ImageRef),
@@ -92,6 +97,14 @@ pub enum ListError {
         #[source]
         source: std::io::Error,
     },
+    /// The list is larger than [`MAX_LIST_BYTES`].
+    #[error("image list {} is larger than the limit of {limit} bytes", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit.
+        limit: u64,
+    },
     /// One or more entries are invalid; all of them are listed.
     #[error("{}", render_problems(.0))]
     Invalid(Vec<Problem>),
@@ -123,12 +136,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<ListEntry>, ListError> {
     let mut entries = Vec::new();
     let mut problems = Vec::new();
     for path in paths {
-        // `std::fs` rather than `fs_err`: `ListError::Read` already names the path, and fs_err
-        // would repeat it inside the source error's message.
-        let text = std::fs::read_to_string(path).map_err(|source| ListError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let text = read_list(path)?;
         let parsed = if is_yaml(path) {
             parse_yaml(&text, path)
         } else {
@@ -145,6 +153,69 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<ListEntry>, ListError> {
     } else {
         Err(ListError::Invalid(problems))
     }
+}
+
+/// Finds repeated `(source, target)` pairs among the entries read so far in linear time,
+/// without copying them: entries are found by hash, then compared.
+#[derive(Default)]
+pub(crate) struct Repeats {
+    by_hash: std::collections::HashMap<u64, Vec<usize>>,
+}
+
+impl Repeats {
+    /// Whether `entries` already holds `(source, target)`. When it does not, the caller is
+    /// about to push it: it is recorded as `entries[entries.len()]`.
+    pub(crate) fn is_repeat(
+        &mut self,
+        entries: &[ListEntry],
+        source: &ImageRef,
+        target: &Option<TargetSpec>,
+    ) -> bool {
+        use std::hash::{Hash, Hasher};
+        let key = {
+            let mut h = std::hash::DefaultHasher::new();
+            (source, target).hash(&mut h);
+            h.finish()
+        };
+        let slot = self.by_hash.entry(key).or_default();
+        if slot
+            .iter()
+            .any(|&i| entries[i].source == *source && entries[i].target == *target)
+        {
+            return true;
+        }
+        slot.push(entries.len());
+        false
+    }
+}
+
+/// Reads a list file whole, refusing one larger than [`MAX_LIST_BYTES`] before reading past
+/// the limit (a device or a pipe has no size to check first).
+fn read_list(path: &Path) -> Result<String, ListError> {
+    use std::io::Read as _;
+    let read_err = |source| ListError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    // `std::fs` rather than `fs_err`: `ListError::Read` already names the path, and fs_err
+    // would repeat it inside the source error's message.
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_LIST_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_LIST_BYTES {
+        return Err(ListError::TooLarge {
+            path: path.to_path_buf(),
+            limit: MAX_LIST_BYTES,
+        });
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        read_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text: {}", e.utf8_error()),
+        ))
+    })
 }
 
 /// Parses a plain-text list.

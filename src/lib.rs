@@ -10,6 +10,7 @@
 
 pub mod bundle;
 pub mod credentials;
+pub mod escape;
 pub mod fsutil;
 pub mod imagelist;
 pub mod inventory;

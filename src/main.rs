@@ -39,9 +39,11 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("error: {error}");
+            // Errors quote lists, bundles and registries: escaped before the terminal.
+            use airlift::escape::escape_lines;
+            eprintln!("error: {}", escape_lines(&error.to_string()));
             for cause in error.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                eprintln!("  caused by: {}", escape_lines(&cause.to_string()));
             }
             commands::exit_code_for(&error).into()
         }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use indicatif::HumanBytes;
 
+use airlift::escape::escape_lines;
 use airlift::report::{ImageStatus, Reporter, RunReport};
 use airlift::transfer::Plan;
 
@@ -69,11 +70,11 @@ pub fn print_plan(plan: &Plan) -> std::io::Result<()> {
             ),
             None => String::new(),
         };
-        writeln!(
-            out,
+        let line = format!(
             "  {} -> {}{digest}{what}: {state}",
             image.job.source, image.job.target
-        )?;
+        );
+        writeln!(out, "{}", escape_lines(&line))?;
     }
     Ok(())
 }
@@ -122,12 +123,13 @@ pub fn print_summary(report: &RunReport) {
         .iter()
         .filter(|i| i.status == ImageStatus::Failed)
     {
-        eprintln!(
+        let line = format!(
             "failed: {} ({}): {}",
             image.source,
             image.origin,
             image.error.as_deref().unwrap_or("unknown error")
         );
+        eprintln!("{}", escape_lines(&line));
     }
 }
 

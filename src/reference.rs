@@ -76,7 +76,7 @@ impl FromStr for Digest {
         if ok {
             Ok(Digest(s.to_owned()))
         } else {
-            Err(ReferenceError::Digest(s.to_owned()))
+            Err(ReferenceError::Digest(crate::escape::clip(s, 80)))
         }
     }
 }
@@ -179,13 +179,24 @@ impl ImageRef {
     }
 }
 
+/// Longest image reference accepted (bytes): a repository name is at most 255 characters,
+/// a tag 128, a digest 71 and a host 255, so anything longer is not a reference.
+pub const MAX_REFERENCE_LEN: usize = 1024;
+
 impl FromStr for ImageRef {
     type Err = ReferenceError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // The text is echoed in errors: bounded and escaped, never whole.
         let err = |reason: String| ReferenceError::Reference {
-            input: s.to_owned(),
+            input: crate::escape::clip(s, 256),
             reason,
         };
+        if s.len() > MAX_REFERENCE_LEN {
+            return Err(err(format!(
+                "{} bytes is longer than the limit of {MAX_REFERENCE_LEN}",
+                s.len()
+            )));
+        }
         let r: oci_client::Reference = s.parse().map_err(|e| err(format!("{e}")))?;
         let digest = r
             .digest()

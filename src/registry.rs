@@ -215,7 +215,9 @@ impl RegistryError {
             RegistryError::Auth { kind, .. } if **kind == AuthFailure::TokenExpired => true,
             RegistryError::Status { status, .. } => retry::status_is_retryable(*status),
             // A stalled download is a network problem that surfaced without a reqwest error.
-            RegistryError::Protocol { reason, .. } => reason == blobs::STALLED,
+            RegistryError::Protocol { reason, .. } => {
+                reason == blobs::STALLED || reason.starts_with(blobs::TOO_SLOW)
+            }
             RegistryError::NotFound { .. }
             | RegistryError::Auth { .. }
             | RegistryError::DigestMismatch { .. } => false,
@@ -321,6 +323,36 @@ pub struct ClientOptions {
     /// Per-request timeout for small requests (manifests, HEAD, upload start); blob bodies are
     /// bounded by stall detection instead. `None` picks a default.
     pub request_timeout: Option<Duration>,
+    /// Slowest blob download accepted, besides the silence limit; `None` accepts any rate.
+    pub min_rate: Option<MinRate>,
+}
+
+/// A minimum transfer rate: fewer than `bytes_per_sec * window` bytes in any `window` of a
+/// blob download ends it as stalled (retryable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinRate {
+    /// Bytes per second.
+    pub bytes_per_sec: u64,
+    /// The window the rate is measured over.
+    pub window: Duration,
+}
+
+impl MinRate {
+    /// Environment variable overriding the 30 s window (seconds), so tests need not wait.
+    pub const WINDOW_ENV: &str = "AIRLIFT_MIN_RATE_WINDOW_SECS";
+
+    /// `bytes_per_sec` over the default 30 s window (or the [`Self::WINDOW_ENV`] one).
+    pub fn per_second(bytes_per_sec: u64) -> MinRate {
+        let secs = std::env::var(Self::WINDOW_ENV)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|s| *s > 0)
+            .unwrap_or(30);
+        MinRate {
+            bytes_per_sec,
+            window: Duration::from_secs(secs),
+        }
+    }
 }
 
 /// A manifest exactly as the registry served it.

@@ -44,7 +44,7 @@ impl SyncSettings {
             output,
             dry_run,
         } = args;
-        let timeout = transfer.timeout;
+        let (timeout, min_rate) = (transfer.timeout, min_rate(&transfer.min_rate)?);
         let dest = to
             .map(|t| t.parse::<Destination>())
             .transpose()
@@ -56,7 +56,10 @@ impl SyncSettings {
             mode,
             platforms,
             transfer: transfer_settings(transfer)?,
-            client: client_settings(registry, Some(timeout))?,
+            client: ClientOptions {
+                min_rate,
+                ..client_settings(registry, Some(timeout))?
+            },
             output: output_settings(output, quiet),
             dry_run,
         })
@@ -89,7 +92,8 @@ fn transfer_settings(args: TransferArgs) -> Result<TransferOptions> {
         keep_going: _, // the default; accepted so scripts can say it explicitly
         retries,
         retry_budget,
-        timeout: _, // a client option: see `request_timeout`
+        timeout: _,  // a client option: see `request_timeout`
+        min_rate: _, // a client option: see `min_rate`
         referrers,
         referrer_types,
     } = args;
@@ -112,6 +116,15 @@ fn transfer_settings(args: TransferArgs) -> Result<TransferOptions> {
     })
 }
 
+/// `--min-rate`: a size per second (`4K`), or `0` for no minimum.
+fn min_rate(text: &str) -> Result<Option<airlift::registry::MinRate>> {
+    if text.trim() == "0" {
+        return Ok(None);
+    }
+    let rate = airlift::bundle::parse_size(text).context("invalid --min-rate")?;
+    Ok(Some(airlift::registry::MinRate::per_second(rate)))
+}
+
 /// Registry client options: flags, then the config file, then the usual credential files.
 /// `timeout_secs` is `--timeout` (per request, and the stall limit); `None` keeps the default.
 pub fn client_settings(args: RegistryArgs, timeout_secs: Option<u64>) -> Result<ClientOptions> {
@@ -128,6 +141,8 @@ pub fn client_settings(args: RegistryArgs, timeout_secs: Option<u64>) -> Result<
         retry: RetryPolicy::default(),
         credentials: Some(config.credentials(authfiles)?),
         request_timeout: timeout_secs.map(|t| std::time::Duration::from_secs(t.max(1))),
+        // Set by the commands that take `--min-rate`.
+        min_rate: None,
     })
 }
 
@@ -182,7 +197,7 @@ impl CreateSettings {
         } = args;
         // --keep-going (explicit) also writes a bundle without the entries that failed.
         let write_partial = transfer.keep_going;
-        let timeout = transfer.timeout;
+        let (timeout, min_rate) = (transfer.timeout, min_rate(&transfer.min_rate)?);
         let max_volume_size = max_volume_size
             .map(|s| airlift::bundle::parse_size(&s))
             .transpose()
@@ -211,7 +226,10 @@ impl CreateSettings {
             from,
             platforms,
             transfer: transfer_settings(transfer)?,
-            client: client_settings(registry, Some(timeout))?,
+            client: ClientOptions {
+                min_rate,
+                ..client_settings(registry, Some(timeout))?
+            },
             output_settings: output_settings(output_args, quiet),
             dry_run,
             write_partial,
@@ -244,24 +262,38 @@ impl LoadSettings {
             state_dir,
             dry_run,
         } = args;
-        let timeout = transfer.timeout;
+        let (timeout, min_rate) = (transfer.timeout, min_rate(&transfer.min_rate)?);
         let dest = to.parse::<Destination>().context("invalid --to")?;
         let (mode, platforms) = mapping_settings(mapping)?;
         // Volumes often sit on read-only media: split-blob parts wait in the user's cache.
-        let state_dir = state_dir.unwrap_or_else(|| {
-            let base = std::env::var_os("XDG_CACHE_HOME")
+        // Never a shared directory such as /tmp: the state holds parts another user could
+        // plant or read there.
+        let state_dir = match state_dir {
+            Some(dir) => dir,
+            None => std::env::var_os("XDG_CACHE_HOME")
+                .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-                .unwrap_or_else(std::env::temp_dir);
-            base.join("airlift").join("load")
-        });
+                .or_else(|| {
+                    std::env::var_os("HOME")
+                        .filter(|v| !v.is_empty())
+                        .map(|h| PathBuf::from(h).join(".cache"))
+                })
+                .map(|base| base.join("airlift").join("load"))
+                .context(
+                    "no directory for the load state: neither XDG_CACHE_HOME nor HOME is set; \
+                     pass --state-dir DIR (a private directory, not a shared one like /tmp)",
+                )?,
+        };
         Ok(LoadSettings {
             volumes,
             dest,
             mode: mode.unwrap_or_default(),
             platforms,
             transfer: transfer_settings(transfer)?,
-            client: client_settings(registry, Some(timeout))?,
+            client: ClientOptions {
+                min_rate,
+                ..client_settings(registry, Some(timeout))?
+            },
             output: output_settings(output, quiet),
             state_dir,
             dry_run,

@@ -121,6 +121,49 @@ pub struct BlobLocation {
     pub digest: Option<Digest>,
 }
 
+/// The descriptor as it arrives: every field optional, so the format version can be checked
+/// before a missing field is reported (a later format may drop fields). Unknown fields are
+/// skipped by serde without being materialised.
+#[derive(Deserialize)]
+struct Wire {
+    format_version: Option<u64>,
+    tool_version: Option<String>,
+    created: Option<String>,
+    lists: Option<Vec<String>>,
+    bundle_id: Option<String>,
+    volume: Option<u32>,
+    volume_count: Option<u32>,
+    images: Option<Vec<ImageEntry>>,
+    manifests: Option<BTreeMap<Digest, ManifestEntry>>,
+    blobs: Option<BTreeMap<Digest, BlobEntry>>,
+    #[serde(default)]
+    excluded_blobs: BTreeMap<Digest, u64>,
+    #[serde(default)]
+    missing_images: Vec<crate::report::MissingImage>,
+}
+
+impl Wire {
+    fn into_descriptor(self) -> Result<Descriptor, String> {
+        fn need<T>(v: Option<T>, name: &str) -> Result<T, String> {
+            v.ok_or_else(|| format!("missing field `{name}`"))
+        }
+        Ok(Descriptor {
+            format_version: FORMAT_VERSION,
+            tool_version: need(self.tool_version, "tool_version")?,
+            created: need(self.created, "created")?,
+            lists: need(self.lists, "lists")?,
+            bundle_id: need(self.bundle_id, "bundle_id")?,
+            volume: need(self.volume, "volume")?,
+            volume_count: need(self.volume_count, "volume_count")?,
+            images: need(self.images, "images")?,
+            manifests: need(self.manifests, "manifests")?,
+            blobs: need(self.blobs, "blobs")?,
+            excluded_blobs: self.excluded_blobs,
+            missing_images: self.missing_images,
+        })
+    }
+}
+
 impl BlobEntry {
     /// Whether the blob is split into parts.
     pub fn is_split(&self) -> bool {
@@ -147,15 +190,29 @@ impl Descriptor {
     /// Parses and checks a descriptor read from `volume`. The format version is checked
     /// before anything else so a future format gives a version error, not a field error.
     pub fn parse(bytes: &[u8], volume: &Path) -> Result<Descriptor, BundleError> {
+        Descriptor::from_reader(bytes, volume)
+    }
+
+    /// Parses and checks a descriptor as it streams from `input` (give it a buffered reader,
+    /// limited to the entry). Nothing but the typed fields is kept: an unknown field, however
+    /// large, is skipped as it passes, never held in memory.
+    pub fn from_reader(
+        input: impl std::io::Read,
+        volume: &Path,
+    ) -> Result<Descriptor, BundleError> {
         let invalid = |reason: String| BundleError::InvalidDescriptor {
             volume: volume.to_owned(),
             reason,
         };
-        let value: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
-        let found = value
-            .get("format_version")
-            .and_then(|v| v.as_u64())
+        let wire: Wire = serde_json::from_reader(input).map_err(|e| {
+            if e.is_io() {
+                let source = std::io::Error::from(e);
+                return crate::bundle::into_bundle_error(source, volume);
+            }
+            invalid(e.to_string())
+        })?;
+        let found = wire
+            .format_version
             .ok_or_else(|| invalid("missing or non-numeric `format_version`".into()))?;
         if found != u64::from(FORMAT_VERSION) {
             return Err(BundleError::UnsupportedFormat {
@@ -164,7 +221,7 @@ impl Descriptor {
                 supported: FORMAT_VERSION,
             });
         }
-        let d: Descriptor = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
+        let d = wire.into_descriptor().map_err(invalid)?;
         d.check().map_err(invalid)?;
         Ok(d)
     }
@@ -218,10 +275,66 @@ impl Descriptor {
             .collect()
     }
 
+    /// The limits of [`crate::bundle::limits`]: counts, manifest sizes, and sizes that add up
+    /// without overflow (so no total computed from them wraps).
+    fn check_limits(&self) -> Result<(), String> {
+        use crate::bundle::limits::*;
+        let too_many = |what: &str, n: usize, max: usize| {
+            Err(format!("{n} {what} exceeds the limit of {max}"))
+        };
+        if self.volume_count > MAX_VOLUMES {
+            return Err(format!(
+                "volume_count {} exceeds the limit of {MAX_VOLUMES} volumes",
+                self.volume_count
+            ));
+        }
+        if self.images.len() > MAX_IMAGES {
+            return too_many("images", self.images.len(), MAX_IMAGES);
+        }
+        if self.manifests.len() > MAX_MANIFESTS {
+            return too_many("manifests", self.manifests.len(), MAX_MANIFESTS);
+        }
+        let blobs = self.blobs.len() + self.excluded_blobs.len();
+        if blobs > MAX_BLOBS {
+            return too_many("blobs", blobs, MAX_BLOBS);
+        }
+        let mut total: u64 = 0;
+        let overflow = || "sizes add up to more than 2^64 bytes".to_owned();
+        for (digest, m) in &self.manifests {
+            if m.size > MAX_MANIFEST_BYTES {
+                return Err(format!(
+                    "manifest {digest}: size {} exceeds the limit of {MAX_MANIFEST_BYTES} bytes",
+                    m.size
+                ));
+            }
+            total = total.checked_add(m.size).ok_or_else(overflow)?;
+        }
+        for size in self
+            .blobs
+            .values()
+            .map(|b| b.size)
+            .chain(self.excluded_blobs.values().copied())
+        {
+            total = total.checked_add(size).ok_or_else(overflow)?;
+        }
+        for image in &self.images {
+            if image.manifests.len() > MAX_MANIFEST_REFERENCES + 1
+                || image.blobs.len() > MAX_MANIFEST_REFERENCES * (image.manifests.len().max(1))
+            {
+                return Err(format!(
+                    "image {}: too many manifests or blobs",
+                    image.source
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Internal consistency: the volume is in range, every image's blobs and manifests are
     /// described, and each blob's locations cover it exactly. A reader relies on this to
     /// trust sizes and part numbers without re-checking them everywhere.
     fn check(&self) -> Result<(), String> {
+        self.check_limits()?;
         if self.volume == 0 || self.volume > self.volume_count {
             return Err(format!(
                 "volume {} out of range 1..={}",
@@ -229,6 +342,11 @@ impl Descriptor {
             ));
         }
         for image in &self.images {
+            // `load` pushes to a name derived from it: refuse here what it could not use, so
+            // `verify` and `load` agree.
+            if let Err(e) = image.source.parse::<crate::reference::ImageRef>() {
+                return Err(format!("image source: {e}"));
+            }
             for m in &image.manifests {
                 if !self.manifests.contains_key(m) {
                     return Err(format!("{}: manifest {m} not described", image.source));

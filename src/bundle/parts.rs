@@ -33,7 +33,8 @@ impl PartAssembler {
     /// Opens (creating) the parts directory under the state directory `state`.
     pub fn open(state: &Path) -> Result<PartAssembler, BundleError> {
         let dir = state.join("parts");
-        fs_err::create_dir_all(&dir).map_err(io_err(&dir))?;
+        super::private::private_dir(state)?;
+        super::private::private_dir(&dir)?;
         Ok(PartAssembler { dir })
     }
 

@@ -24,12 +24,9 @@ use super::{
     io_err, part_name,
 };
 
-/// Largest descriptor accepted: a hostile size must not make us allocate without bound.
-const MAX_DESCRIPTOR: u64 = 256 << 20;
-/// Largest `index.json` accepted.
-const MAX_INDEX: u64 = 64 << 20;
-/// Largest `oci-layout` accepted.
-const MAX_OCI_LAYOUT: u64 = 4096;
+use super::limits::{
+    MAX_DESCRIPTOR_BYTES, MAX_INDEX_BYTES, MAX_MANIFEST_BYTES, MAX_OCI_LAYOUT_BYTES,
+};
 
 /// What an entry of a volume is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +60,6 @@ pub struct VolumeReader {
     path: PathBuf,
     stream: Box<dyn Read + Send>,
     descriptor: Descriptor,
-    raw_descriptor: Vec<u8>,
     /// Unread bytes of the current entry's body, then its padding.
     remaining: u64,
     padding: u64,
@@ -82,6 +78,9 @@ pub struct Entry<'a> {
     expected: Option<(Digest, String, Digest)>,
     hasher: Sha256,
     read: u64,
+    /// The content so far of a manifest, `index.json` or `oci-layout` (bounded by their
+    /// limits), checked by [`super::sanity`] at the end.
+    content: Option<Vec<u8>>,
 }
 
 impl VolumeReader {
@@ -107,7 +106,6 @@ impl VolumeReader {
             path,
             stream: Box::new(decoder),
             descriptor: placeholder_descriptor(),
-            raw_descriptor: Vec::new(),
             remaining: 0,
             padding: 0,
             current: None,
@@ -124,24 +122,48 @@ impl VolumeReader {
         if name != DESCRIPTOR_NAME {
             return Err(not_first(&reader, &name));
         }
-        if size > MAX_DESCRIPTOR {
-            return Err(reader.unexpected(&name, format!("{size} bytes is too large")));
+        if size > MAX_DESCRIPTOR_BYTES {
+            return Err(reader.unexpected(
+                &name,
+                format!("{size} bytes exceeds the limit of {MAX_DESCRIPTOR_BYTES} bytes"),
+            ));
         }
-        let raw = reader.read_body(size)?;
-        reader.descriptor = Descriptor::parse(&raw, &reader.path)?;
-        reader.raw_descriptor = raw;
+        reader.descriptor = reader.parse_descriptor(size)?;
         reader.seen.insert(name);
         Ok(reader)
+    }
+
+    /// Parses the descriptor (`size` bytes) as it streams: only the typed fields are kept.
+    fn parse_descriptor(&mut self, size: u64) -> Result<Descriptor, BundleError> {
+        let path = self.path.clone();
+        let (parsed, consumed) = {
+            let mut stream = ReadStream(self);
+            let mut counted = Counted {
+                inner: (&mut stream).take(size),
+                count: 0,
+            };
+            let parsed = Descriptor::from_reader(
+                io::BufReader::with_capacity(64 << 10, &mut counted),
+                &path,
+            );
+            // Whatever the parser left (nothing, unless it failed) is skipped.
+            let rest = io::copy(&mut counted.inner, &mut io::sink());
+            (parsed, rest.map(|_| counted.count))
+        };
+        let consumed = match consumed {
+            Ok(n) => n,
+            Err(e) => return Err(self.wrap_io(e)),
+        };
+        if consumed < size {
+            return Err(self.truncated());
+        }
+        self.remaining = 0;
+        parsed
     }
 
     /// The volume's descriptor.
     pub fn descriptor(&self) -> &Descriptor {
         &self.descriptor
-    }
-
-    /// The raw bytes of `airlift-bundle.json`.
-    pub fn raw_descriptor(&self) -> &[u8] {
-        &self.raw_descriptor
     }
 
     /// The volume's path (or name given to [`VolumeReader::from_reader`]).
@@ -165,11 +187,11 @@ impl VolumeReader {
                     });
                 }
                 EntryName::OciLayout => {
-                    self.check_small(&name, size, MAX_OCI_LAYOUT)?;
+                    self.check_small(&name, size, MAX_OCI_LAYOUT_BYTES)?;
                     (EntryKind::OciLayout, None)
                 }
                 EntryName::Index => {
-                    self.check_small(&name, size, MAX_INDEX)?;
+                    self.check_small(&name, size, MAX_INDEX_BYTES)?;
                     (EntryKind::Index, None)
                 }
                 EntryName::Blob(digest) => self.check_blob(&name, size, digest)?,
@@ -182,6 +204,15 @@ impl VolumeReader {
                 });
             }
             let (kind, expected) = kind;
+            // Small structured entries are kept as they are read and checked at their end.
+            let content = match kind {
+                EntryKind::Manifest { .. } => {
+                    self.check_small(&name, size, MAX_MANIFEST_BYTES)?;
+                    Some(Vec::new())
+                }
+                EntryKind::Index | EntryKind::OciLayout => Some(Vec::new()),
+                _ => None,
+            };
             return Ok(Some(Entry {
                 reader: self,
                 kind,
@@ -190,6 +221,7 @@ impl VolumeReader {
                 expected,
                 hasher: Sha256::new(),
                 read: 0,
+                content,
             }));
         }
     }
@@ -257,9 +289,9 @@ impl VolumeReader {
                 Err(_) => fs_err::create_dir(&d).map_err(io_err(&d))?,
             }
         }
-        let raw = std::mem::take(&mut self.raw_descriptor);
+        // Written from the parsed descriptor: what was checked is what is written.
+        let raw = self.descriptor.to_bytes();
         create_file(&dir.join(DESCRIPTOR_NAME), &mut raw.as_slice())?;
-        self.raw_descriptor = raw;
         while let Some(mut entry) = self.next_entry()? {
             let target = dir.join(entry.name());
             if let Err(e) = create_file(&target, &mut entry) {
@@ -444,24 +476,6 @@ impl VolumeReader {
         Ok(Some((name, size)))
     }
 
-    /// Reads the whole body of the current entry into `buf` (sized to it).
-    /// Reads the whole body (`size` bytes) of the current entry. The buffer grows as bytes
-    /// arrive rather than being allocated from the declared size, so a tiny hostile file
-    /// cannot make us allocate the maximum.
-    fn read_body(&mut self, size: u64) -> Result<Vec<u8>, BundleError> {
-        let mut buf = Vec::new();
-        let result = {
-            let mut raw = ReadStream(self);
-            (&mut raw).take(size).read_to_end(&mut buf)
-        };
-        result.map_err(|e| self.wrap_io(e))?;
-        if buf.len() as u64 != size {
-            return Err(self.truncated());
-        }
-        self.remaining -= size;
-        Ok(buf)
-    }
-
     fn read_exact_stream(&mut self, buf: &mut [u8]) -> Result<(), BundleError> {
         let mut filled = 0;
         while filled < buf.len() {
@@ -510,6 +524,19 @@ struct ReadStream<'a>(&'a mut VolumeReader);
 impl Read for ReadStream<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.0.stream.read(buf)
+    }
+}
+
+/// Counts the bytes read through it.
+struct Counted<R> {
+    inner: R,
+    count: u64,
+}
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
     }
 }
 
@@ -657,6 +684,23 @@ impl Read for Entry<'_> {
             }
             // Verified once; later reads are plain end-of-file.
             self.expected = None;
+            if let Some(content) = self.content.take() {
+                let d = &self.reader.descriptor;
+                let checked = match &self.kind {
+                    EntryKind::Manifest { digest } => super::sanity::manifest(d, digest, &content),
+                    EntryKind::Index => super::sanity::index_json(d, &content),
+                    EntryKind::OciLayout => super::sanity::oci_layout(&content),
+                    _ => Ok(()),
+                };
+                if let Err(reason) = checked {
+                    let err = BundleError::InvalidContent {
+                        volume: self.reader.path.clone(),
+                        entry: self.name.clone(),
+                        reason,
+                    };
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, err));
+                }
+            }
             return Ok(0);
         }
         let want = buf
@@ -677,6 +721,9 @@ impl Read for Entry<'_> {
         self.reader.remaining -= n as u64;
         self.read += n as u64;
         self.hasher.update(&buf[..n]);
+        if let Some(content) = &mut self.content {
+            content.extend_from_slice(&buf[..n]);
+        }
         Ok(n)
     }
 }

@@ -53,9 +53,8 @@ impl Staging {
     /// Opens (creating if needed) the staging directory `dir`.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Staging, BundleError> {
         let dir = dir.into();
-        for sub in ["blobs/sha256", "media-types"] {
-            let p = dir.join(sub);
-            fs_err::create_dir_all(&p).map_err(io_err(&p))?;
+        for sub in ["", "blobs", "blobs/sha256", "media-types"] {
+            super::private::private_dir(&dir.join(sub))?;
         }
         Ok(Staging { dir })
     }

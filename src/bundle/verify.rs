@@ -107,9 +107,9 @@ fn problem(e: BundleError, volume: &std::path::Path) -> Problem {
             Some(m.digest.clone()),
             m.images.clone(),
         ),
-        BundleError::UnexpectedEntry { .. } | BundleError::MissingEntries { .. } => {
-            (ProblemKind::Corrupt, None, Vec::new())
-        }
+        BundleError::UnexpectedEntry { .. }
+        | BundleError::MissingEntries { .. }
+        | BundleError::InvalidContent { .. } => (ProblemKind::Corrupt, None, Vec::new()),
         BundleError::UnsafeEntry { .. } | BundleError::DuplicateEntry { .. } => {
             (ProblemKind::Unsafe, None, Vec::new())
         }
@@ -146,8 +146,10 @@ pub fn verify(paths: &[PathBuf]) -> Result<VerifyReport, BundleError> {
         site_blobs: Vec::new(),
         problems: Vec::new(),
     };
-    // Open all first: the descriptors say which bundle this is and in which order to read.
-    let mut readers: Vec<(u32, VolumeReader)> = Vec::new();
+    // Read every descriptor first: they say which bundle this is and in which order to read.
+    // Each volume is closed again (only its number kept) and reopened in order below, so
+    // memory does not grow with the number of volumes.
+    let mut readers: Vec<(u32, PathBuf)> = Vec::new();
     let mut reference: Option<Descriptor> = None;
     for path in paths {
         let check = |volume, ok| VolumeCheck {
@@ -192,7 +194,7 @@ pub fn verify(paths: &[PathBuf]) -> Result<VerifyReport, BundleError> {
         } else {
             reference = Some(d.clone());
         }
-        readers.push((d.volume, reader));
+        readers.push((d.volume, path.clone()));
     }
     let Some(reference) = reference else {
         return Ok(report);
@@ -205,9 +207,22 @@ pub fn verify(paths: &[PathBuf]) -> Result<VerifyReport, BundleError> {
     let mut verified: BTreeSet<Digest> = BTreeSet::new();
     let mut parts: BTreeSet<(Digest, u32)> = BTreeSet::new();
     let mut reassembly: HashMap<Digest, Reassembly> = HashMap::new();
-    for (volume, reader) in readers {
-        let path = reader.path().to_owned();
+    for (volume, path) in readers {
         let before = report.problems.len();
+        let reader = match VolumeReader::open(&path) {
+            Ok(r) => r,
+            Err(e) => {
+                report.problems.push(problem(e, &path));
+                report.volumes.push(VolumeCheck {
+                    path,
+                    volume: Some(volume),
+                    entries: 0,
+                    bytes: 0,
+                    ok: false,
+                });
+                continue;
+            }
+        };
         let (entries, bytes) = check_volume(
             reader,
             &mut verified,

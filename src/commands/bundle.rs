@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use indicatif::HumanBytes;
 
 use airlift::bundle::{self, BundleInput, Staging, WriteOptions};
+use airlift::escape::{escape, escape_lines};
 use airlift::imagelist::{self, Origin};
 use airlift::mapping::{self, ImageJob};
 use airlift::registry::RegistryClient;
@@ -32,8 +33,10 @@ pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
     // the site registry happens at load time. They are fetched from the listed registry, or
     // from the --from mirror.
     let mut jobs: Vec<ImageJob> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for e in entries {
-        if jobs.iter().any(|j| j.target == e.source) {
+        // A set, not a scan of `jobs`: linear in the list.
+        if !seen.insert(e.source.clone()) {
             continue;
         }
         let platforms = if s.platforms.is_empty() {
@@ -256,7 +259,12 @@ fn warn_partial(missing: &[MissingImage]) {
         missing.len()
     );
     for m in missing {
-        eprintln!("  missing: {} ({}): {}", m.source, m.origin, m.error);
+        eprintln!(
+            "  missing: {} ({}): {}",
+            escape(&m.source),
+            escape(&m.origin),
+            escape(&m.error)
+        );
     }
 }
 
@@ -270,10 +278,10 @@ pub async fn verify(args: BundleVerifyArgs) -> Result<Status> {
         output::print_json_value(&report)?;
     } else {
         for v in &report.volumes {
-            eprintln!("checked {}", v.path.display());
+            eprintln!("checked {}", escape(&v.path.display().to_string()));
         }
         for p in &report.problems {
-            eprintln!("problem: {}", p.message);
+            eprintln!("problem: {}", escape_lines(&p.message));
         }
         if report.is_ok() {
             eprintln!(
@@ -306,12 +314,13 @@ pub async fn inspect(args: BundleInspectArgs) -> Result<Status> {
         output::print_json_value(&summary)?;
         return Ok(Status::Success);
     }
+    // Every string here comes from the descriptors: escaped, one line each.
     println!(
         "bundle {} (format {}, airlift {}), created {}, {} volume(s), {}",
-        summary.bundle_id,
+        escape(&summary.bundle_id),
         summary.format_version,
-        summary.tool_version,
-        summary.created,
+        escape(&summary.tool_version),
+        escape(&summary.created),
         summary.volume_count,
         HumanBytes(summary.total_size)
     );
@@ -330,7 +339,7 @@ pub async fn inspect(args: BundleInspectArgs) -> Result<Status> {
         println!(
             "  volume {}: {} ({}), {} blobs ({})",
             v.volume,
-            v.path.display(),
+            escape(&v.path.display().to_string()),
             HumanBytes(v.file_size),
             v.blobs,
             HumanBytes(v.blob_bytes)
@@ -342,7 +351,12 @@ pub async fn inspect(args: BundleInspectArgs) -> Result<Status> {
             summary.missing_images.len()
         );
         for m in &summary.missing_images {
-            println!("  missing: {} ({}): {}", m.source, m.origin, m.error);
+            println!(
+                "  missing: {} ({}): {}",
+                escape(&m.source),
+                escape(&m.origin),
+                escape(&m.error)
+            );
         }
     }
     // Each image, then its signatures, attestations and SBOMs below it.
@@ -364,11 +378,15 @@ pub async fn inspect(args: BundleInspectArgs) -> Result<Status> {
         depth: usize,
         children: &BTreeMap<&str, Vec<&airlift::bundle::ImageSummary>>,
     ) {
+        // Referrers nest a few levels; a descriptor whose links loop stops here.
+        if depth > airlift::transfer::referrers::MAX_DEPTH + 1 {
+            return;
+        }
         for r in children.get(of).into_iter().flatten() {
             println!(
                 "  {}+ {} {} ({})",
                 "  ".repeat(depth),
-                r.artifact_type.as_deref().unwrap_or("referrer"),
+                escape(r.artifact_type.as_deref().unwrap_or("referrer")),
                 r.digest.short(),
                 HumanBytes(r.size)
             );
@@ -378,9 +396,9 @@ pub async fn inspect(args: BundleInspectArgs) -> Result<Status> {
     for i in summary.images.iter().filter(|i| i.referrer_of.is_none()) {
         println!(
             "  {} {} [{}] {} in volume(s) {}",
-            i.source,
+            escape(&i.source),
             i.digest.short(),
-            i.platforms.join(", "),
+            escape(&i.platforms.join(", ")),
             HumanBytes(i.size),
             volumes_of(i)
         );

@@ -380,7 +380,8 @@ pub(crate) fn one_line(text: &str, secrets: &[&str]) -> String {
     if out.chars().count() > 200 {
         out = out.chars().take(200).collect::<String>() + "…";
     }
-    out
+    // A helper's words go to the terminal: no control sequence survives.
+    crate::escape::escape(&out).into_owned()
 }
 
 /// A long run of base64/hex/JWT characters with letters and digits, not a path: an access key,
@@ -570,6 +571,7 @@ mod tests {
             "cannot open /home/user/.password-store/docker-credential-helpers/x"
         );
         assert!(one_line(&"x".repeat(500), &[]).chars().count() <= 201);
+        assert_eq!(one_line("\x1b[2Jdenied\r", &[]), "\\x1b[2Jdenied");
     }
 
     #[test]

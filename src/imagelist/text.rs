@@ -5,16 +5,30 @@
 //! be pasted as published. Comments start with `#` at the beginning of a line or after
 //! whitespace; a `#` glued to a word is left in place so that the reference check refuses it
 //! instead of silently truncating the word.
+//!
+//! Lines are lines: a line ends at `\n` only (a final `\r` of a CRLF ending is dropped), and a
+//! line holding any other control character (`\r`, VT, FF, NEL...) or a Unicode line or
+//! paragraph separator is refused, since a terminal would show it as something else than what
+//! is read. Fields are separated by ASCII spaces and tabs only. A UTF-8 byte order mark at the
+//! start of the file is ignored.
 
 use std::path::Path;
 
-use super::{ListDefaults, ListEntry, ListError, Origin, Problem, parse_source, parse_target};
+use super::{
+    ListDefaults, ListEntry, ListError, MAX_LINE_BYTES, Origin, Problem, Repeats, parse_source,
+    parse_target,
+};
 
 /// Parses a whole text list; see the module documentation for the syntax.
 pub(super) fn parse(text: &str, file: &Path) -> Result<Vec<ListEntry>, ListError> {
     let mut entries: Vec<ListEntry> = Vec::new();
+    // Repeats are found by hash: a list of 100,000 lines stays linear.
+    let mut repeats = Repeats::default();
     let mut problems = Vec::new();
-    for (index, raw) in text.lines().enumerate() {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    let lines = text.split('\n').filter(|_| !text.is_empty());
+    for (index, raw) in lines.enumerate() {
         let origin = Origin {
             file: file.to_path_buf(),
             line: index + 1,
@@ -25,8 +39,14 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Vec<ListEntry>, ListError
                 message,
             })
         };
-        let fields: Vec<&str> = strip_bullet(strip_comment(raw).trim())
-            .split_whitespace()
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        if let Some(message) = line_problem(raw) {
+            report(message);
+            continue;
+        }
+        let fields: Vec<&str> = strip_bullet(strip_comment(raw).trim_matches(FIELD_SEPARATORS))
+            .split(FIELD_SEPARATORS)
+            .filter(|f| !f.is_empty())
             .collect();
         let (source, target) = match fields.as_slice() {
             [] => continue,
@@ -57,10 +77,7 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Vec<ListEntry>, ListError
         };
         // Published lists repeat images (the Harness 1.47 list names chaos-log-watcher twice);
         // a repeat adds nothing, so it is merged rather than refused.
-        if entries
-            .iter()
-            .any(|e| e.source == source && e.target == target)
-        {
+        if repeats.is_repeat(&entries, &source, &target) {
             continue;
         }
         entries.push(ListEntry {
@@ -78,11 +95,33 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Vec<ListEntry>, ListError
     }
 }
 
-/// Cuts a `#` comment that starts the line or follows whitespace.
+/// What separates fields: ASCII space and tab, nothing else.
+const FIELD_SEPARATORS: [char; 2] = [' ', '\t'];
+
+/// Why a line cannot be read as one line of fields, if it cannot.
+fn line_problem(line: &str) -> Option<String> {
+    if line.len() > MAX_LINE_BYTES {
+        return Some(format!(
+            "line is {} bytes long, more than the limit of {MAX_LINE_BYTES}",
+            line.len()
+        ));
+    }
+    let bad = line
+        .chars()
+        .find(|&c| (c.is_control() && c != '\t') || matches!(c, '\u{2028}' | '\u{2029}'))?;
+    Some(format!(
+        "line contains the control character `{}`: a line holds one `SOURCE [TARGET]` \
+         separated by spaces or tabs (the line reads `{}`)",
+        crate::escape::escape(&bad.to_string()),
+        crate::escape::clip(line, 200)
+    ))
+}
+
+/// Cuts a `#` comment that starts the line or follows a space or tab.
 fn strip_comment(line: &str) -> &str {
     let mut previous = ' ';
     for (i, c) in line.char_indices() {
-        if c == '#' && previous.is_whitespace() {
+        if c == '#' && FIELD_SEPARATORS.contains(&previous) {
             return &line[..i];
         }
         previous = c;
@@ -94,9 +133,9 @@ fn strip_comment(line: &str) -> &str {
 fn strip_bullet(line: &str) -> &str {
     for bullet in ['-', '*'] {
         if let Some(rest) = line.strip_prefix(bullet)
-            && rest.starts_with(char::is_whitespace)
+            && rest.starts_with(FIELD_SEPARATORS)
         {
-            return rest.trim_start();
+            return rest.trim_start_matches(FIELD_SEPARATORS);
         }
     }
     line
@@ -292,6 +331,56 @@ mod tests {
     fn an_empty_list_is_empty() {
         assert!(parse_ok("").is_empty());
         assert!(parse_ok("# only a comment\n\n   \n").is_empty());
+    }
+
+    #[test]
+    fn lines_are_lines() {
+        // Each would show on a terminal as one image but be read as two fields.
+        for text in [
+            "nginx:1\rotherhost.example/prod/web:stable\n",
+            "nginx:1\x0botherhost.example/prod/web:stable\n",
+            "nginx:1\x0cotherhost.example/prod/web:stable\n",
+            "nginx:1\u{85}otherhost.example/prod/web:stable\n",
+            "nginx:1\u{2028}otherhost.example/prod/web:stable\n",
+            "nginx:1\u{2029}x\n",
+            "nginx:1\u{a0}otherhost.example/prod/web:stable\n",
+            "\x1b[2Jnginx:1\n",
+        ] {
+            let p = problems(text);
+            assert_eq!(p.len(), 1, "{text:?}");
+            assert_eq!(p[0].0, 1);
+            assert!(
+                !p[0].1.contains('\x1b') && !p[0].1.contains('\r'),
+                "{}",
+                p[0].1
+            );
+        }
+        let p = problems("nginx:1\rotherhost.example/prod/web:stable\n");
+        assert!(p[0].1.contains("`\\r`"), "{}", p[0].1);
+        // A byte order mark at the start is not part of line 1.
+        assert_eq!(
+            sources(&parse_ok("\u{feff}nginx:1.27\n")),
+            ["docker.io/library/nginx:1.27"]
+        );
+        assert!(
+            problems(&format!("{}\n", "a".repeat(5000)))[0]
+                .1
+                .contains("limit")
+        );
+    }
+
+    #[test]
+    fn a_hundred_thousand_lines_are_linear() {
+        let mut text = String::new();
+        for i in 0..100_000 {
+            text.push_str(&format!("registry.example/team/app{i}:1\n"));
+        }
+        text.push_str("Bad Line\n");
+        let started = std::time::Instant::now();
+        let p = problems(&text);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].0, 100_001);
+        assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
     }
 
     #[test]

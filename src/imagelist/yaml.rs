@@ -125,6 +125,8 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Vec<ListEntry>, ListError
         .unwrap_or_default();
 
     let mut entries: Vec<ListEntry> = Vec::new();
+    // Repeats are found by hash, so a long list stays linear.
+    let mut repeats = super::Repeats::default();
     for item in &raw.images {
         let line = item.referenced.line();
         let expanded = match &item.value {
@@ -146,10 +148,7 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Vec<ListEntry>, ListError
         };
         for (source, target) in pairs {
             // Same merge rule as text lists: a repeat adds nothing.
-            if entries
-                .iter()
-                .any(|e| e.source == source && e.target == target)
-            {
+            if repeats.is_repeat(&entries, &source, &target) {
                 continue;
             }
             entries.push(ListEntry {

@@ -101,6 +101,8 @@ impl Progress {
     }
 
     fn println(&self, line: String) {
+        // Lines carry names and errors from registries and bundles: escaped here, once.
+        let line = airlift::escape::escape_lines(&line).into_owned();
         match (&self.bar, self.mode) {
             (Some(bar), _) => bar.println(line),
             (None, ProgressMode::None) => {}

@@ -16,6 +16,10 @@ use crate::credentials::IDENTITY_TOKEN_USERNAME;
 
 /// `client_id` sent with the OAuth2 `refresh_token` grant.
 const CLIENT_ID: &str = "airlift";
+/// Largest token response read (bytes): a token service that streams forever is cut here.
+pub(super) const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
+/// Longest token accepted (bytes): it is sent back as a header on every request.
+const MAX_TOKEN_LEN: usize = 16 * 1024;
 
 /// `repository:NAME:pull`.
 pub(super) fn pull(repository: &str) -> String {
@@ -285,10 +289,25 @@ async fn fetch(req: &TokenRequest<'_>, key: &[String]) -> Result<Token, Registry
         };
         return Err(auth_error_kind(req, key, reason, kind));
     }
-    let body = resp.bytes().await.map_err(|e| RegistryError::Transport {
+    let too_large = || RegistryError::Protocol {
         url: shown.clone(),
-        source: e.without_url(),
-    })?;
+        reason: format!("token response exceeds the limit of {MAX_TOKEN_RESPONSE} bytes"),
+    };
+    if headers::content_length(resp.headers()).is_some_and(|n| n > MAX_TOKEN_RESPONSE as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+        let chunk = chunk.map_err(|e| RegistryError::Transport {
+            url: shown.clone(),
+            source: e.without_url(),
+        })?;
+        if body.len() + chunk.len() > MAX_TOKEN_RESPONSE {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
     if status != 200 {
         return Err(RegistryError::Status {
             method: method.to_owned(),
@@ -310,6 +329,15 @@ async fn fetch(req: &TokenRequest<'_>, key: &[String]) -> Result<Token, Registry
             url: shown.clone(),
             reason: "token response has neither `token` nor `access_token`".to_owned(),
         })?;
+    if secret.len() > MAX_TOKEN_LEN || !secret.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(RegistryError::Protocol {
+            url: shown.clone(),
+            reason: format!(
+                "the token is not usable as a header ({} bytes; at most {MAX_TOKEN_LEN} printable ASCII characters)",
+                secret.len()
+            ),
+        });
+    }
     // No (or a zero) lifetime means the spec's default of a minute. Short lifetimes are
     // honoured, unlike docker, which stretches them to a minute and then sends dead tokens.
     let lifetime = Duration::from_secs(parsed.expires_in.filter(|s| *s > 0).unwrap_or(60));

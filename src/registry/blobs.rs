@@ -16,6 +16,8 @@ use crate::reference::Digest;
 
 /// The reason text of a stalled blob download; [`RegistryError::is_retryable`] recognises it.
 pub(super) const STALLED: &str = "transfer stalled: no data received within the request timeout";
+/// How the reason text of a download below `--min-rate` starts (also retryable).
+pub(super) const TOO_SLOW: &str = "transfer too slow:";
 
 fn octet_stream() -> HeaderValue {
     HeaderValue::from_static("application/octet-stream")
@@ -77,26 +79,68 @@ pub(super) async fn get(
     };
     let content_length = headers::content_length(resp.headers());
     let stall = repo.http().timeout;
+    let min_rate = repo.http().min_rate;
     Ok(BlobBody {
         partial,
         content_length,
-        stream: stall_guarded(resp.bytes_stream().boxed(), url, stall),
+        stream: stall_guarded(resp.bytes_stream().boxed(), url, stall, min_rate),
     })
 }
 
 /// Maps body errors to [`RegistryError::Transport`] naming `url`, and ends the stream with an
-/// error when no bytes arrive for `stall`.
+/// error when no bytes arrive for `stall`, or fewer than `min_rate` allows in one of its
+/// windows (a registry trickling a byte a second is never silent).
 fn stall_guarded(
     inner: BoxStream<'static, reqwest::Result<Bytes>>,
     url: url::Url,
     stall: Duration,
+    min_rate: Option<super::MinRate>,
 ) -> BoxStream<'static, Result<Bytes, RegistryError>> {
-    futures_util::stream::unfold(Some(inner), move |state| {
+    let window = (tokio::time::Instant::now(), 0u64);
+    futures_util::stream::unfold(Some((inner, window)), move |state| {
         let url = url.clone();
         async move {
-            let mut inner = state?;
-            match tokio::time::timeout(stall, inner.next()).await {
-                Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(inner))),
+            let (mut inner, (mut since, mut got)) = state?;
+            let mut limit = match min_rate {
+                Some(rate) => stall.min(rate.window.saturating_sub(since.elapsed())),
+                None => stall,
+            };
+            let slow = |got: u64, rate: super::MinRate| {
+                Some((
+                    Err(RegistryError::Protocol {
+                        url: url.to_string(),
+                        reason: format!(
+                            "{TOO_SLOW} {got} bytes in {}s, below the minimum of {} bytes/s (--min-rate)",
+                            rate.window.as_secs(),
+                            rate.bytes_per_sec
+                        ),
+                    }),
+                    None,
+                ))
+            };
+            let next = loop {
+                let next = tokio::time::timeout(limit, inner.next()).await;
+                let Some(rate) = min_rate else {
+                    break next;
+                };
+                if let Ok(Some(Ok(bytes))) = &next {
+                    got += bytes.len() as u64;
+                }
+                if since.elapsed() >= rate.window {
+                    if got < rate.bytes_per_sec.saturating_mul(rate.window.as_secs()) {
+                        return slow(got, rate);
+                    }
+                    (since, got) = (tokio::time::Instant::now(), 0);
+                }
+                if next.is_err() && limit < stall {
+                    // The window ended before the silence limit: measured above, go on.
+                    limit = stall.min(rate.window);
+                    continue;
+                }
+                break next;
+            };
+            match next {
+                Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some((inner, (since, got))))),
                 Ok(Some(Err(e))) => Some((Err(transport(&url, e)), None)),
                 Ok(None) => None,
                 Err(_) => Some((

@@ -85,7 +85,11 @@ struct ErrorEntry {
     message: String,
 }
 
-/// `{"errors":[{"code":"...","message":"..."}]}` as `CODE: message; ...`.
+/// Most characters of a registry's error message shown.
+const MAX_DETAIL_CHARS: usize = 512;
+
+/// `{"errors":[{"code":"...","message":"..."}]}` as `CODE: message; ...`, bounded and escaped
+/// for display.
 pub(super) fn error_detail(body: &[u8]) -> Option<String> {
     let parsed: ErrorBody = serde_json::from_slice(body).ok()?;
     let parts: Vec<String> = parsed
@@ -98,7 +102,8 @@ pub(super) fn error_detail(body: &[u8]) -> Option<String> {
         })
         .filter(|s| !s.is_empty())
         .collect();
-    (!parts.is_empty()).then(|| parts.join("; "))
+    // The registry's words are shown to a person: bounded and escaped.
+    (!parts.is_empty()).then(|| crate::escape::clip(&parts.join("; "), MAX_DETAIL_CHARS))
 }
 
 #[cfg(test)]

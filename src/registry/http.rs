@@ -99,6 +99,8 @@ pub(super) struct Inner {
     /// `host[:port]` and whether certificates are checked.
     host_clients: Mutex<HashMap<(String, bool), reqwest::Client>>,
     pub timeout: Duration,
+    /// Slowest blob download accepted (`--min-rate`).
+    pub min_rate: Option<super::MinRate>,
     pub retry: RetryPolicy,
     credentials: Option<Arc<dyn super::CredentialSource>>,
     insecure_list: Vec<String>,
@@ -198,6 +200,7 @@ impl Inner {
             tls: opts.tls,
             host_clients: Mutex::new(HashMap::new()),
             timeout: opts.request_timeout.unwrap_or(DEFAULT_TIMEOUT),
+            min_rate: opts.min_rate,
             retry: retry::with_env_override(opts.retry, env.as_deref()),
             credentials: opts.credentials,
             insecure_list: opts.insecure_registries,

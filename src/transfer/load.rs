@@ -51,6 +51,8 @@ pub struct BundleSource {
     /// Index in `descriptor.images` of each image's source reference.
     by_source: HashMap<String, usize>,
     state_dir: PathBuf,
+    /// Blobs `bundle verify` found corrupt, with its message: never uploaded.
+    corrupt: HashMap<Digest, String>,
 }
 
 /// What a referrer carried by a bundle belongs to.
@@ -64,10 +66,37 @@ pub(crate) struct ReferrerLink {
 }
 
 impl BundleSource {
-    /// Opens the volumes (blocking: reads descriptors and manifests, no blobs). All must
-    /// belong to one bundle.
+    /// Opens the volumes (blocking). They are first checked whole by [`crate::bundle::verify`],
+    /// the check `bundle verify` runs, so `load` accepts only what `verify` accepts: a problem
+    /// with a volume as a whole (truncated, unsafe, inconsistent, a manifest or `index.json`
+    /// that does not hold together) refuses the load before anything is pushed. Two kinds of
+    /// problem are left to the load itself: a volume not given (its images wait for it) and
+    /// a blob whose content is corrupt (its images fail, with exit code 3, the others load).
+    /// Then the descriptors and manifests are read, no blobs. All volumes must belong to one
+    /// bundle.
     pub fn open(volumes: &[PathBuf], state_dir: PathBuf) -> Result<BundleSource, BundleError> {
+        use crate::bundle::ProblemKind;
         let first = volumes.first().ok_or(BundleError::NoVolumes)?;
+        let report = crate::bundle::verify(volumes)?;
+        let corrupt: HashMap<Digest, String> = report
+            .problems
+            .iter()
+            .filter(|p| p.kind == ProblemKind::Corrupt)
+            .filter_map(|p| Some((p.digest.clone()?, p.message.clone())))
+            .collect();
+        let problems: Vec<String> = report
+            .problems
+            .into_iter()
+            .filter(|p| match p.kind {
+                ProblemKind::Incomplete => false,
+                ProblemKind::Corrupt => p.digest.is_none() && p.images.is_empty(),
+                _ => true,
+            })
+            .map(|p| p.message)
+            .collect();
+        if !problems.is_empty() {
+            return Err(BundleError::Refused { problems });
+        }
         let mut reader = VolumeReader::open(first)?;
         let descriptor = reader.descriptor().clone();
         let mut numbers = vec![descriptor.volume];
@@ -87,6 +116,7 @@ impl BundleSource {
         while let Some(mut entry) = reader.next_entry()? {
             match entry.kind().clone() {
                 EntryKind::Manifest { digest } => {
+                    // Bounded by the manifest size limit the reader enforces.
                     let mut bytes = Vec::with_capacity(entry.size() as usize);
                     entry.copy_to(&mut bytes)?;
                     let media_type = descriptor
@@ -121,6 +151,7 @@ impl BundleSource {
             manifests,
             by_source,
             state_dir,
+            corrupt,
         })
     }
 
@@ -219,6 +250,19 @@ pub async fn execute_load(
         ),
         writes: ManifestWrites::default(),
     });
+    // What verification found corrupt is failed here, before a byte of it is sent: a stream
+    // cut short by a digest mismatch would leave a half-written upload session behind.
+    for (digest, message) in &bundle.corrupt {
+        if needs.remove(digest).is_some() {
+            state.fail(
+                digest,
+                TransferError::Bundle(BundleError::CorruptBlob {
+                    digest: digest.clone(),
+                    message: message.clone(),
+                }),
+            );
+        }
+    }
     mount_present(client, &plan, &state, opts.jobs).await;
     {
         let done = state.done.lock().expect("not poisoned").clone();

@@ -244,8 +244,10 @@ pub async fn plan(
             }
         };
         let mut seen = Vec::new();
+        // The set makes the repeat check linear (a manifest may list a million layers).
+        let mut seen_set: HashSet<&Digest> = HashSet::new();
         for b in &res.blobs {
-            if seen.contains(&b.digest) {
+            if !seen_set.insert(&b.digest) {
                 continue;
             }
             seen.push(b.digest.clone());

@@ -106,9 +106,16 @@ impl Uploader {
         let result = if chunked {
             self.chunked(dst, session, digest, size, verified).await
         } else {
-            dst.put_blob(session, digest, size, verified.boxed())
+            let open = session.clone();
+            let result = dst
+                .put_blob(session, digest, size, verified.boxed())
                 .await
-                .map_err(TransferError::from)
+                .map_err(TransferError::from);
+            if result.is_err() {
+                // Best effort: a failed blob leaves no upload session behind.
+                let _ = dst.cancel_upload(&open).await;
+            }
+            result
         };
         // A verification failure surfaces to reqwest as a body error; report the real cause.
         if let Some(e) = failure.lock().expect("not poisoned").take() {
@@ -196,7 +203,11 @@ impl Uploader {
                             .await
                             .map_err(TransferError::from);
                     }
-                    Err(Refused(e)) | Err(Failed(e)) => return Err(e),
+                    Err(Refused(e)) | Err(Failed(e)) => {
+                        // The next attempt opens a new session: give this one up.
+                        let _ = dst.cancel_upload(&session).await;
+                        return Err(e);
+                    }
                 }
                 start += chunk.len() as u64;
             }

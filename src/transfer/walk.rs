@@ -64,6 +64,7 @@ pub fn parse(manifest: &Manifest, reference: &str) -> Result<Parsed, TransferErr
     if INDEX_TYPES.contains(&kind.as_str()) {
         let index: ImageIndex =
             serde_json::from_slice(&manifest.bytes).map_err(|e| invalid(e.to_string()))?;
+        check_count(index.manifests().len()).map_err(&invalid)?;
         let children = index
             .manifests()
             .iter()
@@ -85,6 +86,7 @@ pub fn parse(manifest: &Manifest, reference: &str) -> Result<Parsed, TransferErr
     } else if IMAGE_TYPES.contains(&kind.as_str()) {
         let image: ImageManifest =
             serde_json::from_slice(&manifest.bytes).map_err(|e| invalid(e.to_string()))?;
+        check_count(image.layers().len()).map_err(&invalid)?;
         let mut blobs = vec![BlobRef {
             digest: digest_of(image.config()).map_err(&invalid)?,
             size: image.config().size(),
@@ -108,6 +110,18 @@ pub fn parse(manifest: &Manifest, reference: &str) -> Result<Parsed, TransferErr
             media_type: kind,
         })
     }
+}
+
+/// Refuses a manifest with more references than a bundle may hold in one, so the same image
+/// can always be bundled and loaded.
+fn check_count(n: usize) -> Result<(), String> {
+    use crate::bundle::limits::MAX_MANIFEST_REFERENCES;
+    if n > MAX_MANIFEST_REFERENCES {
+        return Err(format!(
+            "{n} references, more than the limit of {MAX_MANIFEST_REFERENCES}"
+        ));
+    }
+    Ok(())
 }
 
 /// The manifest's media type, falling back to its shape when the registry sent none (an OCI

@@ -9,7 +9,9 @@
 //! tests the fault-injection proxy; `tls` and `tokenauth` test TLS, login and token auth
 //! against real registries; `faults` and `kill` test resilience: sync under injected faults,
 //! and killed or interrupted runs resuming; `disk` tests the free-space check; `siteconfig`
-//! tests `mirror config` with containerd and podman pulling through the mirror.
+//! tests `mirror config` with containerd and podman pulling through the mirror; `hostile`
+//! feeds crafted bundles, lists and a hostile registry to the binary under memory and time
+//! limits; `referrers` carries signatures and SBOMs judged by cosign, notation and oras.
 
 #[allow(dead_code)]
 mod support;
@@ -19,6 +21,7 @@ mod bundle;
 mod disk;
 mod faults;
 mod harness;
+mod hostile;
 mod inventory;
 mod kill;
 mod proxy_faults;

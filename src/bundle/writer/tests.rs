@@ -91,10 +91,10 @@ fn round_trip_single_volume() {
     let sources: Vec<_> = f.input.images.iter().map(|i| i.source.clone()).collect();
     assert_eq!(refs, sources);
 
-    // The raw descriptor parses back to the same value.
+    // The descriptor as written parses back to the same value.
     let reader = VolumeReader::open(&paths[0]).unwrap();
     assert_eq!(
-        &Descriptor::parse(reader.raw_descriptor(), &paths[0]).unwrap(),
+        &Descriptor::parse(&reader.descriptor().to_bytes(), &paths[0]).unwrap(),
         reader.descriptor()
     );
 }
