@@ -70,6 +70,9 @@ pub struct ListEntry {
     pub target: Option<TargetSpec>,
     /// Platforms to keep (entry's own, else the list's global ones); empty keeps all.
     pub platforms: Vec<Platform>,
+    /// Which referrers travel with it (entry's own, else the list's global `referrers:`);
+    /// `None` leaves it to `--referrers`.
+    pub referrers: Option<crate::policy::ReferrerPolicy>,
     /// The defaults of the list this entry came from.
     pub defaults: ListDefaults,
     /// File and line.

@@ -15,6 +15,7 @@ pub mod fsutil;
 pub mod imagelist;
 pub mod inventory;
 pub mod mapping;
+pub mod policy;
 pub mod reference;
 pub mod registry;
 pub mod report;

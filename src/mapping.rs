@@ -47,6 +47,8 @@ pub struct ImageJob {
     pub platforms: Vec<Platform>,
     /// Where the image was listed.
     pub origin: Origin,
+    /// Which referrers travel with it, when its list says; `None` follows `--referrers`.
+    pub referrers: Option<crate::policy::ReferrerPolicy>,
 }
 
 impl FromStr for Destination {
@@ -199,6 +201,7 @@ pub fn resolve(
                 platforms.to_vec()
             },
             origin: entry.origin.clone(),
+            referrers: entry.referrers.clone(),
         });
     }
     if problems.is_empty() {
@@ -275,6 +278,7 @@ mod tests {
             source: image(source),
             target: None,
             platforms: Vec::new(),
+            referrers: None,
             defaults: ListDefaults::default(),
             origin: Origin {
                 file: PathBuf::from("list.txt"),

@@ -339,6 +339,7 @@ pub(crate) mod testutil {
                         file: PathBuf::from("list.txt"),
                         line: i + 1,
                     },
+                    referrers: None,
                 }
             })
             .collect()

@@ -53,6 +53,7 @@ pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
             target: e.source,
             platforms,
             origin: e.origin,
+            referrers: e.referrers,
         });
     }
     let excluded = exclusions(&s).await?;
@@ -226,6 +227,7 @@ pub async fn load(args: BundleLoadArgs, quiet: bool) -> Result<Status> {
                 file: first.clone(),
                 line: i + 1,
             },
+            referrers: None,
         });
     }
     let client =

@@ -84,6 +84,7 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Vec<ListEntry>, ListError
             source,
             target,
             platforms: Vec::new(),
+            referrers: None,
             defaults: ListDefaults::default(),
             origin,
         });

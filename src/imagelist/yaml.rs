@@ -18,6 +18,7 @@ use super::{
     parse_source, parse_target,
 };
 use crate::mapping::{Destination, MappingMode};
+use crate::policy::ReferrerPolicy;
 use crate::reference::{Digest, ImageRef, Platform};
 
 /// The only schema version so far.
@@ -29,6 +30,9 @@ struct RawList {
     version: Option<Spanned<u32>>,
     target: Option<Spanned<RawTarget>>,
     platforms: Option<Vec<Spanned<String>>>,
+    referrers: Option<Spanned<String>>,
+    #[serde(rename = "referrer-types")]
+    referrer_types: Option<Vec<String>>,
     images: Vec<Spanned<RawEntry>>,
 }
 
@@ -45,7 +49,7 @@ struct RawTarget {
 /// (an unknown key would become "did not match any variant").
 enum RawEntry {
     Plain(String),
-    Detailed(RawDetailed),
+    Detailed(Box<RawDetailed>),
 }
 
 #[derive(Deserialize)]
@@ -57,6 +61,9 @@ struct RawDetailed {
     digest: Option<Spanned<String>>,
     target: Option<String>,
     platforms: Option<Vec<Spanned<String>>>,
+    referrers: Option<Spanned<String>>,
+    #[serde(rename = "referrer-types")]
+    referrer_types: Option<Vec<String>>,
 }
 
 impl<'de> Deserialize<'de> for RawEntry {
@@ -72,7 +79,7 @@ impl<'de> Deserialize<'de> for RawEntry {
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawEntry, A::Error> {
                 RawDetailed::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(RawEntry::Detailed)
+                    .map(|d| RawEntry::Detailed(Box::new(d)))
             }
         }
         deserializer.deserialize_any(EntryVisitor)
@@ -124,6 +131,13 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Vec<ListEntry>, ListError
         .map(|p| platforms(p, &mut report))
         .unwrap_or_default();
 
+    let global_referrers = referrers(
+        raw.referrers.as_ref(),
+        raw.referrer_types.as_deref(),
+        None,
+        &mut report,
+    );
+
     let mut entries: Vec<ListEntry> = Vec::new();
     // Repeats are found by hash, so a long list stays linear.
     let mut repeats = super::Repeats::default();
@@ -141,10 +155,17 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Vec<ListEntry>, ListError
             }
         };
         let own_platforms = match &item.value {
-            RawEntry::Detailed(RawDetailed {
-                platforms: Some(p), ..
-            }) => Some(platforms(p, &mut report)),
-            _ => None,
+            RawEntry::Detailed(d) => d.platforms.as_ref().map(|p| platforms(p, &mut report)),
+            RawEntry::Plain(_) => None,
+        };
+        let own_referrers = match &item.value {
+            RawEntry::Detailed(d) => referrers(
+                d.referrers.as_ref(),
+                d.referrer_types.as_deref(),
+                global_referrers.as_ref(),
+                &mut report,
+            ),
+            RawEntry::Plain(_) => global_referrers.clone(),
         };
         for (source, target) in pairs {
             // Same merge rule as text lists: a repeat adds nothing.
@@ -157,6 +178,7 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Vec<ListEntry>, ListError
                 platforms: own_platforms
                     .clone()
                     .unwrap_or_else(|| global_platforms.clone()),
+                referrers: own_referrers.clone(),
                 defaults: defaults.clone(),
                 origin: origin(line),
             });
@@ -206,6 +228,31 @@ fn list_defaults(target: &RawTarget) -> Result<ListDefaults, String> {
         registry,
         prefix,
         mode: target.mode,
+    })
+}
+
+/// The referrers policy of `referrers:` and `referrer-types:` (each falling back to
+/// `inherited`'s); `None` when neither the keys nor `inherited` say anything.
+fn referrers(
+    mode: Option<&Spanned<String>>,
+    types: Option<&[String]>,
+    inherited: Option<&ReferrerPolicy>,
+    report: &mut impl FnMut(u64, String),
+) -> Option<ReferrerPolicy> {
+    if mode.is_none() && types.is_none() {
+        return inherited.cloned();
+    }
+    let base = inherited.cloned().unwrap_or_default();
+    let mode = match mode {
+        Some(m) => m.value.parse().unwrap_or_else(|e: String| {
+            report(m.referenced.line(), format!("`referrers`: {e}"));
+            base.mode
+        }),
+        None => base.mode,
+    };
+    Some(ReferrerPolicy {
+        mode,
+        artifact_types: types.map_or(base.artifact_types, <[String]>::to_vec),
     })
 }
 
@@ -319,6 +366,46 @@ mod tests {
 
     fn digest(c: char) -> String {
         format!("sha256:{}", c.to_string().repeat(64))
+    }
+
+    #[test]
+    fn referrers_global_and_per_image() {
+        use crate::policy::ReferrerMode;
+        let entries = parse_ok(
+            "referrers: signatures\n\
+             images:\n\
+             \x20 - example.com/a:1\n\
+             \x20 - source: example.com/b:1\n\
+             \x20   referrers: none\n\
+             \x20 - source: example.com/c:1\n\
+             \x20   referrer-types: [application/spdx+json]\n",
+        );
+        let modes: Vec<_> = entries
+            .iter()
+            .map(|e| e.referrers.as_ref().unwrap().mode)
+            .collect();
+        assert_eq!(
+            modes,
+            [
+                ReferrerMode::Signatures,
+                ReferrerMode::None,
+                ReferrerMode::Signatures
+            ]
+        );
+        assert_eq!(
+            entries[2].referrers.as_ref().unwrap().artifact_types,
+            ["application/spdx+json"]
+        );
+        // Without the keys, the command line decides.
+        assert_eq!(parse_ok("images: [example.com/a:1]\n")[0].referrers, None);
+        assert_eq!(
+            problems("images:\n  - source: example.com/a:1\n    referrers: some\n"),
+            [(
+                3,
+                "`referrers`: `some` is not a referrers policy: use none, signatures or all"
+                    .to_owned()
+            )]
+        );
     }
 
     #[test]

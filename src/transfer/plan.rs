@@ -174,7 +174,9 @@ pub async fn plan(
         .await;
     let mut referrer_of: Vec<Option<ReferrerOf>> = vec![None; jobs.len()];
     match source {
-        Source::Registry(client) if opts.referrers.enabled() => {
+        Source::Registry(client)
+            if opts.referrers.enabled() || jobs.iter().any(|j| j.referrers.is_some()) =>
+        {
             let mut found = Discovered {
                 jobs: &mut jobs,
                 resolved: &mut resolved,
@@ -427,7 +429,10 @@ async fn discover(
     // (image index, subject, whether it is a platform-filtered index's original digest)
     let mut frontier: Vec<(usize, Digest, bool)> = Vec::new();
     for (i, r) in d.resolved.iter().enumerate() {
-        if let Ok(r) = r {
+        let policy = d.jobs[i].referrers.as_ref().unwrap_or(&opts.referrers);
+        if let Ok(r) = r
+            && policy.enabled()
+        {
             let (children, top) = r.manifests.split_at(r.manifests.len() - 1);
             frontier.extend(children.iter().map(|m| (i, m.digest.clone(), false)));
             frontier.push((i, r.source_digest.clone(), top[0].digest != r.source_digest));
@@ -485,6 +490,7 @@ async fn discover(
                     target: parent.target.with(tag, digest),
                     platforms: Vec::new(),
                     origin: parent.origin.clone(),
+                    referrers: parent.referrers.clone(),
                 };
                 new_jobs.push((i, subject.clone(), f, job));
             }
@@ -507,7 +513,8 @@ async fn discover(
                 }
                 Err(_) => None,
             };
-            if r.is_ok() && !opts.referrers.wants(artifact_type.as_deref(), tag) {
+            let policy = job.referrers.as_ref().unwrap_or(&opts.referrers);
+            if r.is_ok() && !policy.wants(artifact_type.as_deref(), tag) {
                 continue;
             }
             let index = d.jobs.len();

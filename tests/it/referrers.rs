@@ -485,4 +485,31 @@ fn referrers_none_copies_images_only_and_signatures_copies_no_sbom() {
     assert_eq!(referrer_count(&report), 5, "{report:#}");
     let image = format!("{}/m/team/app@{}", sigs.addr(), app.digest);
     tools.ok(&["notation", "verify", "--insecure-registry", &image]);
+
+    // A YAML list's policy, global and per image, wins over the command line's default.
+    let yaml = work.path().join("images.yaml");
+    let addr = source.addr();
+    std::fs::write(
+        &yaml,
+        format!(
+            "referrers: none\nimages:\n  - {addr}/team/app:1.0\n  - source: {addr}/team/multi:2.0\n    referrers: signatures\n"
+        ),
+    )
+    .unwrap();
+    let listed = TestRegistry::start();
+    let out = sync(
+        &yaml,
+        &format!("{}/m", listed.addr()),
+        &[&source.addr(), &listed.addr()],
+        &[],
+    );
+    assert_exit(&out, 0);
+    let report = json_report(&out);
+    let of: Vec<&str> = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["referrer_of"].as_str())
+        .collect();
+    assert_eq!(of, [format!("{addr}/team/multi:2.0")], "{report:#}");
 }
