@@ -27,6 +27,7 @@ mod endpoint;
 mod headers;
 mod http;
 mod manifests;
+mod origin;
 mod retry;
 mod tls;
 

@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use reqwest::header::{HeaderMap, WWW_AUTHENTICATE};
+use reqwest::header::{HeaderMap, LOCATION, WWW_AUTHENTICATE};
 use reqwest::{Method, Response, StatusCode};
 
 use super::auth::{Token, TokenRequest, Tokens};
 use super::endpoint::Host;
 use super::{
     AuthFailure, ClientOptions, Credential, RegistryError, RetryPolicy, TlsOptions, challenge,
-    endpoint, headers, retry, tls,
+    endpoint, headers, origin, retry, tls,
 };
 
 /// How long an HTTPS probe may take when plain HTTP is the fallback (insecure hosts).
@@ -26,6 +26,8 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How much of an error body is read to find the registry's error message.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
+/// Redirects followed for one request (blob downloads go to a CDN or object store once).
+const MAX_REDIRECTS: usize = 5;
 
 /// Where a call goes.
 pub(super) enum Target {
@@ -407,31 +409,44 @@ impl Inner {
         })
     }
 
+    /// What a token fetch for `host` needs. The realm must be reachable the way a redirect
+    /// from the registry would be ([`origin::check_hop`]): an `http://` realm for an HTTPS
+    /// registry would carry the credentials in clear text, so it is refused.
     fn token_request<'a>(
         &'a self,
         host: &'a Host,
         c: &'a challenge::Challenge,
         cred: Option<&'a Credential>,
-    ) -> TokenRequest<'a> {
-        // The realm may be another host (a token service) with TLS settings of its own.
-        let http = c
-            .param("realm")
-            .and_then(|r| url::Url::parse(r).ok())
+    ) -> Result<TokenRequest<'a>, RegistryError> {
+        let realm = c.param("realm").and_then(|r| url::Url::parse(r).ok());
+        if let (Some(realm), Some(base)) = (&realm, host.base.get()) {
+            origin::check_hop(base, realm, &self.insecure_list).map_err(|reason| {
+                RegistryError::Auth {
+                    registry: host.registry.clone(),
+                    scope: "token realm".to_owned(),
+                    reason,
+                    kind: Box::new(AuthFailure::Other),
+                }
+            })?;
+        }
+        // The realm may be another host (a token service). As docker does, it is reached with
+        // the registry's TLS settings (its CA in `certs.d`), else its own.
+        let http = realm
             .map(|u| host_port(&u))
             .filter(|hp| !hp.is_empty() && hp != &host.api_host)
             .and_then(|hp| {
                 let skip = endpoint::is_listed_insecure(&hp, &self.insecure_list);
-                self.client_for(&hp, &hp, skip).ok()
+                self.client_for(&hp, &host.registry, skip).ok()
             })
             .unwrap_or_else(|| host.client.clone());
-        TokenRequest {
+        Ok(TokenRequest {
             http,
             retry: &self.retry,
             timeout: self.timeout,
             registry: &host.registry,
             challenge: c,
             credential: cred,
-        }
+        })
     }
 
     /// Sends `call` to `registry` with auth and retries. Every status except 401/403 (which
@@ -444,7 +459,18 @@ impl Inner {
     ) -> Result<(url::Url, Response), RegistryError> {
         let host = self.host(registry)?;
         let url = match &call.target {
-            Target::Url(u) => u.clone(),
+            Target::Url(u) => {
+                // An upload `Location` or next-page link: the registry chose it, but it may
+                // not lead anywhere a redirect could not.
+                let base = self.base(&host).await?;
+                origin::check_hop(&base, u, &self.insecure_list).map_err(|reason| {
+                    RegistryError::Protocol {
+                        url: base.to_string(),
+                        reason,
+                    }
+                })?;
+                u.clone()
+            }
             Target::Path(p) => self.url(registry, p).await?,
         };
         let resp = if matches!(call.body, CallBody::Stream(_)) || !call.retry {
@@ -467,7 +493,7 @@ impl Inner {
         Ok(match host.challenge() {
             Some(c) if c.is_bearer() => Auth::Bearer(
                 self.tokens
-                    .get(&self.token_request(host, &c, cred.as_ref()), scopes, None)
+                    .get(&self.token_request(host, &c, cred.as_ref())?, scopes, None)
                     .await?,
             ),
             Some(c) if c.is_basic() => match cred {
@@ -564,7 +590,7 @@ impl Inner {
                     Auth::Bearer(t) => Some(t.secret().to_owned()),
                     _ => None,
                 };
-                let req = self.token_request(host, &c, cred.as_ref());
+                let req = self.token_request(host, &c, cred.as_ref())?;
                 Auth::Bearer(
                     self.tokens
                         .get(&req, &call.scopes, rejected.as_deref())
@@ -601,6 +627,21 @@ impl Inner {
         }
     }
 
+    /// The connection pool for `url`: the registry's own, or, for another origin (a CDN, an
+    /// upload `Location` elsewhere), the one for that host with its own TLS settings.
+    fn client_at(&self, host: &Host, url: &url::Url) -> Result<reqwest::Client, RegistryError> {
+        let hp = host_port(url);
+        if hp == host.api_host {
+            return Ok(host.client.clone());
+        }
+        let skip = endpoint::is_listed_insecure(&hp, &self.insecure_list);
+        self.client_for(&hp, &hp, skip)
+    }
+
+    /// Sends `call` to `url`, following redirects of `GET`/`HEAD` itself (the clients follow
+    /// none): every hop is checked ([`origin::check_hop`]) and `auth` goes only to the
+    /// registry's own origin, never to a CDN, an object store or an upload `Location` on
+    /// another host, scheme or port.
     async fn send_once(
         &self,
         host: &Host,
@@ -608,14 +649,51 @@ impl Inner {
         url: &url::Url,
         auth: &Auth,
     ) -> Result<Response, RegistryError> {
+        let follow = (call.method == Method::GET || call.method == Method::HEAD)
+            && matches!(call.body, CallBody::Empty);
+        let mut current = url.clone();
+        for _hop in 0..=MAX_REDIRECTS {
+            let resp = self.send_hop(host, call, &current, auth).await?;
+            if !follow || !resp.status().is_redirection() {
+                return Ok(resp);
+            }
+            let Some(location) = headers::text(resp.headers(), LOCATION.as_str()) else {
+                return Ok(resp);
+            };
+            let protocol = |reason: String| RegistryError::Protocol {
+                url: current.to_string(),
+                reason,
+            };
+            let next = headers::resolve_location(&current, location).map_err(protocol)?;
+            origin::check_hop(&current, &next, &self.insecure_list).map_err(protocol)?;
+            tracing::debug!(from = %current, to = %next, "following redirect");
+            current = next;
+        }
+        Err(RegistryError::Protocol {
+            url: url.to_string(),
+            reason: format!("more than {MAX_REDIRECTS} redirects"),
+        })
+    }
+
+    /// One request of [`Self::send_once`], to `url`.
+    async fn send_hop(
+        &self,
+        host: &Host,
+        call: &Call,
+        url: &url::Url,
+        auth: &Auth,
+    ) -> Result<Response, RegistryError> {
         let mut rb = self
-            .client(host)
+            .client_at(host, url)?
             .request(call.method.clone(), url.clone())
             .headers(call.headers.clone());
         if call.bounded {
             rb = rb.timeout(self.timeout);
         }
+        // Credentials belong to the origin the registry was probed at.
+        let own_origin = host.base.get().is_some_and(|b| origin::same_origin(b, url));
         rb = match auth {
+            _ if !own_origin => rb,
             Auth::None => rb,
             Auth::Basic(c) => rb.basic_auth(&c.username, Some(&c.password)),
             Auth::Bearer(t) => rb.bearer_auth(t.secret()),

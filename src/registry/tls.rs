@@ -184,6 +184,10 @@ pub(super) fn builder() -> reqwest::ClientBuilder {
         .user_agent(concat!("airlift/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(super::http::CONNECT_TIMEOUT)
         .tcp_keepalive(Duration::from_secs(30))
+        // Redirects are followed by `http::Inner::send_once`, which decides per hop whether
+        // it is allowed and whether credentials go along; no Referer leaks a URL either.
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
 }
 
 /// A client trusting the system roots plus `shared_cas` plus the host's CAs, presenting the

@@ -8,12 +8,14 @@
 //! the bundle commands (create, load, verify, inspect, inventory) end to end; `proxy_faults`
 //! tests the fault-injection proxy; `tls` and `tokenauth` test TLS, login and token auth
 //! against real registries; `faults` and `kill` test resilience: sync under injected faults,
-//! and killed or interrupted runs resuming; `disk` tests the free-space check.
+//! and killed or interrupted runs resuming; `disk` tests the free-space check; `conformance`
+//! runs one scenario against the registry set-ups users meet (proxies, CDNs, other servers).
 
 #[allow(dead_code)]
 mod support;
 
 mod bundle;
+mod conformance;
 mod disk;
 mod faults;
 mod harness;

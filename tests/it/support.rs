@@ -8,6 +8,7 @@
 //! how to install it, never a skip.
 
 pub mod r#gen;
+pub mod nginx;
 pub mod proxy;
 
 /// The generator under a name that is not a keyword in edition 2024 (`gen` needs `r#gen`).

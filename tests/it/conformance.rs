@@ -1,0 +1,329 @@
+//! Conformance with the registries users run, reproduced with real parts: one scenario (sync,
+//! no-op re-sync, bundle create and load) run against each set-up — distribution behind
+//! `nginx` proxies that move upload `Location`s to another origin or to plain HTTP, and
+//! distribution's `redirect` storage middleware with nginx serving the storage directory as
+//! the CDN. nginx logs the `Authorization` header it receives, so the tests prove that no
+//! credential leaves the origin it was issued for.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use crate::support::generator::{self, Arch, Generated, ImageSpec, Kind, LayerSpec};
+use crate::support::nginx::Nginx;
+use crate::support::{TestRegistry, describe, free_port, json_report, number};
+use crate::tls::{Certs, Env, PASSWORD, USER, all_output, assert_copied, assert_ok};
+
+const MIB: u64 = 1024 * 1024;
+
+/// Two small images and one with a layer above the 8 MiB chunk size, so uploads use both a
+/// single `PUT` and chunked `PATCH`es.
+fn specs() -> Vec<ImageSpec> {
+    let mut specs: Vec<ImageSpec> = generator::small_set().into_iter().take(2).collect();
+    specs.push(ImageSpec::new(
+        "conformance/big",
+        "1",
+        Kind::Oci,
+        Arch::Single,
+        vec![LayerSpec::seeded(9001, 9 * MIB)],
+    ));
+    specs
+}
+
+/// Images pushed to a source registry, and the list naming them at `name` (the address
+/// airlift is given, which may be a proxy in front of the registry).
+struct Images {
+    images: Vec<Generated>,
+    list: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Images {
+    fn push(registry: &TestRegistry, name: &str) -> Images {
+        let images = generator::push(&registry.addr(), &specs());
+        let dir = tempfile::tempdir().unwrap();
+        let list = generator::write_list(dir.path(), &images, name);
+        Images {
+            images,
+            list,
+            _dir: dir,
+        }
+    }
+}
+
+/// The scenario every set-up runs: `mirror sync` to `to`, the same sync again (nothing to
+/// copy), then `bundle create` of the list and `bundle load` to `to/loaded`. `extra` goes
+/// to every command. Each step must succeed; returns the outputs for further checks.
+fn scenario(env: &Env, list: &Path, to: &str, extra: &[&str]) -> Vec<Output> {
+    let mut outs = Vec::new();
+    let sync = |outs: &mut Vec<Output>| {
+        let mut args = vec!["--json", "--progress", "none"];
+        args.extend_from_slice(extra);
+        let out = env.sync(list, to, &args);
+        assert_ok(&out);
+        outs.push(out);
+    };
+    sync(&mut outs);
+    sync(&mut outs);
+    let resync = json_report(&outs[1]);
+    assert_eq!(
+        number(&resync, "bytes_transferred"),
+        0,
+        "re-sync copied bytes:\n{}",
+        describe(&outs[1])
+    );
+    let bundle = env.path("bundle.tar.zst");
+    let mut args = vec!["bundle", "create", "--list", list.to_str().unwrap()];
+    args.extend_from_slice(&["-o", bundle.to_str().unwrap(), "--progress", "none"]);
+    args.extend_from_slice(extra);
+    let out = env.run(&args);
+    assert_ok(&out);
+    outs.push(out);
+    // One volume is the file itself; more are `bundle.NNN.tar.zst`.
+    let mut volumes: Vec<String> = std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path().to_str().unwrap().to_owned())
+        .filter(|p| p.contains("/bundle.") && p.ends_with(".tar.zst"))
+        .collect();
+    volumes.sort();
+    assert!(!volumes.is_empty(), "no volumes in {}", bundle.display());
+    let state = env.path("load-state");
+    let loaded = format!("{to}/loaded");
+    let mut args = vec!["bundle", "load"];
+    args.extend(volumes.iter().map(String::as_str));
+    args.extend_from_slice(&["--to", &loaded, "--state-dir", state.to_str().unwrap()]);
+    args.extend_from_slice(&["--progress", "none"]);
+    args.extend_from_slice(extra);
+    let out = env.run(&args);
+    assert_ok(&out);
+    outs.push(out);
+    outs
+}
+
+/// An htpasswd file nginx reads, for [`USER`].
+fn htpasswd(dir: &Path) -> PathBuf {
+    let path = dir.join("htpasswd");
+    std::fs::write(&path, format!("{USER}:{{PLAIN}}{PASSWORD}\n")).unwrap();
+    path
+}
+
+/// Asserts that `lines` of an nginx `airlift` log are not empty and none carries a credential.
+fn assert_no_credentials(what: &str, lines: &[String]) {
+    assert!(!lines.is_empty(), "{what} was never reached");
+    for line in lines {
+        assert!(
+            line.ends_with("auth=[-]"),
+            "{what} received a credential: {line}"
+        );
+    }
+}
+
+/// Artifactory/Nexus behind a proxy: the registry's upload `Location`s are rewritten to
+/// another origin. Pushes still work, and the credentials of the front stay there.
+#[test]
+fn upload_locations_on_another_origin_get_no_credentials() {
+    let source = TestRegistry::start();
+    let images = Images::push(&source, &source.addr());
+    let registry = TestRegistry::start();
+    let (front, other) = (free_port(), free_port());
+    let pw = tempfile::tempdir().unwrap();
+    let servers = format!(
+        "server {{ listen 127.0.0.1:{front}; access_log {{dir}}/front.log airlift;
+           auth_basic \"registry\"; auth_basic_user_file {};
+           location / {{ proxy_pass {}; proxy_set_header Host $http_host;
+             proxy_redirect ~^http://[^/]+/(.*)$ http://127.0.0.1:{other}/$1; }} }}
+         server {{ listen 127.0.0.1:{other}; access_log {{dir}}/other.log airlift;
+           location / {{ proxy_pass {}; proxy_set_header Host $http_host; }} }}",
+        htpasswd(pw.path()).display(),
+        registry.url(),
+        registry.url(),
+    );
+    let nginx = Nginx::start(&servers, &[front, other]);
+    let env = Env::new();
+    let to = format!("127.0.0.1:{front}");
+    assert_ok(&env.login(&to, USER, PASSWORD, &[]));
+    scenario(&env, &images.list, &to, &[]);
+    assert_copied(&registry, &images.images);
+
+    let front_log = nginx.log("front");
+    assert!(
+        front_log.iter().any(|l| l.contains("auth=[Basic ")),
+        "the front never got the credentials: {front_log:?}"
+    );
+    let other_log = nginx.log("other");
+    for method in ["PATCH ", "PUT "] {
+        assert!(
+            other_log.iter().any(|l| l.starts_with(method)),
+            "no {method}on the other origin: {other_log:?}"
+        );
+    }
+    assert_no_credentials("the other origin", &other_log);
+}
+
+/// A TLS front whose upload `Location`s point at plain HTTP: refused, naming the flag that
+/// allows it; with that flag the push works and the credential does not follow.
+#[test]
+fn upload_locations_downgraded_to_http_are_refused() {
+    let source = TestRegistry::start();
+    let images = Images::push(&source, &source.addr());
+    let registry = TestRegistry::start();
+    let certs = Certs::new(&["127.0.0.1"]);
+    let (front, plain) = (free_port(), free_port());
+    let servers = format!(
+        "server {{ listen 127.0.0.1:{front} ssl; access_log {{dir}}/front.log airlift;
+           ssl_certificate {}; ssl_certificate_key {};
+           auth_basic \"registry\"; auth_basic_user_file {};
+           location / {{ proxy_pass {}; proxy_set_header Host $http_host;
+             proxy_redirect ~^http://[^/]+/(.*)$ http://127.0.0.1:{plain}/$1; }} }}
+         server {{ listen 127.0.0.1:{plain}; access_log {{dir}}/plain.log airlift;
+           location / {{ proxy_pass {}; proxy_set_header Host $http_host; }} }}",
+        certs.server_cert.display(),
+        certs.server_key.display(),
+        htpasswd(certs.dir.path()).display(),
+        registry.url(),
+        registry.url(),
+    );
+    let nginx = Nginx::start(&servers, &[front, plain]);
+    let env = Env::new();
+    let to = format!("127.0.0.1:{front}");
+    let ca = certs.ca_file.to_str().unwrap();
+    assert_ok(&env.login(&to, USER, PASSWORD, &["--ca-file", ca]));
+
+    let out = env.sync(&images.list, &to, &["--ca-file", ca]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let shown = all_output(&out);
+    assert!(
+        shown.contains("from HTTPS to plain HTTP")
+            && shown.contains(&format!("--insecure-registry 127.0.0.1:{plain}")),
+        "{}",
+        describe(&out)
+    );
+    assert!(nginx.log("plain").is_empty(), "{:?}", nginx.log("plain"));
+
+    let allowed = format!("127.0.0.1:{plain}");
+    scenario(
+        &env,
+        &images.list,
+        &to,
+        &["--ca-file", ca, "--insecure-registry", &allowed],
+    );
+    assert_copied(&registry, &images.images);
+    assert_no_credentials("the plain-HTTP origin", &nginx.log("plain"));
+}
+
+/// Docker Hub, ghcr.io, ECR: blob `GET`s redirected to a CDN. distribution's `redirect`
+/// storage middleware sends them to nginx serving its storage directory; the source wants
+/// credentials, the CDN gets none, and `Range` requests work through the redirect.
+#[test]
+fn blobs_redirected_to_a_cdn_get_no_credentials() {
+    let cdn = free_port();
+    let registry = TestRegistry::start_with(&format!(
+        "middleware:\n  storage:\n    - name: redirect\n      options:\n        baseurl: http://127.0.0.1:{cdn}/\n"
+    ));
+    let front = free_port();
+    let pw = tempfile::tempdir().unwrap();
+    let servers = format!(
+        "server {{ listen 127.0.0.1:{front}; access_log {{dir}}/front.log airlift;
+           auth_basic \"registry\"; auth_basic_user_file {};
+           location / {{ proxy_pass {}; proxy_set_header Host $http_host; proxy_redirect off; }} }}
+         server {{ listen 127.0.0.1:{cdn}; access_log {{dir}}/cdn.log airlift;
+           location / {{ root {}; }} }}",
+        htpasswd(pw.path()).display(),
+        registry.url(),
+        registry.storage_dir().display(),
+    );
+    // The images are pushed straight to the registry; reads go through the front.
+    let source = format!("127.0.0.1:{front}");
+    let images = Images::push(&registry, &source);
+    let nginx = Nginx::start(&servers, &[front, cdn]);
+    let target = TestRegistry::start();
+    let env = Env::new();
+    assert_ok(&env.login(&source, USER, PASSWORD, &[]));
+    scenario(&env, &images.list, &target.addr(), &[]);
+    assert_copied(&target, &images.images);
+    let cdn_log = nginx.log("cdn");
+    assert!(
+        cdn_log
+            .iter()
+            .any(|l| l.starts_with("GET ") && l.contains(" 200 ")),
+        "no blob came from the CDN: {cdn_log:?}"
+    );
+    assert_no_credentials("the CDN", &cdn_log);
+
+    // A ranged read through the redirect: what a resumed download asks for.
+    let (digest, size) = images.images[2]
+        .blobs
+        .iter()
+        .max_by_key(|(_, size)| *size)
+        .cloned()
+        .unwrap();
+    let range = ranged_read(&source, &images.images[2].repository, &digest, size - 1000);
+    assert_eq!(range, 1000, "bytes after the offset");
+    assert!(
+        nginx.log("cdn").iter().any(|l| l.contains(" 206 ")),
+        "no 206 from the CDN: {:?}",
+        nginx.log("cdn")
+    );
+    assert_no_credentials("the CDN", &nginx.log("cdn"));
+}
+
+/// Reads `digest` from `offset` through the client with [`USER`]'s credentials; returns
+/// how many bytes came.
+fn ranged_read(registry: &str, repository: &str, digest: &str, offset: u64) -> usize {
+    use airlift::registry::{ClientOptions, Credential, CredentialSource, RegistryClient};
+    use futures_util::StreamExt;
+    struct One(String);
+    impl CredentialSource for One {
+        fn credential(&self, registry: &str) -> Option<Credential> {
+            (registry == self.0).then(|| Credential {
+                username: USER.to_owned(),
+                password: PASSWORD.to_owned(),
+            })
+        }
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = RegistryClient::new(ClientOptions {
+            credentials: Some(std::sync::Arc::new(One(registry.to_owned()))),
+            ..Default::default()
+        })
+        .unwrap();
+        let repo = client.repo(registry, repository);
+        let digest: airlift::Digest = digest.parse().unwrap();
+        let body = repo.get_blob(&digest, offset, None).await.unwrap();
+        assert!(
+            body.partial,
+            "the CDN answered the Range with the whole blob"
+        );
+        let mut n = 0;
+        let mut s = body.stream;
+        while let Some(chunk) = s.next().await {
+            n += chunk.unwrap().len();
+        }
+        n
+    })
+}
+
+/// An HTTPS registry whose token realm is plain HTTP: the password would cross the network
+/// in clear text, so airlift refuses before sending it.
+#[test]
+fn plain_http_token_realm_of_an_https_registry_is_refused() {
+    let server = crate::tokenauth::TokenServer::start(60, std::time::Duration::ZERO);
+    let certs = Certs::new(&["127.0.0.1"]);
+    let registry = TestRegistry::builder()
+        .http_extra(&certs.http_tls(false))
+        .config_extra(&server.registry_auth())
+        .start();
+    let env = Env::new();
+    let ca = certs.ca_file.to_str().unwrap();
+    let out = env.login(&registry.addr(), USER, PASSWORD, &["--ca-file", ca]);
+    assert_ne!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(
+        all_output(&out).contains(&format!(
+            "refused to follow http://{}/token from HTTPS to plain HTTP",
+            server.addr
+        )),
+        "{}",
+        describe(&out)
+    );
+    assert!(server.issued().is_empty(), "the token server was asked");
+}
