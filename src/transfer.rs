@@ -48,7 +48,7 @@ pub struct TransferOptions {
     pub retry_budget: u64,
     /// Blobs larger than this are uploaded in `PATCH` chunks of this size, each resumable
     /// from what the registry reports after a drop; smaller ones go as one `PUT` (default
-    /// 8 MiB, above ECR's 5 MiB minimum part).
+    /// 8 MiB; never less than 5 MiB, ECR's minimum part).
     pub upload_chunk_size: u64,
 }
 

@@ -228,7 +228,24 @@ pub(super) async fn patch_chunk(
     call.body = CallBody::Bytes(chunk);
     let (url, resp) = repo.http().execute(repo.registry(), &call).await?;
     match resp.status().as_u16() {
-        202 => session_from(&url, resp.headers(), session.offset + len),
+        // distribution answers 202; Amazon ECR 201 and go-containerregistry 204. The `Range`
+        // is not trusted (ECR's stays at the first chunk): the registry took what was sent,
+        // and the closing PUT's digest check catches anything short.
+        202 | 201 | 204 => {
+            let location = match headers::text(resp.headers(), LOCATION.as_str()) {
+                Some(l) => headers::resolve_location(&url, l).map_err(|reason| {
+                    RegistryError::Protocol {
+                        url: url.to_string(),
+                        reason,
+                    }
+                })?,
+                None => session.location.clone(),
+            };
+            Ok(UploadSession {
+                location,
+                offset: session.offset + len,
+            })
+        }
         404 => Err(RegistryError::NotFound {
             what: "upload session".to_owned(),
             url: url.to_string(),

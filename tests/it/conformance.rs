@@ -2,15 +2,20 @@
 //! no-op re-sync, bundle create and load) run against each set-up — distribution behind
 //! `nginx` proxies that move upload `Location`s to another origin or to plain HTTP, and
 //! distribution's `redirect` storage middleware with nginx serving the storage directory as
-//! the CDN. nginx logs the `Authorization` header it receives, so the tests prove that no
+//! the CDN; go-containerregistry's registry (`crane registry serve`) as source and target;
+//! and, through the fault proxy, Amazon ECR's answers to chunk uploads. nginx logs the `Authorization` header it receives, so the tests prove that no
 //! credential leaves the origin it was issued for.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use crate::support::crane::CraneRegistry;
 use crate::support::generator::{self, Arch, Generated, ImageSpec, Kind, LayerSpec};
 use crate::support::nginx::Nginx;
-use crate::support::{TestRegistry, describe, free_port, json_report, number};
+use crate::support::proxy::{Action, FaultProxy, Faults, Matcher, Rule};
+use crate::support::{
+    TestRegistry, describe, digest_of, free_port, json_report, number, try_skopeo_inspect_raw,
+};
 use crate::tls::{Certs, Env, PASSWORD, USER, all_output, assert_copied, assert_ok};
 
 const MIB: u64 = 1024 * 1024;
@@ -39,7 +44,11 @@ struct Images {
 
 impl Images {
     fn push(registry: &TestRegistry, name: &str) -> Images {
-        let images = generator::push(&registry.addr(), &specs());
+        Images::push_specs(registry, name, &specs())
+    }
+
+    fn push_specs(registry: &TestRegistry, name: &str, specs: &[ImageSpec]) -> Images {
+        let images = generator::push(&registry.addr(), specs);
         let dir = tempfile::tempdir().unwrap();
         let list = generator::write_list(dir.path(), &images, name);
         Images {
@@ -326,4 +335,76 @@ fn plain_http_token_realm_of_an_https_registry_is_refused() {
         describe(&out)
     );
     assert!(server.issued().is_empty(), "the token server was asked");
+}
+
+/// Asserts that every image is at `registry` (under `prefix`) with its digest, per skopeo.
+fn assert_served(registry: &str, prefix: &str, images: &[Generated]) {
+    for image in images {
+        let reference = format!("{registry}/{prefix}{}:{}", image.repository, image.tag);
+        let raw = try_skopeo_inspect_raw(&reference).unwrap_or_else(|e| panic!("{reference}: {e}"));
+        assert_eq!(digest_of(&raw), image.digest, "{reference}");
+    }
+}
+
+/// go-containerregistry's registry answers chunk `PATCH`es with `204`: as the target of
+/// sync and bundle load, then as the source.
+#[test]
+fn go_containerregistry_as_target_and_source() {
+    let source = TestRegistry::start();
+    let images = Images::push(&source, &source.addr());
+    let crane = CraneRegistry::start();
+    scenario(&Env::new(), &images.list, &crane.addr(), &[]);
+    assert_served(&crane.addr(), "", &images.images);
+    assert_served(&crane.addr(), "loaded/", &images.images);
+    assert!(
+        crane.log().contains("PATCH"),
+        "no chunked upload: {}",
+        crane.log()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let list = generator::write_list(dir.path(), &images.images, &crane.addr());
+    let target = TestRegistry::start();
+    scenario(&Env::new(), &list, &target.addr(), &[]);
+    assert_copied(&target, &images.images);
+}
+
+/// Amazon ECR answers a chunk `PATCH` with `201` and a `Range` that stays at the first
+/// chunk (reproduced by the fault proxy in front of distribution): the upload goes on from
+/// what was sent, and the closing `PUT` carries the rest.
+#[test]
+fn ecr_style_chunk_answers_201_with_a_stuck_range() {
+    let specs = [ImageSpec::new(
+        "conformance/ecr",
+        "1",
+        Kind::Docker,
+        Arch::Single,
+        vec![LayerSpec::seeded(9002, 17 * MIB)],
+    )];
+    let source = TestRegistry::start();
+    let images = Images::push_specs(&source, &source.addr(), &specs);
+    let target = TestRegistry::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ecr = Rule::new(
+        Matcher::any()
+            .method("PATCH")
+            .path_contains("/blobs/uploads/"),
+        Action::Rewrite {
+            status: Some(201),
+            headers: vec![("range".to_owned(), Some("0-8388607".to_owned()))],
+        },
+    );
+    let proxy = rt.block_on(FaultProxy::start(
+        target.addr().parse().unwrap(),
+        Faults::default().with_rule(ecr),
+    ));
+    let to = proxy.addr().to_string();
+    scenario(&Env::new(), &images.list, &to, &[]);
+    assert_copied(&target, &images.images);
+    // Two PATCHes per upload (sync, bundle load), each answered the ECR way.
+    assert!(
+        proxy.stats().faults_injected >= 4,
+        "{:?}",
+        proxy.stats().faults_injected
+    );
 }

@@ -7,6 +7,7 @@
 //! shell out to the real `skopeo`. A missing program is a test failure with a message saying
 //! how to install it, never a skip.
 
+pub mod crane;
 pub mod r#gen;
 pub mod nginx;
 pub mod proxy;
