@@ -137,12 +137,24 @@ pub(super) async fn head(
         _ => return Err(status_error(&call.method, &url, resp).await),
     }
     let h = resp.headers();
+    let header_digest = headers::text(h, "docker-content-digest");
+    let size = headers::content_length(h);
+    let (Some(value), Some(size)) = (header_digest, size) else {
+        // Both are optional for a HEAD (Nexus, registry.redhat.io and header-stripping
+        // proxies leave `Docker-Content-Digest` out): the body tells.
+        tracing::debug!(%url, "manifest HEAD without Docker-Content-Digest or Content-Length; fetching it");
+        let m = get(repo, locator).await?;
+        return Ok(Some(ManifestInfo {
+            size: m.bytes.len() as u64,
+            digest: m.digest,
+            media_type: m.media_type,
+        }));
+    };
     let protocol = |reason: &str| RegistryError::Protocol {
         url: url.to_string(),
         reason: reason.to_owned(),
     };
-    let digest = headers::text(h, "docker-content-digest")
-        .ok_or_else(|| protocol("HEAD response has no Docker-Content-Digest"))?
+    let digest = value
         .parse::<Digest>()
         .map_err(|_| protocol("Docker-Content-Digest is not a sha256 digest"))?;
     if let Ok(expected) = locator.parse::<Digest>()
@@ -157,8 +169,6 @@ pub(super) async fn head(
     let media_type = headers::text(h, "content-type")
         .map(headers::bare_media_type)
         .unwrap_or_default();
-    let size = headers::content_length(h)
-        .ok_or_else(|| protocol("HEAD response has no Content-Length"))?;
     Ok(Some(ManifestInfo {
         digest,
         media_type,

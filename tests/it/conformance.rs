@@ -408,3 +408,37 @@ fn ecr_style_chunk_answers_201_with_a_stuck_range() {
         proxy.stats().faults_injected
     );
 }
+
+/// Nexus, registry.redhat.io and header-stripping proxies answer without
+/// `Docker-Content-Digest`: nginx hides it in front of the source and the target.
+#[test]
+fn registries_without_docker_content_digest() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    let (src_front, dst_front) = (free_port(), free_port());
+    let server = |port: u16, upstream: &TestRegistry| {
+        format!(
+            "server {{ listen 127.0.0.1:{port}; access_log {{dir}}/{port}.log airlift;
+               location / {{ proxy_pass {}; proxy_set_header Host $http_host;
+                 proxy_hide_header Docker-Content-Digest; }} }}\n",
+            upstream.url()
+        )
+    };
+    let servers = server(src_front, &source) + &server(dst_front, &target);
+    let images = Images::push(&source, &format!("127.0.0.1:{src_front}"));
+    let nginx = Nginx::start(&servers, &[src_front, dst_front]);
+    scenario(
+        &Env::new(),
+        &images.list,
+        &format!("127.0.0.1:{dst_front}"),
+        &[],
+    );
+    assert_copied(&target, &images.images);
+    assert!(
+        nginx
+            .log(&dst_front.to_string())
+            .iter()
+            .any(|l| l.starts_with("HEAD ") && l.contains("/manifests/")),
+        "the target was never asked with HEAD"
+    );
+}
