@@ -560,6 +560,8 @@ impl Repo {
 
     /// Tries a cross-repository mount of `digest` from `from_repository` (same registry).
     /// The token asks for `pull` on the source and `pull,push` on this repository at once.
+    /// A refused mount (401/403/404/405) opens a normal upload instead, and the registry is
+    /// not asked to mount again by this client.
     pub async fn mount_blob(
         &self,
         digest: &Digest,

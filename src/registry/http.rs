@@ -2,7 +2,7 @@
 //! credentials or tokens, answering 401 challenges, retries, and turning failures into
 //! [`RegistryError`]s that name the URL and never a secret.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -106,6 +106,8 @@ pub(super) struct Inner {
     insecure_list: Vec<String>,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
     tokens: Tokens,
+    /// Registries that refused a cross-repository mount this run.
+    no_mount: Mutex<HashSet<String>>,
 }
 
 /// `host[:port]` of `url`, as registries are named.
@@ -205,6 +207,7 @@ impl Inner {
             insecure_list: opts.insecure_registries,
             hosts: Mutex::new(HashMap::new()),
             tokens: Tokens::default(),
+            no_mount: Mutex::new(HashSet::new()),
         })
     }
 
@@ -264,6 +267,22 @@ impl Inner {
 
     fn client<'h>(&self, host: &'h Host) -> &'h reqwest::Client {
         &host.client
+    }
+
+    /// Whether `registry` refused a mount this run.
+    pub fn mounts_refused(&self, registry: &str) -> bool {
+        self.no_mount
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(registry)
+    }
+
+    /// Remembers that `registry` refuses mounts.
+    pub fn refuse_mounts(&self, registry: &str) {
+        self.no_mount
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(registry.to_owned());
     }
 
     /// Runs the credential source's preparation for `registries`.

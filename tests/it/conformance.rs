@@ -442,3 +442,35 @@ fn registries_without_docker_content_digest() {
         "the target was never asked with HEAD"
     );
 }
+
+/// Harbor answers a mount from a project the robot account cannot read with 401 (the fault
+/// proxy in front of distribution): the blob is uploaded instead, and the registry is not
+/// asked to mount again in that run.
+#[test]
+fn refused_mounts_fall_back_to_uploads_once() {
+    let source = TestRegistry::start();
+    // The small set shares base layers between repositories: the target would mount them.
+    let specs: Vec<ImageSpec> = generator::small_set();
+    let images = Images::push_specs(&source, &source.addr(), &specs);
+    let target = TestRegistry::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let refuse = Rule::new(
+        Matcher::any().method("POST").path_contains("mount="),
+        Action::status(401),
+    );
+    let proxy = rt.block_on(FaultProxy::start(
+        target.addr().parse().unwrap(),
+        Faults::default().with_rule(refuse),
+    ));
+    let env = Env::new();
+    let to = proxy.addr().to_string();
+    // One blob at a time, so no second mount is in flight when the first is refused.
+    let out = env.sync(&images.list, &to, &["--jobs", "1", "--progress", "none"]);
+    assert_ok(&out);
+    assert_copied(&target, &images.images);
+    assert_eq!(
+        proxy.stats().faults_injected,
+        1,
+        "mounts were asked for again after the refusal"
+    );
+}
