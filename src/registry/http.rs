@@ -170,6 +170,7 @@ fn scope_subject(call: &Call) -> (&'static str, String) {
 /// The error for an unexpected status, with the registry's message from the body.
 pub(super) async fn status_error(method: &Method, url: &url::Url, resp: Response) -> RegistryError {
     let status = resp.status().as_u16();
+    let rate_limit = (status == 429).then(|| headers::rate_limit_note(resp.headers()));
     let mut body = Vec::new();
     let mut stream = resp.bytes_stream();
     while let Some(Ok(chunk)) = stream.next().await {
@@ -182,7 +183,10 @@ pub(super) async fn status_error(method: &Method, url: &url::Url, resp: Response
         method: method.to_string(),
         url: url.to_string(),
         status,
-        detail: headers::error_detail(&body),
+        detail: match (headers::error_detail(&body), rate_limit) {
+            (Some(d), Some(note)) => Some(format!("{d}; {note}")),
+            (d, note) => d.or(note),
+        },
     }
 }
 
@@ -752,6 +756,9 @@ impl Inner {
             rb.send().await.map_err(|e| transport(url, e))?
         };
         tracing::debug!(method = %call.method, %url, status = resp.status().as_u16(), "registry request");
+        if let Some(left) = headers::text(resp.headers(), "ratelimit-remaining") {
+            tracing::debug!(registry = %host.registry, remaining = left, "rate limit");
+        }
         Ok(resp)
     }
 }

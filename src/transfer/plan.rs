@@ -105,7 +105,7 @@ pub async fn plan(
 ) -> Plan {
     let width = opts.jobs.max(4) * 2;
     let resolved: Vec<Result<Resolved, TransferError>> = stream::iter(jobs.iter())
-        .map(|job| resolve(source, job, opts, reporter))
+        .map(|job| resolve_budgeted(source, sink, job, opts, reporter))
         .buffered(width)
         .collect()
         .await;
@@ -275,6 +275,60 @@ fn failed(job: ImageJob, error: TransferError) -> PlannedImage {
         missing: (0, 0),
         error: Some(Arc::new(error)),
     }
+}
+
+/// [`resolve`], sparing the source's pull budget: Docker Hub counts manifest `GET`s, not
+/// `HEAD`s. The source is asked with `HEAD`, and when the target already holds that digest
+/// (the image is complete there) its manifests are read from the target instead, so a
+/// re-sync that copies nothing makes no manifest `GET` at the source. With `--platform` the
+/// source's index is needed to filter it, so the source is read as usual.
+async fn resolve_budgeted(
+    source: &Source,
+    sink: &Sink,
+    job: &ImageJob,
+    opts: &TransferOptions,
+    reporter: &dyn Reporter,
+) -> Result<Resolved, TransferError> {
+    if let Some(resolved) = resolve_at_target(source, sink, job, opts, reporter).await {
+        return Ok(resolved);
+    }
+    resolve(source, job, opts, reporter).await
+}
+
+/// The image resolved from the target's copy, when the target has the source's digest;
+/// `None` (resolve from the source) on any doubt.
+async fn resolve_at_target(
+    source: &Source,
+    sink: &Sink,
+    job: &ImageJob,
+    opts: &TransferOptions,
+    reporter: &dyn Reporter,
+) -> Option<Resolved> {
+    let (Source::Registry(from), Sink::Registry(to)) = (source, sink) else {
+        return None;
+    };
+    if !job.platforms.is_empty() {
+        return None;
+    }
+    let src = &job.source;
+    let digest = match src.digest() {
+        Some(d) => d.clone(),
+        None => {
+            let repo = from.repo(src.registry(), src.repository());
+            repo.head_manifest(src.locator()).await.ok()??.digest
+        }
+    };
+    if !target_has(sink, &job.target, &digest).await.ok()? {
+        return None;
+    }
+    let there = ImageJob {
+        source: job.target.with(None, Some(digest.clone())),
+        ..job.clone()
+    };
+    let resolved = resolve(&Source::Registry(to.clone()), &there, opts, reporter)
+        .await
+        .ok()?;
+    (resolved.source_digest == digest).then_some(resolved)
 }
 
 /// Fetches an image's manifests (walking an index, filtering platforms) and lists its blobs.

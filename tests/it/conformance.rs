@@ -474,3 +474,77 @@ fn refused_mounts_fall_back_to_uploads_once() {
         "mounts were asked for again after the refusal"
     );
 }
+
+/// Docker Hub counts manifest `GET`s against the pull limit, not `HEAD`s: a re-sync that
+/// copies nothing makes no manifest `GET` at the source (counted in nginx's access log in
+/// front of it).
+#[test]
+fn a_no_op_resync_makes_no_manifest_gets_at_the_source() {
+    let source = TestRegistry::start();
+    let front = free_port();
+    let servers = format!(
+        "server {{ listen 127.0.0.1:{front}; access_log {{dir}}/source.log airlift;
+           location / {{ proxy_pass {}; proxy_set_header Host $http_host; }} }}",
+        source.url()
+    );
+    let images = Images::push_specs(
+        &source,
+        &format!("127.0.0.1:{front}"),
+        &generator::small_set(),
+    );
+    let nginx = Nginx::start(&servers, &[front]);
+    let target = TestRegistry::start();
+    let env = Env::new();
+    let manifest_gets = || {
+        nginx
+            .log("source")
+            .iter()
+            .filter(|l| l.starts_with("GET ") && l.contains("/manifests/"))
+            .count()
+    };
+    let to = format!("{}/mirror", target.addr());
+    assert_ok(&env.sync(&images.list, &to, &["--progress", "none"]));
+    let first = manifest_gets();
+    assert!(first >= images.images.len(), "{first} manifest GETs");
+    let out = env.sync(&images.list, &to, &["--json", "--progress", "none"]);
+    assert_ok(&out);
+    let report = json_report(&out);
+    assert_eq!(number(&report, "bytes_transferred"), 0, "{report}");
+    assert!(
+        number(&report, "bytes_skipped") >= generator::unique_blob_bytes(&images.images),
+        "{report}"
+    );
+    assert_eq!(
+        manifest_gets() - first,
+        0,
+        "manifest GETs at the source on a no-op re-sync: {:?}",
+        nginx.log("source")
+    );
+}
+
+/// A registry out of pull budget answers `429`: after the retries the message says the
+/// registry's limit and when to retry.
+#[test]
+fn rate_limited_pulls_say_when_to_retry() {
+    let source = TestRegistry::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let limited = Rule::new(
+        Matcher::any().method("GET").path_contains("/manifests/"),
+        Action::too_many_requests(1),
+    );
+    let proxy = rt.block_on(FaultProxy::start(
+        source.addr().parse().unwrap(),
+        Faults::default().with_rule(limited),
+    ));
+    let specs: Vec<ImageSpec> = generator::small_set().into_iter().take(1).collect();
+    let images = Images::push_specs(&source, &proxy.addr().to_string(), &specs);
+    let target = TestRegistry::start();
+    let out = Env::new().sync(&images.list, &target.addr(), &["--progress", "none"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        all_output(&out).contains("returned 429")
+            && all_output(&out).contains("rate limit was reached: retry in 1 s"),
+        "{}",
+        describe(&out)
+    );
+}
