@@ -129,7 +129,7 @@ pub enum TransferError {
         source: RegistryError,
     },
     /// A manifest of a kind airlift does not copy (e.g. Docker schema 1).
-    #[error("{reference}: unsupported manifest type `{media_type}`")]
+    #[error("{reference}: {}", unsupported_message(media_type))]
     UnsupportedManifest {
         /// The reference.
         reference: String,
@@ -298,3 +298,15 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 
 /// Convenience for shared error values.
 pub(crate) type SharedError = Arc<TransferError>;
+
+/// Why a manifest of `media_type` is not copied.
+fn unsupported_message(media_type: &str) -> String {
+    if media_type.starts_with("application/vnd.docker.distribution.manifest.v1+") {
+        format!(
+            "schema 1 manifests are deprecated and not supported (`{media_type}`): push the \
+             image again with a current client to convert it to schema 2"
+        )
+    } else {
+        format!("unsupported manifest type `{media_type}`")
+    }
+}

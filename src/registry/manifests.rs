@@ -91,6 +91,17 @@ pub(super) async fn get(repo: &Repo, locator: &str) -> Result<Manifest, Registry
     }
     let bytes = body.freeze();
     let digest = Digest::of(&bytes);
+    let content_type = headers::text(&header_map, "content-type").map(headers::bare_media_type);
+    if content_type.as_deref().is_some_and(is_schema1) {
+        // A signed schema 1 manifest's digest is that of its JWS payload, not of these
+        // bytes, so the checks below would call it corrupt. It is handed on, digest as
+        // computed, for the caller to refuse by its media type.
+        return Ok(Manifest {
+            bytes,
+            media_type: content_type.unwrap_or_default(),
+            digest,
+        });
+    }
     if let Ok(expected) = locator.parse::<Digest>()
         && expected != digest
     {
@@ -111,6 +122,15 @@ pub(super) async fn get(repo: &Repo, locator: &str) -> Result<Manifest, Registry
         media_type,
         digest,
     })
+}
+
+/// Whether `media_type` is Docker's deprecated schema 1 (signed or not).
+pub(super) fn is_schema1(media_type: &str) -> bool {
+    matches!(
+        media_type,
+        "application/vnd.docker.distribution.manifest.v1+prettyjws"
+            | "application/vnd.docker.distribution.manifest.v1+json"
+    )
 }
 
 fn too_big(url: &url::Url) -> RegistryError {

@@ -548,3 +548,45 @@ fn rate_limited_pulls_say_when_to_retry() {
         describe(&out)
     );
 }
+
+/// Old tags on Docker Hub and Quay are schema 1 (`v1+prettyjws`), whose digest is that of the
+/// JWS payload: distribution with schema 1 enabled serves one made by `skopeo copy --format
+/// v2s1`. airlift refuses it clearly, exit 1, never as corruption (exit 3).
+#[test]
+fn schema1_manifests_are_refused_not_called_corrupt() {
+    let registry = TestRegistry::start_with("compatibility:\n  schema1:\n    enabled: true\n");
+    let specs: Vec<ImageSpec> = generator::small_set().into_iter().take(1).collect();
+    let images = generator::push(&registry.addr(), &specs);
+    let modern = images[0].reference(&registry.addr());
+    let old = format!("{}/legacy/s1:old", registry.addr());
+    let out = crate::support::run_with_timeout(
+        crate::support::skopeo()
+            .args(["copy", "--src-tls-verify=false", "--dest-tls-verify=false"])
+            .args(["--format", "v2s1"])
+            .arg(format!("docker://{modern}"))
+            .arg(format!("docker://{old}")),
+        std::time::Duration::from_secs(120),
+    );
+    assert_ok(&out);
+    let raw = try_skopeo_inspect_raw(&old).unwrap();
+    assert!(
+        String::from_utf8_lossy(&raw).contains("\"signatures\""),
+        "not a signed schema 1 manifest: {}",
+        String::from_utf8_lossy(&raw)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.txt");
+    std::fs::write(&list, format!("{old}\n{modern}\n")).unwrap();
+    let target = TestRegistry::start();
+    let out = Env::new().sync(&list, &target.addr(), &["--progress", "none"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let shown = all_output(&out);
+    assert!(
+        shown.contains("schema 1 manifests are deprecated and not supported"),
+        "{}",
+        describe(&out)
+    );
+    assert!(!shown.contains("digest mismatch"), "{}", describe(&out));
+    // The other image of the list is copied all the same.
+    assert_copied(&target, &images);
+}
