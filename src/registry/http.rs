@@ -349,7 +349,14 @@ impl Inner {
                                 }
                                 // A server that speaks TLS with a certificate we cannot
                                 // accept is not a plain-HTTP server: say so, do not fall back.
-                                if matches!(err, RegistryError::Tls { .. }) {
+                                // (A plain-HTTP answer is what the fallback is for.)
+                                let plain = matches!(
+                                    err,
+                                    RegistryError::Tls { problem: tls::TlsProblem::PlainHttp, .. }
+                                );
+                                if matches!(err, RegistryError::Tls { .. })
+                                    && !(plain && i + 1 < candidates.len())
+                                {
                                     return Err(self.refine_client_cert(host, err));
                                 }
                                 tracing::debug!(%url, error = %crate::transfer::error_chain(&err), "probe failed, trying the next scheme");
