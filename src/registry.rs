@@ -157,6 +157,12 @@ pub enum AuthFailure {
         /// The repository (or resource) concerned.
         repository: String,
     },
+    /// The registry rejected the credentials a credential helper gave, even after asking
+    /// it again.
+    HelperRejected {
+        /// The helper program (`docker-credential-NAME`).
+        helper: String,
+    },
     /// Anything else (a broken token service, an unusable challenge).
     Other,
 }
@@ -170,6 +176,10 @@ fn auth_message(registry: &str, scope: &str, reason: &str, kind: &AuthFailure) -
         AuthFailure::Rejected => {
             format!("credentials for {registry} were rejected: check them, or run {login}")
         }
+        AuthFailure::HelperRejected { helper } => format!(
+            "credentials for {registry} from {helper} were rejected, also after asking it \
+             again: check that `{helper} get` works (sign in to the tool behind it again)"
+        ),
         AuthFailure::TokenRejected => format!(
             "{registry} rejected a token its token service had just issued ({scope}): the \
              token is expired or invalid; check this machine's clock and that the registry \
@@ -274,6 +284,24 @@ pub trait CredentialSource: Send + Sync {
     ) -> futures_util::future::BoxFuture<'a, Vec<String>> {
         let _ = registries;
         Box::pin(async { Vec::new() })
+    }
+
+    /// The program that supplies `registry`'s credentials (`docker-credential-NAME`), if a
+    /// credential helper does: hints then name it instead of `airlift login`.
+    fn helper(&self, registry: &str) -> Option<String> {
+        let _ = registry;
+        None
+    }
+
+    /// After the registry rejected `registry`'s credentials: asks their source again (a
+    /// credential helper whose short-lived token expired) and returns a different credential
+    /// to try, if any. Bounded by the source. The default has nothing new.
+    fn refresh<'a>(
+        &'a self,
+        registry: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Option<Credential>> {
+        let _ = registry;
+        Box::pin(async { None })
     }
 }
 

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use reqwest::header::{HeaderMap, LOCATION, WWW_AUTHENTICATE};
 use reqwest::{Method, Response, StatusCode};
 
-use super::auth::{Token, TokenRequest, Tokens};
+use super::auth::{self, Token, TokenRequest, Tokens};
 use super::endpoint::Host;
 use super::{
     AuthFailure, ClientOptions, Credential, RegistryError, RetryPolicy, TlsOptions, challenge,
@@ -141,30 +141,9 @@ pub(super) fn transport(url: &url::Url, e: reqwest::Error) -> RegistryError {
     }
 }
 
-/// The repository and action a failed call was about, for auth messages: `push` for
-/// writes, `pull` for reads, and the repository of the scope asking for it.
-fn scope_subject(call: &Call) -> (&'static str, String) {
-    let action = if call.method == Method::GET || call.method == Method::HEAD {
-        "pull"
-    } else {
-        "push"
-    };
-    let parsed: Vec<(&str, &str)> = call
-        .scopes
-        .iter()
-        .filter_map(|s| {
-            let (resource, actions) = s.rsplit_once(':')?;
-            let name = resource.split_once(':').map(|(_, n)| n).unwrap_or(resource);
-            Some((name, actions))
-        })
-        .collect();
-    let repository = parsed
-        .iter()
-        .find(|(_, actions)| actions.split(',').any(|a| a == action))
-        .or(parsed.first())
-        .map(|(name, _)| name.to_string())
-        .unwrap_or_else(|| "the registry".to_owned());
-    (action, repository)
+/// Whether `result` is the registry (or its token service) rejecting the credentials.
+fn is_rejected<T>(result: &Result<T, RegistryError>) -> bool {
+    matches!(result, Err(RegistryError::Auth { kind, .. }) if **kind == AuthFailure::Rejected)
 }
 
 /// The error for an unexpected status, with the registry's message from the body.
@@ -503,15 +482,59 @@ impl Inner {
             }
             Target::Path(p) => self.url(registry, p).await?,
         };
-        let resp = if matches!(call.body, CallBody::Stream(_)) || !call.retry {
-            self.send_authed(&host, call, &url).await?
-        } else {
-            retry::run(&self.retry, url.as_str(), || {
-                self.send_authed(&host, call, &url)
-            })
-            .await?
+        let mut result = self.send_retried(&host, call, &url).await;
+        // Credentials a helper gave may have expired since (1-hour tokens): ask it again and
+        // resend once, when the body can be sent again.
+        if is_rejected(&result)
+            && let Some(source) = &self.credentials
+        {
+            let fresh = source.refresh(&host.registry).await;
+            if fresh.is_some() && !matches!(call.body, CallBody::Stream(_)) {
+                result = self.send_retried(&host, call, &url).await;
+            }
+        }
+        let resp = match result {
+            Err(RegistryError::Auth {
+                registry,
+                scope,
+                reason,
+                kind,
+            }) if *kind == AuthFailure::Rejected => {
+                let helper = self
+                    .credentials
+                    .as_ref()
+                    .and_then(|c| c.helper(registry.as_str()));
+                let kind = match helper {
+                    Some(helper) => Box::new(AuthFailure::HelperRejected { helper }),
+                    None => kind,
+                };
+                return Err(RegistryError::Auth {
+                    registry,
+                    scope,
+                    reason,
+                    kind,
+                });
+            }
+            other => other?,
         };
         Ok((url, resp))
+    }
+
+    /// [`Self::send_authed`] with retries, unless the call must not be resent.
+    async fn send_retried(
+        &self,
+        host: &Host,
+        call: &Call,
+        url: &url::Url,
+    ) -> Result<Response, RegistryError> {
+        if matches!(call.body, CallBody::Stream(_)) || !call.retry {
+            self.send_authed(host, call, url).await
+        } else {
+            retry::run(&self.retry, url.as_str(), || {
+                self.send_authed(host, call, url)
+            })
+            .await
+        }
     }
 
     async fn initial_auth(
@@ -557,7 +580,7 @@ impl Inner {
                     } => format!("denied: {d}"),
                     _ => "denied".to_owned(),
                 };
-                let (action, repository) = scope_subject(call);
+                let (action, repository) = auth::scope_subject(&call.method, &call.scopes);
                 let kind = AuthFailure::Denied { action, repository };
                 return Err(self.auth_error(host, call, reason, kind));
             }
@@ -580,7 +603,7 @@ impl Inner {
                         AuthFailure::Missing,
                     ),
                     Some(_) if had_token && error_param == "insufficient_scope" => {
-                        let (action, repository) = scope_subject(call);
+                        let (action, repository) = auth::scope_subject(&call.method, &call.scopes);
                         (
                             "insufficient scope".to_owned(),
                             AuthFailure::InsufficientScope { action, repository },
