@@ -97,6 +97,21 @@ pub enum RegistryError {
         /// URL.
         url: String,
     },
+    /// The target repository (or the Harbor project, GitLab group … it belongs to) does not
+    /// exist and the registry does not create it on push.
+    #[error(
+        "{registry} has no repository `{repository}` (or no project `{}` for it): create the \
+         project/repository there first, or check the destination path ({url})",
+        repository.split('/').next().unwrap_or(repository)
+    )]
+    NoRepository {
+        /// Registry host.
+        registry: String,
+        /// The repository pushed to.
+        repository: String,
+        /// URL.
+        url: String,
+    },
     /// Authentication or authorisation failed. The message says what to do
     /// ([`RegistryError::hint`]).
     #[error("{}", auth_message(registry, scope, reason, kind))]
@@ -226,6 +241,7 @@ impl RegistryError {
             // A stalled download is a network problem that surfaced without a reqwest error.
             RegistryError::Protocol { reason, .. } => reason == blobs::STALLED,
             RegistryError::NotFound { .. }
+            | RegistryError::NoRepository { .. }
             | RegistryError::Auth { .. }
             | RegistryError::DigestMismatch { .. } => false,
         }

@@ -148,6 +148,12 @@ pub(super) async fn start_upload(repo: &Repo) -> Result<UploadSession, RegistryE
     let (url, resp) = repo.http().execute(repo.registry(), &call).await?;
     match resp.status().as_u16() {
         202 => session_from(&url, resp.headers(), 0),
+        // Harbor, GitLab, Artifactory and others create no repository (project) on push.
+        404 => Err(RegistryError::NoRepository {
+            registry: repo.registry().to_owned(),
+            repository: repo.repository().to_owned(),
+            url: url.to_string(),
+        }),
         _ => Err(status_error(&call.method, &url, resp).await),
     }
 }

@@ -698,3 +698,36 @@ fn credential_helpers_are_asked_again_when_rejected() {
     );
     assert!(helper.calls() <= 33, "{} helper calls", helper.calls());
 }
+
+/// Harbor (and GitLab, Artifactory) create no project on push: the upload is answered `404`
+/// (the fault proxy in front of distribution), and the error says what to create.
+#[test]
+fn a_missing_target_project_is_named() {
+    let source = TestRegistry::start();
+    let specs: Vec<ImageSpec> = generator::small_set().into_iter().take(1).collect();
+    let images = Images::push_specs(&source, &source.addr(), &specs);
+    let target = TestRegistry::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let missing = Rule::new(
+        Matcher::any()
+            .method("POST")
+            .path_contains("/blobs/uploads/"),
+        Action::status(404),
+    );
+    let proxy = rt.block_on(FaultProxy::start(
+        target.addr().parse().unwrap(),
+        Faults::default().with_rule(missing),
+    ));
+    let to = format!("{}/site", proxy.addr());
+    let out = Env::new().sync(&images.list, &to, &["--progress", "none"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        all_output(&out).contains(&format!(
+            "has no repository `site/{}` (or no project `site` for it): create the \
+             project/repository there first",
+            images.images[0].repository
+        )),
+        "{}",
+        describe(&out)
+    );
+}
