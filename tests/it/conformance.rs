@@ -731,3 +731,53 @@ fn a_missing_target_project_is_named() {
         describe(&out)
     );
 }
+
+/// Harbor allows `/v2/_catalog` to admins only (nginx refuses it here): `inventory --list`
+/// takes the repositories from the list instead, with their tags and digests.
+#[test]
+fn inventory_without_catalog_rights_uses_the_list() {
+    let source = TestRegistry::start();
+    let images = Images::push(&source, &source.addr());
+    let registry = TestRegistry::start();
+    let front = free_port();
+    let servers = format!(
+        "server {{ listen 127.0.0.1:{front}; access_log {{dir}}/front.log airlift;
+           location /v2/_catalog {{ return 403; }}
+           location / {{ proxy_pass {}; proxy_set_header Host $http_host; }} }}",
+        registry.url(),
+    );
+    let _nginx = Nginx::start(&servers, &[front]);
+    let env = Env::new();
+    let site = format!("127.0.0.1:{front}/site");
+    assert_ok(&env.sync(&images.list, &site, &["--progress", "none"]));
+
+    let out_file = env.path("inventory.json");
+    let out = env.run(&[
+        "inventory",
+        "--registry",
+        &site,
+        "-o",
+        out_file.to_str().unwrap(),
+    ]);
+    assert_ne!(out.status.code(), Some(0), "{}", describe(&out));
+    let list = images.list.to_str().unwrap();
+    let out = env.run(&[
+        "inventory",
+        "--registry",
+        &site,
+        "--list",
+        list,
+        "-o",
+        out_file.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+    let inv: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out_file).unwrap()).unwrap();
+    for image in &images.images {
+        let repo = format!("site/{}", image.repository);
+        assert_eq!(
+            inv["repositories"][&repo]["tags"][&image.tag], image.digest,
+            "{repo}: {inv}"
+        );
+    }
+}
