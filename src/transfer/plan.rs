@@ -374,11 +374,8 @@ async fn resolve(
         let child_name = format!("{}@{}", src.name(), child.digest);
         match walk::parse(&m, &child_name)? {
             Parsed::Image(b) => blobs.extend(b),
-            Parsed::Index(_) => {
-                return Err(TransferError::UnsupportedManifest {
-                    reference: child_name,
-                    media_type: format!("{} (an index nested in an index)", m.media_type),
-                });
+            Parsed::Index(grandchildren) => {
+                nested(source, src, &grandchildren, 2, &mut manifests, &mut blobs).await?;
             }
         }
         manifests.push(m);
@@ -390,6 +387,44 @@ async fn resolve(
         target_digest,
         manifests,
         blobs,
+    })
+}
+
+/// How deep indexes may nest (an index in an index in …): the top is depth 1.
+const MAX_INDEX_DEPTH: usize = 4;
+
+/// The manifests (children before their index, for pushing) and blobs under a nested
+/// index's `children`, at `depth`.
+fn nested<'a>(
+    source: &'a Source,
+    src: &'a ImageRef,
+    children: &'a [walk::ChildRef],
+    depth: usize,
+    manifests: &'a mut Vec<Manifest>,
+    blobs: &'a mut Vec<BlobRef>,
+) -> futures_util::future::BoxFuture<'a, Result<(), TransferError>> {
+    Box::pin(async move {
+        for child in children {
+            let m = source.manifest(src, child.digest.as_str()).await?;
+            let child_name = format!("{}@{}", src.name(), child.digest);
+            match walk::parse(&m, &child_name)? {
+                Parsed::Image(b) => blobs.extend(b),
+                Parsed::Index(_) if depth >= MAX_INDEX_DEPTH => {
+                    return Err(TransferError::UnsupportedManifest {
+                        reference: child_name,
+                        media_type: format!(
+                            "{} (indexes nested more than {MAX_INDEX_DEPTH} deep)",
+                            m.media_type
+                        ),
+                    });
+                }
+                Parsed::Index(grandchildren) => {
+                    nested(source, src, &grandchildren, depth + 1, manifests, blobs).await?;
+                }
+            }
+            manifests.push(m);
+        }
+        Ok(())
     })
 }
 
