@@ -719,3 +719,31 @@ fn nested_indexes_are_copied() {
     assert_eq!(raw, outer, "{copied}");
     assert_copied(&target, std::slice::from_ref(inner));
 }
+
+/// The reference set-ups: distribution 2.8 plain, with htpasswd behind TLS, and with token
+/// auth (the suite's token server), each as the target of the whole scenario.
+#[test]
+fn distribution_plain_tls_basic_and_token_auth() {
+    let source = TestRegistry::start();
+    let images = Images::push(&source, &source.addr());
+
+    let plain = TestRegistry::start();
+    scenario(&Env::new(), &images.list, &plain.addr(), &[]);
+    assert_copied(&plain, &images.images);
+
+    let certs = Certs::new(&["127.0.0.1"]);
+    let tls = crate::tls::tls_registry(&certs, true, false);
+    let env = Env::new();
+    let ca = certs.ca_file.to_str().unwrap();
+    assert_ok(&env.login(&tls.addr(), USER, PASSWORD, &["--ca-file", ca]));
+    scenario(&env, &images.list, &tls.addr(), &["--ca-file", ca]);
+    assert_copied(&tls, &images.images);
+
+    let server = crate::tokenauth::TokenServer::start(60, std::time::Duration::ZERO);
+    let token = TestRegistry::start_with(&server.registry_auth());
+    let env = Env::new();
+    assert_ok(&env.login(&token.addr(), USER, PASSWORD, &[]));
+    scenario(&env, &images.list, &token.addr(), &[]);
+    assert_copied(&token, &images.images);
+    assert!(!server.tokens().is_empty(), "no token was issued");
+}
