@@ -747,3 +747,44 @@ fn distribution_plain_tls_basic_and_token_auth() {
     assert_copied(&token, &images.images);
     assert!(!server.tokens().is_empty(), "no token was issued");
 }
+
+/// The token realm on another host (Docker Hub's auth.docker.io, GitLab) is reached with the
+/// registry's TLS settings, as docker does: its CA is only in the registry's `certs.d`
+/// directory. nginx serves the suite's token server over TLS on another port.
+#[test]
+fn a_token_realm_on_another_host_uses_the_registry_tls_settings() {
+    let server = crate::tokenauth::TokenServer::start(60, std::time::Duration::ZERO);
+    let certs = Certs::new(&["127.0.0.1"]);
+    let realm = free_port();
+    let servers = format!(
+        "server {{ listen 127.0.0.1:{realm} ssl; access_log {{dir}}/realm.log airlift;
+           ssl_certificate {}; ssl_certificate_key {};
+           location / {{ proxy_pass http://{}; }} }}",
+        certs.server_cert.display(),
+        certs.server_key.display(),
+        server.addr,
+    );
+    let nginx = Nginx::start(&servers, &[realm]);
+    let auth = server.registry_auth().replace(
+        &format!("http://{}/token", server.addr),
+        &format!("https://127.0.0.1:{realm}/token"),
+    );
+    let registry = TestRegistry::builder()
+        .http_extra(&certs.http_tls(false))
+        .config_extra(&auth)
+        .start();
+    let env = Env::new();
+    let dir = env.certs_d().join(registry.addr());
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(&certs.ca_file, dir.join("ca.crt")).unwrap();
+    assert_ok(&env.login(&registry.addr(), USER, PASSWORD, &[]));
+    assert!(
+        nginx
+            .log("realm")
+            .iter()
+            .any(|l| l.starts_with("GET /token")),
+        "the realm was not asked: {:?}",
+        nginx.log("realm")
+    );
+    assert!(!server.tokens().is_empty(), "no token was issued");
+}
