@@ -661,7 +661,7 @@ _airlift() {
             return 0
             ;;
         airlift__subcmd__inventory)
-            opts="-o -v -q -h -V --registry --output --insecure-registry --ca-file --authfile --verbose --quiet --help --version"
+            opts="-o -l -v -q -h -V --registry --output --list --insecure-registry --ca-file --authfile --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -676,6 +676,14 @@ _airlift() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --list)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -l)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

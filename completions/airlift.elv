@@ -246,6 +246,8 @@ set edit:completion:arg-completer[airlift] = {|@words|
             cand --registry 'The registry (and optional prefix) to list'
             cand -o 'Where to write the inventory (JSON)'
             cand --output 'Where to write the inventory (JSON)'
+            cand -l 'Instead of the catalog (which Harbor, for one, allows admins only), list the repositories these image lists map to at REGISTRY[/PREFIX], as `mirror sync --to REGISTRY[/PREFIX]` places them. Repeatable'
+            cand --list 'Instead of the catalog (which Harbor, for one, allows admins only), list the repositories these image lists map to at REGISTRY[/PREFIX], as `mirror sync --to REGISTRY[/PREFIX]` places them. Repeatable'
             cand --insecure-registry 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker''s `--insecure-registry` (loopback registries always are). Repeatable'
             cand --ca-file 'Trust the CA certificates in FILE (PEM) for every registry, besides the system''s. Per-registry CAs go in `/etc/docker/certs.d/HOST[:PORT]/ca.crt`. Repeatable'
             cand --authfile 'Read credentials from FILE (podman/skopeo `auth.json`, or docker''s `config.json`) before docker''s and podman''s usual files. Repeatable'

@@ -189,6 +189,7 @@ complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c airlift -n "__fish_airlift_using_subcommand inventory" -l registry -d 'The registry (and optional prefix) to list' -r
 complete -c airlift -n "__fish_airlift_using_subcommand inventory" -s o -l output -d 'Where to write the inventory (JSON)' -r -F
+complete -c airlift -n "__fish_airlift_using_subcommand inventory" -s l -l list -d 'Instead of the catalog (which Harbor, for one, allows admins only), list the repositories these image lists map to at REGISTRY[/PREFIX], as `mirror sync --to REGISTRY[/PREFIX]` places them. Repeatable' -r -F
 complete -c airlift -n "__fish_airlift_using_subcommand inventory" -l insecure-registry -d 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker\'s `--insecure-registry` (loopback registries always are). Repeatable' -r
 complete -c airlift -n "__fish_airlift_using_subcommand inventory" -l ca-file -d 'Trust the CA certificates in FILE (PEM) for every registry, besides the system\'s. Per-registry CAs go in `/etc/docker/certs.d/HOST[:PORT]/ca.crt`. Repeatable' -r -F
 complete -c airlift -n "__fish_airlift_using_subcommand inventory" -l authfile -d 'Read credentials from FILE (podman/skopeo `auth.json`, or docker\'s `config.json`) before docker\'s and podman\'s usual files. Repeatable' -r -F

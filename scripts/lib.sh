@@ -19,14 +19,14 @@ if ! command -v cargo >/dev/null 2>&1 && [[ -x "$HOME/.cargo/bin/cargo" ]]; then
     export PATH="$HOME/.cargo/bin:$PATH"
 fi
 
-# ensure_prereqs [EXTRA_PACKAGE...]: installs docker-registry and skopeo (and the extra
-# packages, whose program has the package's name) with apt-get when missing. Needs root for
-# the install; does nothing when everything is present.
+# ensure_prereqs [EXTRA...]: installs docker-registry and skopeo (and the extras: a package
+# whose program has the package's name, or PROGRAM:PACKAGE) with apt-get when missing. Needs
+# root for the install; does nothing when everything is present.
 ensure_prereqs() {
     local missing=()
-    local pkg
-    for pkg in docker-registry skopeo "$@"; do
-        command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    local item
+    for item in docker-registry skopeo "$@"; do
+        command -v "${item%%:*}" >/dev/null 2>&1 || missing+=("${item##*:}")
     done
     if ((${#missing[@]})); then
         if [[ $(id -u) -ne 0 ]]; then
@@ -37,8 +37,8 @@ ensure_prereqs() {
         apt-get update
         apt-get install -y --no-install-recommends "${missing[@]}"
     fi
-    for pkg in docker-registry skopeo "$@"; do
-        command -v "$pkg" >/dev/null 2>&1 || die "$pkg is still missing after apt-get install"
+    for item in docker-registry skopeo "$@"; do
+        command -v "${item%%:*}" >/dev/null 2>&1 || die "${item%%:*} is still missing after apt-get install"
     done
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests need (docker-registry, skopeo, zstd, and a
+# The test command: installs what the tests need (docker-registry, skopeo, zstd, nginx, and a
 # current skopeo in a Debian chroot: scripts/forky.sh; only when missing), then cargo
 # fmt --check, clippy with warnings as errors, and every cargo test, closing with the totals
 # of all test binaries.
@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 trap cleanup EXIT
 cd "$AIRLIFT_ROOT"
 
-ensure_prereqs zstd
+ensure_prereqs zstd nginx:nginx-light
 "$AIRLIFT_ROOT/scripts/forky.sh"
 log "cargo fmt --check"
 cargo fmt --check

@@ -171,6 +171,11 @@ pub struct InventoryArgs {
     /// Where to write the inventory (JSON).
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
+    /// Instead of the catalog (which Harbor, for one, allows admins only), list the
+    /// repositories these image lists map to at REGISTRY[/PREFIX], as `mirror sync --to
+    /// REGISTRY[/PREFIX]` places them. Repeatable.
+    #[arg(short, long = "list", value_name = "FILE")]
+    pub lists: Vec<PathBuf>,
     #[command(flatten)]
     pub registry_args: RegistryArgs,
 }

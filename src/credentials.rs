@@ -140,12 +140,21 @@ enum Cached {
     Failed,
 }
 
+/// How often one host's helper is asked again in a run after the registry rejected what it
+/// gave: enough for a day-long run with 1-hour tokens, not a loop against a helper that
+/// keeps giving bad ones.
+const MAX_REFRESHES: u32 = 32;
+
 /// Credentials for a run: the parsed files plus what helpers answered.
 pub struct Credentials {
     files: Vec<AuthFile>,
     runner: HelperRunner,
     /// (helper, host) → answer.
     cache: Mutex<HashMap<(String, String), Cached>>,
+    /// Host → times its helper was asked again.
+    refreshes: Mutex<HashMap<String, u32>>,
+    /// Serialises refreshes, so concurrent rejections ask the helper once.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for Credentials {
@@ -208,6 +217,8 @@ impl Credentials {
             files,
             runner: opts.runner(),
             cache: Mutex::new(HashMap::new()),
+            refreshes: Mutex::new(HashMap::new()),
+            refreshing: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -346,9 +357,67 @@ impl Credentials {
     }
 }
 
+impl Credentials {
+    /// The helper the first file routing `host` to one names.
+    fn helper_of(&self, host: &str) -> Option<&str> {
+        self.files.iter().find_map(|f| match f.step(host) {
+            Step::Helper(h) => Some(h),
+            _ => None,
+        })
+    }
+
+    /// Asks `registry`'s helper again (at most [`MAX_REFRESHES`] times a run); the new
+    /// answer replaces the cached one. `Some` only when it differs from the rejected one.
+    async fn refresh_helper(&self, registry: &str) -> Option<Credential> {
+        let host = normalize_registry(registry);
+        let helper = self.helper_of(&host)?.to_owned();
+        let rejected = match self.cached(&helper, &host) {
+            Some(Cached::Found(c)) => Some(c),
+            _ => None,
+        };
+        let _one_at_a_time = self.refreshing.lock().await;
+        // Another task may have refreshed while this one waited.
+        if let Some(Cached::Found(c)) = self.cached(&helper, &host)
+            && rejected.as_ref().is_some_and(|r| !same(r, &c))
+        {
+            return Some(c);
+        }
+        {
+            let mut counts = self.refreshes.lock().expect("refresh counts");
+            let n = counts.entry(host.clone()).or_default();
+            if *n >= MAX_REFRESHES {
+                return None;
+            }
+            *n += 1;
+        }
+        tracing::info!(registry = %host, helper = %helper::program(&helper), "credentials rejected; asking the helper again");
+        let result = self.get_async(&helper, &host).await;
+        match self.remember(&helper, &host, result, |e| tracing::warn!("{e}")) {
+            Cached::Found(c) if rejected.as_ref().is_none_or(|r| !same(r, &c)) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+fn same(a: &Credential, b: &Credential) -> bool {
+    a.username == b.username && a.password == b.password
+}
+
 impl CredentialSource for Credentials {
     fn credential(&self, registry: &str) -> Option<Credential> {
         self.lookup(registry)
+    }
+
+    fn helper(&self, registry: &str) -> Option<String> {
+        self.helper_of(&normalize_registry(registry))
+            .map(helper::program)
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        registry: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Option<Credential>> {
+        Box::pin(self.refresh_helper(registry))
     }
 
     fn prepare<'a>(

@@ -392,9 +392,6 @@ pub async fn take_paged(
     jobs: usize,
     page_size: Option<usize>,
 ) -> Result<Inventory, InventoryError> {
-    let jobs = jobs.max(1);
-    let prefix = prefix.trim_matches('/');
-    let created = rfc3339(SystemTime::now());
     let catalog = match page_size {
         Some(n) => client.catalog_paged(registry, n).await,
         None => client.catalog(registry).await,
@@ -402,7 +399,34 @@ pub async fn take_paged(
     .map_err(registry_err(format!(
         "listing the repositories of {registry}"
     )))?;
-    let repos: Vec<Repo> = catalog
+    take_from(client, registry, prefix, &catalog, jobs, page_size).await
+}
+
+/// [`take`] without the catalog (for accounts without catalog rights, such as Harbor robot
+/// accounts): the tags and digests of `repositories`, those under `prefix`. A repository that
+/// does not exist is listed empty.
+pub async fn take_repositories(
+    client: &RegistryClient,
+    registry: &str,
+    prefix: &str,
+    repositories: &[String],
+    jobs: usize,
+) -> Result<Inventory, InventoryError> {
+    take_from(client, registry, prefix, repositories, jobs, None).await
+}
+
+async fn take_from(
+    client: &RegistryClient,
+    registry: &str,
+    prefix: &str,
+    repositories: &[String],
+    jobs: usize,
+    page_size: Option<usize>,
+) -> Result<Inventory, InventoryError> {
+    let jobs = jobs.max(1);
+    let prefix = prefix.trim_matches('/');
+    let created = rfc3339(SystemTime::now());
+    let repos: Vec<Repo> = repositories
         .iter()
         .filter(|r| under_prefix(r, prefix))
         .map(|r| client.repo(registry, r))

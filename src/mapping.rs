@@ -89,7 +89,8 @@ impl FromStr for Destination {
             check_repository(prefix).map_err(|why| refuse(format!("prefix {why}")))?;
         }
         Ok(Destination {
-            registry: registry.to_owned(),
+            // `host:443` is `host`, as in image references.
+            registry: registry.strip_suffix(":443").unwrap_or(registry).to_owned(),
             prefix: prefix.to_owned(),
         })
     }
@@ -396,6 +397,15 @@ mod tests {
         assert_eq!(
             mapped("localhost:5000/x", to, MappingMode::KeepHost),
             "reg.example.com/mirror/localhost_5000/x:latest"
+        );
+        // The default HTTPS port names the same host: a containerd mirror for it matches.
+        assert_eq!(
+            mapped(
+                "quay.io:443/org/app:1",
+                "reg.example.com:443/m",
+                MappingMode::KeepHost
+            ),
+            "reg.example.com/m/quay.io/org/app:1"
         );
         assert_eq!(
             mapped(

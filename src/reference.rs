@@ -197,7 +197,33 @@ impl FromStr for ImageRef {
                 s.len()
             )));
         }
-        let r: oci_client::Reference = s.parse().map_err(|e| err(format!("{e}")))?;
+        // The reference grammar has no IPv6 literals (`[::1]:5000/app`); docker accepts
+        // them. The bracketed host is set aside while the rest is parsed.
+        let (parsed, ipv6_host) = match s.strip_prefix('[') {
+            Some(rest) => {
+                let (host, after) = rest
+                    .split_once(']')
+                    .ok_or_else(|| err("unclosed `[` in an IPv6 registry address".into()))?;
+                host.parse::<std::net::Ipv6Addr>()
+                    .map_err(|e| err(format!("`[{host}]` is not an IPv6 address: {e}")))?;
+                let (port, path) = after
+                    .split_once('/')
+                    .ok_or_else(|| err("no repository after the registry".into()))?;
+                let port = match port.strip_prefix(':') {
+                    Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+                        format!(":{p}")
+                    }
+                    None if port.is_empty() => String::new(),
+                    _ => return Err(err(format!("bad port `{port}` after `[{host}]`"))),
+                };
+                (
+                    format!("ipv6.invalid{port}/{path}"),
+                    Some(format!("[{host}]{port}")),
+                )
+            }
+            None => (s.to_owned(), None),
+        };
+        let r: oci_client::Reference = parsed.parse().map_err(|e| err(format!("{e}")))?;
         let digest = r
             .digest()
             .map(|d| d.parse::<Digest>().map_err(|e| err(e.to_string())))
@@ -215,6 +241,14 @@ impl FromStr for ImageRef {
         }
         if repository.chars().any(|c| c.is_ascii_uppercase()) {
             return Err(err("repository name must be lowercase".into()));
+        }
+        if let Some(host) = ipv6_host {
+            registry = host;
+        }
+        // HTTPS's default port names the same registry as no port (`host:443` is `host`), so
+        // mapping, credentials and `--keep-host` paths agree with docker and containerd.
+        if let Some(host) = registry.strip_suffix(":443") {
+            registry = host.to_owned();
         }
         // oci-spec adds `latest` only when neither tag nor digest is given, as docker does.
         Ok(ImageRef::new(
@@ -342,6 +376,25 @@ impl fmt::Debug for Platform {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ipv6_literals_and_default_ports() {
+        let r: super::ImageRef = "[::1]:5000/app:1".parse().unwrap();
+        assert_eq!(r.registry(), "[::1]:5000");
+        assert_eq!(r.repository(), "app");
+        assert_eq!(r.tag(), Some("1"));
+        let r: super::ImageRef = "[fe80::1]/team/app@sha256:0000000000000000000000000000000000000000000000000000000000000000".parse().unwrap();
+        assert_eq!(r.registry(), "[fe80::1]");
+        assert_eq!(r.repository(), "team/app");
+        assert!("[::1:5000/app".parse::<super::ImageRef>().is_err());
+        assert!("[nothost]:5000/app".parse::<super::ImageRef>().is_err());
+        assert!("[::1]x/app".parse::<super::ImageRef>().is_err());
+        let r: super::ImageRef = "reg.example:443/app:1".parse().unwrap();
+        assert_eq!(r.registry(), "reg.example");
+        assert_eq!(r.to_string(), "reg.example/app:1");
+        let r: super::ImageRef = "reg.example:5000/app".parse().unwrap();
+        assert_eq!(r.registry(), "reg.example:5000");
+    }
+
     use super::*;
 
     #[test]

@@ -27,6 +27,7 @@ mod endpoint;
 mod headers;
 mod http;
 mod manifests;
+mod origin;
 mod retry;
 mod site;
 mod tls;
@@ -98,6 +99,21 @@ pub enum RegistryError {
         /// URL.
         url: String,
     },
+    /// The target repository (or the Harbor project, GitLab group … it belongs to) does not
+    /// exist and the registry does not create it on push.
+    #[error(
+        "{registry} has no repository `{repository}` (or no project `{}` for it): create the \
+         project/repository there first, or check the destination path ({url})",
+        repository.split('/').next().unwrap_or(repository)
+    )]
+    NoRepository {
+        /// Registry host.
+        registry: String,
+        /// The repository pushed to.
+        repository: String,
+        /// URL.
+        url: String,
+    },
     /// Authentication or authorisation failed. The message says what to do
     /// ([`RegistryError::hint`]).
     #[error("{}", auth_message(registry, scope, reason, kind))]
@@ -158,6 +174,12 @@ pub enum AuthFailure {
         /// The repository (or resource) concerned.
         repository: String,
     },
+    /// The registry rejected the credentials a credential helper gave, even after asking
+    /// it again.
+    HelperRejected {
+        /// The helper program (`docker-credential-NAME`).
+        helper: String,
+    },
     /// Anything else (a broken token service, an unusable challenge).
     Other,
 }
@@ -171,6 +193,10 @@ fn auth_message(registry: &str, scope: &str, reason: &str, kind: &AuthFailure) -
         AuthFailure::Rejected => {
             format!("credentials for {registry} were rejected: check them, or run {login}")
         }
+        AuthFailure::HelperRejected { helper } => format!(
+            "credentials for {registry} from {helper} were rejected, also after asking it \
+             again: check that `{helper} get` works (sign in to the tool behind it again)"
+        ),
         AuthFailure::TokenRejected => format!(
             "{registry} rejected a token its token service had just issued ({scope}): the \
              token is expired or invalid; check this machine's clock and that the registry \
@@ -219,6 +245,7 @@ impl RegistryError {
                 reason == blobs::STALLED || reason.starts_with(blobs::TOO_SLOW)
             }
             RegistryError::NotFound { .. }
+            | RegistryError::NoRepository { .. }
             | RegistryError::Auth { .. }
             | RegistryError::DigestMismatch { .. } => false,
         }
@@ -277,6 +304,24 @@ pub trait CredentialSource: Send + Sync {
     ) -> futures_util::future::BoxFuture<'a, Vec<String>> {
         let _ = registries;
         Box::pin(async { Vec::new() })
+    }
+
+    /// The program that supplies `registry`'s credentials (`docker-credential-NAME`), if a
+    /// credential helper does: hints then name it instead of `airlift login`.
+    fn helper(&self, registry: &str) -> Option<String> {
+        let _ = registry;
+        None
+    }
+
+    /// After the registry rejected `registry`'s credentials: asks their source again (a
+    /// credential helper whose short-lived token expired) and returns a different credential
+    /// to try, if any. Bounded by the source. The default has nothing new.
+    fn refresh<'a>(
+        &'a self,
+        registry: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Option<Credential>> {
+        let _ = registry;
+        Box::pin(async { None })
     }
 }
 
@@ -626,6 +671,8 @@ impl Repo {
 
     /// Tries a cross-repository mount of `digest` from `from_repository` (same registry).
     /// The token asks for `pull` on the source and `pull,push` on this repository at once.
+    /// A refused mount (401/403/404/405) opens a normal upload instead, and the registry is
+    /// not asked to mount again by this client.
     pub async fn mount_blob(
         &self,
         digest: &Digest,

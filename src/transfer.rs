@@ -50,7 +50,7 @@ pub struct TransferOptions {
     pub retry_budget: u64,
     /// Blobs larger than this are uploaded in `PATCH` chunks of this size, each resumable
     /// from what the registry reports after a drop; smaller ones go as one `PUT` (default
-    /// 8 MiB, above ECR's 5 MiB minimum part).
+    /// 8 MiB; never less than 5 MiB, ECR's minimum part).
     pub upload_chunk_size: u64,
     /// Which signatures, attestations and SBOMs travel with their images (default: all).
     pub referrers: ReferrerPolicy,
@@ -134,7 +134,7 @@ pub enum TransferError {
         source: RegistryError,
     },
     /// A manifest of a kind airlift does not copy (e.g. Docker schema 1).
-    #[error("{reference}: unsupported manifest type `{media_type}`")]
+    #[error("{reference}: {}", unsupported_message(media_type))]
     UnsupportedManifest {
         /// The reference.
         reference: String,
@@ -309,3 +309,15 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 
 /// Convenience for shared error values.
 pub(crate) type SharedError = Arc<TransferError>;
+
+/// Why a manifest of `media_type` is not copied.
+fn unsupported_message(media_type: &str) -> String {
+    if media_type.starts_with("application/vnd.docker.distribution.manifest.v1+") {
+        format!(
+            "schema 1 manifests are deprecated and not supported (`{media_type}`): push the \
+             image again with a current client to convert it to schema 2"
+        )
+    } else {
+        format!("unsupported manifest type `{media_type}`")
+    }
+}

@@ -414,11 +414,32 @@ pub async fn inventory(args: InventoryArgs) -> Result<Status> {
     let InventoryArgs {
         registry,
         output: out,
+        lists,
         registry_args,
     } = args;
     let dest: mapping::Destination = registry.parse().context("invalid --registry")?;
     let client = RegistryClient::new(crate::settings::client_settings(registry_args, None)?)?;
-    let inv = airlift::inventory::take(&client, &dest.registry, &dest.prefix, 8).await?;
+    let inv = if lists.is_empty() {
+        airlift::inventory::take(&client, &dest.registry, &dest.prefix, 8).await?
+    } else {
+        // Without catalog rights: the repositories the lists' images land in.
+        let entries = imagelist::load(&lists)?;
+        let jobs = mapping::resolve(&entries, Some(&dest), None, &[])?;
+        let mut repositories: Vec<String> = jobs
+            .iter()
+            .map(|j| j.target.repository().to_owned())
+            .collect();
+        repositories.sort();
+        repositories.dedup();
+        airlift::inventory::take_repositories(
+            &client,
+            &dest.registry,
+            &dest.prefix,
+            &repositories,
+            8,
+        )
+        .await?
+    };
     inv.write(&out)?;
     eprintln!(
         "{}: {} blobs, {} manifests -> {}",

@@ -61,6 +61,31 @@ pub(super) fn scope_key(scopes: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The repository and action a failed call was about, for auth messages: `push` for
+/// writes, `pull` for reads, and the repository of the scope asking for it.
+pub(super) fn scope_subject(method: &reqwest::Method, scopes: &[String]) -> (&'static str, String) {
+    let action = if method == reqwest::Method::GET || method == reqwest::Method::HEAD {
+        "pull"
+    } else {
+        "push"
+    };
+    let parsed: Vec<(&str, &str)> = scopes
+        .iter()
+        .filter_map(|s| {
+            let (resource, actions) = s.rsplit_once(':')?;
+            let name = resource.split_once(':').map(|(_, n)| n).unwrap_or(resource);
+            Some((name, actions))
+        })
+        .collect();
+    let repository = parsed
+        .iter()
+        .find(|(_, actions)| actions.split(',').any(|a| a == action))
+        .or(parsed.first())
+        .map(|(name, _)| name.to_string())
+        .unwrap_or_else(|| "the registry".to_owned());
+    (action, repository)
+}
+
 /// A bearer token and when to stop using it.
 #[derive(Clone)]
 pub(super) struct Token {

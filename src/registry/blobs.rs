@@ -192,15 +192,29 @@ pub(super) async fn start_upload(repo: &Repo) -> Result<UploadSession, RegistryE
     let (url, resp) = repo.http().execute(repo.registry(), &call).await?;
     match resp.status().as_u16() {
         202 => session_from(&url, resp.headers(), 0),
+        // Harbor, GitLab, Artifactory and others create no repository (project) on push.
+        404 => Err(RegistryError::NoRepository {
+            registry: repo.registry().to_owned(),
+            repository: repo.repository().to_owned(),
+            url: url.to_string(),
+        }),
         _ => Err(status_error(&call.method, &url, resp).await),
     }
 }
+
+/// Statuses with which a registry refuses a cross-repository mount (Harbor answers 401 for a
+/// project the account cannot read; others 403, 404 or 405).
+const MOUNT_REFUSED: [u16; 4] = [401, 403, 404, 405];
 
 pub(super) async fn mount(
     repo: &Repo,
     digest: &Digest,
     from: &str,
 ) -> Result<MountOutcome, RegistryError> {
+    let http = repo.http();
+    if http.mounts_refused(repo.registry()) {
+        return start_upload(repo).await.map(MountOutcome::Upload);
+    }
     let mut path = uploads_path(repo);
     path.push_str("?mount=");
     path.push_str(digest.as_str());
@@ -209,12 +223,25 @@ pub(super) async fn mount(
     // One token for both repositories: registries check pull on the source in the same request.
     let scopes = vec![auth::pull(from), auth::pull_push(repo.repository())];
     let call = Call::new(Method::POST, Target::Path(path), scopes);
-    let (url, resp) = repo.http().execute(repo.registry(), &call).await?;
-    match resp.status().as_u16() {
-        201 => Ok(MountOutcome::Mounted),
-        202 => session_from(&url, resp.headers(), 0).map(MountOutcome::Upload),
-        _ => Err(status_error(&call.method, &url, resp).await),
-    }
+    let refusal = match http.execute(repo.registry(), &call).await {
+        Ok((url, resp)) => match resp.status().as_u16() {
+            201 => return Ok(MountOutcome::Mounted),
+            // A registry that ignores mounts opens a normal upload: it costs nothing more
+            // than the POST a plain upload starts with, so nothing is remembered.
+            202 => return session_from(&url, resp.headers(), 0).map(MountOutcome::Upload),
+            status if MOUNT_REFUSED.contains(&status) => {
+                status_error(&call.method, &url, resp).await
+            }
+            _ => return Err(status_error(&call.method, &url, resp).await),
+        },
+        Err(e @ RegistryError::Auth { .. }) => e,
+        Err(e) => return Err(e),
+    };
+    // The blob is uploaded instead, and this registry is not asked to mount again this run.
+    // An account that may not push at all fails the upload with its own message.
+    tracing::info!(registry = repo.registry(), error = %refusal, "mount refused; uploading instead");
+    http.refuse_mounts(repo.registry());
+    start_upload(repo).await.map(MountOutcome::Upload)
 }
 
 fn with_digest(location: &url::Url, digest: &Digest) -> url::Url {
@@ -272,7 +299,24 @@ pub(super) async fn patch_chunk(
     call.body = CallBody::Bytes(chunk);
     let (url, resp) = repo.http().execute(repo.registry(), &call).await?;
     match resp.status().as_u16() {
-        202 => session_from(&url, resp.headers(), session.offset + len),
+        // distribution answers 202; Amazon ECR 201 and go-containerregistry 204. The `Range`
+        // is not trusted (ECR's stays at the first chunk): the registry took what was sent,
+        // and the closing PUT's digest check catches anything short.
+        202 | 201 | 204 => {
+            let location = match headers::text(resp.headers(), LOCATION.as_str()) {
+                Some(l) => headers::resolve_location(&url, l).map_err(|reason| {
+                    RegistryError::Protocol {
+                        url: url.to_string(),
+                        reason,
+                    }
+                })?,
+                None => session.location.clone(),
+            };
+            Ok(UploadSession {
+                location,
+                offset: session.offset + len,
+            })
+        }
         404 => Err(RegistryError::NotFound {
             what: "upload session".to_owned(),
             url: url.to_string(),

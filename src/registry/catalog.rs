@@ -185,31 +185,48 @@ fn parse_json<'a, T: Deserialize<'a>>(url: &url::Url, body: &'a [u8]) -> Result<
     })
 }
 
+/// Every repository of `registry`, `page_size` per page. distribution answers `400` when
+/// `n` exceeds its `catalog.maxentries`: the first page is then asked again with half the
+/// size, down to what the registry allows.
 pub(super) async fn catalog(
     client: &RegistryClient,
     registry: &str,
     page_size: usize,
 ) -> Result<Vec<String>, RegistryError> {
-    let mut repositories = Vec::new();
-    paginate(
-        &client.inner,
-        registry,
-        format!("v2/_catalog?n={}", page_size.max(1)),
-        vec![CATALOG_SCOPE.to_owned()],
-        false,
-        "application/json",
-        |url, body| {
-            let page: CatalogPage = parse_json(url, body)?;
-            let names = page.repositories.unwrap_or_default();
-            let n = names.len();
-            repositories.extend(names);
-            Ok(n)
-        },
-    )
-    .await?;
-    repositories.sort();
-    repositories.dedup();
-    Ok(repositories)
+    let mut n = page_size.max(1);
+    loop {
+        let mut repositories = Vec::new();
+        let mut pages = 0usize;
+        let listed = paginate(
+            &client.inner,
+            registry,
+            format!("v2/_catalog?n={n}"),
+            vec![CATALOG_SCOPE.to_owned()],
+            false,
+            "application/json",
+            |url, body| {
+                pages += 1;
+                let page: CatalogPage = parse_json(url, body)?;
+                let names = page.repositories.unwrap_or_default();
+                let n = names.len();
+                repositories.extend(names);
+                Ok(n)
+            },
+        )
+        .await;
+        match listed {
+            Err(RegistryError::Status { status: 400, .. }) if pages == 0 && n > 1 => {
+                tracing::debug!(registry, n, "catalog page size refused; halving it");
+                n /= 2;
+            }
+            Err(e) => return Err(e),
+            Ok(()) => {
+                repositories.sort();
+                repositories.dedup();
+                return Ok(repositories);
+            }
+        }
+    }
 }
 
 pub(super) async fn tags(repo: &Repo, page_size: usize) -> Result<Vec<String>, RegistryError> {

@@ -106,9 +106,77 @@ pub(super) fn error_detail(body: &[u8]) -> Option<String> {
     (!parts.is_empty()).then(|| crate::escape::clip(&parts.join("; "), MAX_DETAIL_CHARS))
 }
 
+/// The number before any `;` parameters of a `RateLimit-*` value (`100;w=21600` -> 100),
+/// and the `w=` window in seconds when given.
+fn rate_value(value: &str) -> Option<(u64, Option<u64>)> {
+    let mut parts = value.split(';');
+    let n = parts.next()?.trim().parse().ok()?;
+    let window = parts
+        .filter_map(|p| p.trim().strip_prefix("w="))
+        .find_map(|w| w.trim().parse().ok());
+    Some((n, window))
+}
+
+/// What a `429` says about the registry's limit, for the error: `RateLimit-Limit` and
+/// `RateLimit-Remaining` (Docker Hub's `100;w=21600`), and when to retry (`Retry-After`,
+/// else `RateLimit-Reset`, else the window).
+pub(super) fn rate_limit_note(headers: &HeaderMap) -> String {
+    let limit = text(headers, "ratelimit-limit").and_then(rate_value);
+    let remaining = text(headers, "ratelimit-remaining").and_then(rate_value);
+    let mut note = match limit {
+        Some((n, Some(w))) => format!("the registry's limit is {n} pulls per {}", span(w)),
+        Some((n, None)) => format!("the registry's limit is {n} pulls"),
+        None => "the registry's rate limit was reached".to_owned(),
+    };
+    if let Some((left, _)) = remaining {
+        note.push_str(&format!(" ({left} left)"));
+    }
+    let retry = text(headers, "retry-after")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .or_else(|| text(headers, "ratelimit-reset").and_then(|v| v.trim().parse().ok()))
+        .or(limit.and_then(|(_, w)| w));
+    match retry {
+        Some(secs) => note.push_str(&format!(": retry in {}", span(secs))),
+        None => note.push_str(": retry later"),
+    }
+    note
+}
+
+/// Seconds as `2 h 5 min`, `3 min`, `40 s`.
+fn span(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min", secs.div_ceil(60)),
+        _ if secs.is_multiple_of(3600) => format!("{} h", secs / 3600),
+        _ => format!("{} h {} min", secs / 3600, (secs % 3600).div_ceil(60)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_limits_are_explained() {
+        let mut h = HeaderMap::new();
+        assert_eq!(
+            rate_limit_note(&h),
+            "the registry's rate limit was reached: retry later"
+        );
+        h.insert("ratelimit-limit", "100;w=21600".parse().unwrap());
+        h.insert("ratelimit-remaining", "0;w=21600".parse().unwrap());
+        assert_eq!(
+            rate_limit_note(&h),
+            "the registry's limit is 100 pulls per 6 h (0 left): retry in 6 h"
+        );
+        h.insert("retry-after", "125".parse().unwrap());
+        assert_eq!(
+            rate_limit_note(&h),
+            "the registry's limit is 100 pulls per 6 h (0 left): retry in 3 min"
+        );
+        assert_eq!(span(3700), "1 h 2 min");
+        assert_eq!(span(59), "59 s");
+    }
 
     #[test]
     fn upload_range() {

@@ -2,20 +2,20 @@
 //! credentials or tokens, answering 401 challenges, retries, and turning failures into
 //! [`RegistryError`]s that name the URL and never a secret.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use reqwest::header::{HeaderMap, WWW_AUTHENTICATE};
+use reqwest::header::{HeaderMap, LOCATION, WWW_AUTHENTICATE};
 use reqwest::{Method, Response, StatusCode};
 
-use super::auth::{Token, TokenRequest, Tokens};
+use super::auth::{self, Token, TokenRequest, Tokens};
 use super::endpoint::Host;
 use super::{
     AuthFailure, ClientOptions, Credential, RegistryError, RetryPolicy, TlsOptions, challenge,
-    endpoint, headers, retry, tls,
+    endpoint, headers, origin, retry, tls,
 };
 
 /// How long an HTTPS probe may take when plain HTTP is the fallback (insecure hosts).
@@ -26,6 +26,8 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How much of an error body is read to find the registry's error message.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
+/// Redirects followed for one request (blob downloads go to a CDN or object store once).
+const MAX_REDIRECTS: usize = 5;
 
 /// Where a call goes.
 pub(super) enum Target {
@@ -106,6 +108,8 @@ pub(super) struct Inner {
     insecure_list: Vec<String>,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
     tokens: Tokens,
+    /// Registries that refused a cross-repository mount this run.
+    no_mount: Mutex<HashSet<String>>,
 }
 
 /// `host[:port]` of `url`, as registries are named.
@@ -139,35 +143,15 @@ pub(super) fn transport(url: &url::Url, e: reqwest::Error) -> RegistryError {
     }
 }
 
-/// The repository and action a failed call was about, for auth messages: `push` for
-/// writes, `pull` for reads, and the repository of the scope asking for it.
-fn scope_subject(call: &Call) -> (&'static str, String) {
-    let action = if call.method == Method::GET || call.method == Method::HEAD {
-        "pull"
-    } else {
-        "push"
-    };
-    let parsed: Vec<(&str, &str)> = call
-        .scopes
-        .iter()
-        .filter_map(|s| {
-            let (resource, actions) = s.rsplit_once(':')?;
-            let name = resource.split_once(':').map(|(_, n)| n).unwrap_or(resource);
-            Some((name, actions))
-        })
-        .collect();
-    let repository = parsed
-        .iter()
-        .find(|(_, actions)| actions.split(',').any(|a| a == action))
-        .or(parsed.first())
-        .map(|(name, _)| name.to_string())
-        .unwrap_or_else(|| "the registry".to_owned());
-    (action, repository)
+/// Whether `result` is the registry (or its token service) rejecting the credentials.
+fn is_rejected<T>(result: &Result<T, RegistryError>) -> bool {
+    matches!(result, Err(RegistryError::Auth { kind, .. }) if **kind == AuthFailure::Rejected)
 }
 
 /// The error for an unexpected status, with the registry's message from the body.
 pub(super) async fn status_error(method: &Method, url: &url::Url, resp: Response) -> RegistryError {
     let status = resp.status().as_u16();
+    let rate_limit = (status == 429).then(|| headers::rate_limit_note(resp.headers()));
     let mut body = Vec::new();
     let mut stream = resp.bytes_stream();
     while let Some(Ok(chunk)) = stream.next().await {
@@ -180,7 +164,10 @@ pub(super) async fn status_error(method: &Method, url: &url::Url, resp: Response
         method: method.to_string(),
         url: url.to_string(),
         status,
-        detail: headers::error_detail(&body),
+        detail: match (headers::error_detail(&body), rate_limit) {
+            (Some(d), Some(note)) => Some(format!("{d}; {note}")),
+            (d, note) => d.or(note),
+        },
     }
 }
 
@@ -206,6 +193,7 @@ impl Inner {
             insecure_list: opts.insecure_registries,
             hosts: Mutex::new(HashMap::new()),
             tokens: Tokens::default(),
+            no_mount: Mutex::new(HashSet::new()),
         })
     }
 
@@ -265,6 +253,22 @@ impl Inner {
 
     fn client<'h>(&self, host: &'h Host) -> &'h reqwest::Client {
         &host.client
+    }
+
+    /// Whether `registry` refused a mount this run.
+    pub fn mounts_refused(&self, registry: &str) -> bool {
+        self.no_mount
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(registry)
+    }
+
+    /// Remembers that `registry` refuses mounts.
+    pub fn refuse_mounts(&self, registry: &str) {
+        self.no_mount
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(registry.to_owned());
     }
 
     /// Runs the credential source's preparation for `registries`.
@@ -334,7 +338,14 @@ impl Inner {
                                 }
                                 // A server that speaks TLS with a certificate we cannot
                                 // accept is not a plain-HTTP server: say so, do not fall back.
-                                if matches!(err, RegistryError::Tls { .. }) {
+                                // (A plain-HTTP answer is what the fallback is for.)
+                                let plain = matches!(
+                                    err,
+                                    RegistryError::Tls { problem: tls::TlsProblem::PlainHttp, .. }
+                                );
+                                if matches!(err, RegistryError::Tls { .. })
+                                    && !(plain && i + 1 < candidates.len())
+                                {
                                     return Err(self.refine_client_cert(host, err));
                                 }
                                 tracing::debug!(%url, error = %crate::transfer::error_chain(&err), "probe failed, trying the next scheme");
@@ -417,31 +428,44 @@ impl Inner {
         })
     }
 
+    /// What a token fetch for `host` needs. The realm must be reachable the way a redirect
+    /// from the registry would be ([`origin::check_hop`]): an `http://` realm for an HTTPS
+    /// registry would carry the credentials in clear text, so it is refused.
     fn token_request<'a>(
         &'a self,
         host: &'a Host,
         c: &'a challenge::Challenge,
         cred: Option<&'a Credential>,
-    ) -> TokenRequest<'a> {
-        // The realm may be another host (a token service) with TLS settings of its own.
-        let http = c
-            .param("realm")
-            .and_then(|r| url::Url::parse(r).ok())
+    ) -> Result<TokenRequest<'a>, RegistryError> {
+        let realm = c.param("realm").and_then(|r| url::Url::parse(r).ok());
+        if let (Some(realm), Some(base)) = (&realm, host.base.get()) {
+            origin::check_hop(base, realm, &self.insecure_list).map_err(|reason| {
+                RegistryError::Auth {
+                    registry: host.registry.clone(),
+                    scope: "token realm".to_owned(),
+                    reason,
+                    kind: Box::new(AuthFailure::Other),
+                }
+            })?;
+        }
+        // The realm may be another host (a token service). As docker does, it is reached with
+        // the registry's TLS settings (its CA in `certs.d`), else its own.
+        let http = realm
             .map(|u| host_port(&u))
             .filter(|hp| !hp.is_empty() && hp != &host.api_host)
             .and_then(|hp| {
                 let skip = endpoint::is_listed_insecure(&hp, &self.insecure_list);
-                self.client_for(&hp, &hp, skip).ok()
+                self.client_for(&hp, &host.registry, skip).ok()
             })
             .unwrap_or_else(|| host.client.clone());
-        TokenRequest {
+        Ok(TokenRequest {
             http,
             retry: &self.retry,
             timeout: self.timeout,
             registry: &host.registry,
             challenge: c,
             credential: cred,
-        }
+        })
     }
 
     /// Sends `call` to `registry` with auth and retries. Every status except 401/403 (which
@@ -454,18 +478,73 @@ impl Inner {
     ) -> Result<(url::Url, Response), RegistryError> {
         let host = self.host(registry)?;
         let url = match &call.target {
-            Target::Url(u) => u.clone(),
+            Target::Url(u) => {
+                // An upload `Location` or next-page link: the registry chose it, but it may
+                // not lead anywhere a redirect could not.
+                let base = self.base(&host).await?;
+                origin::check_hop(&base, u, &self.insecure_list).map_err(|reason| {
+                    RegistryError::Protocol {
+                        url: base.to_string(),
+                        reason,
+                    }
+                })?;
+                u.clone()
+            }
             Target::Path(p) => self.url(registry, p).await?,
         };
-        let resp = if matches!(call.body, CallBody::Stream(_)) || !call.retry {
-            self.send_authed(&host, call, &url).await?
-        } else {
-            retry::run(&self.retry, url.as_str(), || {
-                self.send_authed(&host, call, &url)
-            })
-            .await?
+        let mut result = self.send_retried(&host, call, &url).await;
+        // Credentials a helper gave may have expired since (1-hour tokens): ask it again and
+        // resend once, when the body can be sent again.
+        if is_rejected(&result)
+            && let Some(source) = &self.credentials
+        {
+            let fresh = source.refresh(&host.registry).await;
+            if fresh.is_some() && !matches!(call.body, CallBody::Stream(_)) {
+                result = self.send_retried(&host, call, &url).await;
+            }
+        }
+        let resp = match result {
+            Err(RegistryError::Auth {
+                registry,
+                scope,
+                reason,
+                kind,
+            }) if *kind == AuthFailure::Rejected => {
+                let helper = self
+                    .credentials
+                    .as_ref()
+                    .and_then(|c| c.helper(registry.as_str()));
+                let kind = match helper {
+                    Some(helper) => Box::new(AuthFailure::HelperRejected { helper }),
+                    None => kind,
+                };
+                return Err(RegistryError::Auth {
+                    registry,
+                    scope,
+                    reason,
+                    kind,
+                });
+            }
+            other => other?,
         };
         Ok((url, resp))
+    }
+
+    /// [`Self::send_authed`] with retries, unless the call must not be resent.
+    async fn send_retried(
+        &self,
+        host: &Host,
+        call: &Call,
+        url: &url::Url,
+    ) -> Result<Response, RegistryError> {
+        if matches!(call.body, CallBody::Stream(_)) || !call.retry {
+            self.send_authed(host, call, url).await
+        } else {
+            retry::run(&self.retry, url.as_str(), || {
+                self.send_authed(host, call, url)
+            })
+            .await
+        }
     }
 
     async fn initial_auth(
@@ -477,7 +556,7 @@ impl Inner {
         Ok(match host.challenge() {
             Some(c) if c.is_bearer() => Auth::Bearer(
                 self.tokens
-                    .get(&self.token_request(host, &c, cred.as_ref()), scopes, None)
+                    .get(&self.token_request(host, &c, cred.as_ref())?, scopes, None)
                     .await?,
             ),
             Some(c) if c.is_basic() => match cred {
@@ -511,7 +590,7 @@ impl Inner {
                     } => format!("denied: {d}"),
                     _ => "denied".to_owned(),
                 };
-                let (action, repository) = scope_subject(call);
+                let (action, repository) = auth::scope_subject(&call.method, &call.scopes);
                 let kind = AuthFailure::Denied { action, repository };
                 return Err(self.auth_error(host, call, reason, kind));
             }
@@ -534,7 +613,7 @@ impl Inner {
                         AuthFailure::Missing,
                     ),
                     Some(_) if had_token && error_param == "insufficient_scope" => {
-                        let (action, repository) = scope_subject(call);
+                        let (action, repository) = auth::scope_subject(&call.method, &call.scopes);
                         (
                             "insufficient scope".to_owned(),
                             AuthFailure::InsufficientScope { action, repository },
@@ -574,7 +653,7 @@ impl Inner {
                     Auth::Bearer(t) => Some(t.secret().to_owned()),
                     _ => None,
                 };
-                let req = self.token_request(host, &c, cred.as_ref());
+                let req = self.token_request(host, &c, cred.as_ref())?;
                 Auth::Bearer(
                     self.tokens
                         .get(&req, &call.scopes, rejected.as_deref())
@@ -611,6 +690,21 @@ impl Inner {
         }
     }
 
+    /// The connection pool for `url`: the registry's own, or, for another origin (a CDN, an
+    /// upload `Location` elsewhere), the one for that host with its own TLS settings.
+    fn client_at(&self, host: &Host, url: &url::Url) -> Result<reqwest::Client, RegistryError> {
+        let hp = host_port(url);
+        if hp == host.api_host {
+            return Ok(host.client.clone());
+        }
+        let skip = endpoint::is_listed_insecure(&hp, &self.insecure_list);
+        self.client_for(&hp, &hp, skip)
+    }
+
+    /// Sends `call` to `url`, following redirects of `GET`/`HEAD` itself (the clients follow
+    /// none): every hop is checked ([`origin::check_hop`]) and `auth` goes only to the
+    /// registry's own origin, never to a CDN, an object store or an upload `Location` on
+    /// another host, scheme or port.
     async fn send_once(
         &self,
         host: &Host,
@@ -618,14 +712,51 @@ impl Inner {
         url: &url::Url,
         auth: &Auth,
     ) -> Result<Response, RegistryError> {
+        let follow = (call.method == Method::GET || call.method == Method::HEAD)
+            && matches!(call.body, CallBody::Empty);
+        let mut current = url.clone();
+        for _hop in 0..=MAX_REDIRECTS {
+            let resp = self.send_hop(host, call, &current, auth).await?;
+            if !follow || !resp.status().is_redirection() {
+                return Ok(resp);
+            }
+            let Some(location) = headers::text(resp.headers(), LOCATION.as_str()) else {
+                return Ok(resp);
+            };
+            let protocol = |reason: String| RegistryError::Protocol {
+                url: current.to_string(),
+                reason,
+            };
+            let next = headers::resolve_location(&current, location).map_err(protocol)?;
+            origin::check_hop(&current, &next, &self.insecure_list).map_err(protocol)?;
+            tracing::debug!(from = %current, to = %next, "following redirect");
+            current = next;
+        }
+        Err(RegistryError::Protocol {
+            url: url.to_string(),
+            reason: format!("more than {MAX_REDIRECTS} redirects"),
+        })
+    }
+
+    /// One request of [`Self::send_once`], to `url`.
+    async fn send_hop(
+        &self,
+        host: &Host,
+        call: &Call,
+        url: &url::Url,
+        auth: &Auth,
+    ) -> Result<Response, RegistryError> {
         let mut rb = self
-            .client(host)
+            .client_at(host, url)?
             .request(call.method.clone(), url.clone())
             .headers(call.headers.clone());
         if call.bounded {
             rb = rb.timeout(self.timeout);
         }
+        // Credentials belong to the origin the registry was probed at.
+        let own_origin = host.base.get().is_some_and(|b| origin::same_origin(b, url));
         rb = match auth {
+            _ if !own_origin => rb,
             Auth::None => rb,
             Auth::Basic(c) => rb.basic_auth(&c.username, Some(&c.password)),
             Auth::Bearer(t) => rb.bearer_auth(t.secret()),
@@ -665,6 +796,9 @@ impl Inner {
             rb.send().await.map_err(|e| transport(url, e))?
         };
         tracing::debug!(method = %call.method, %url, status = resp.status().as_u16(), "registry request");
+        if let Some(left) = headers::text(resp.headers(), "ratelimit-remaining") {
+            tracing::debug!(registry = %host.registry, remaining = left, "rate limit");
+        }
         Ok(resp)
     }
 }

@@ -91,6 +91,17 @@ pub(super) async fn get(repo: &Repo, locator: &str) -> Result<Manifest, Registry
     }
     let bytes = body.freeze();
     let digest = Digest::of(&bytes);
+    let content_type = headers::text(&header_map, "content-type").map(headers::bare_media_type);
+    if content_type.as_deref().is_some_and(is_schema1) {
+        // A signed schema 1 manifest's digest is that of its JWS payload, not of these
+        // bytes, so the checks below would call it corrupt. It is handed on, digest as
+        // computed, for the caller to refuse by its media type.
+        return Ok(Manifest {
+            bytes,
+            media_type: content_type.unwrap_or_default(),
+            digest,
+        });
+    }
     if let Ok(expected) = locator.parse::<Digest>()
         && expected != digest
     {
@@ -111,6 +122,15 @@ pub(super) async fn get(repo: &Repo, locator: &str) -> Result<Manifest, Registry
         media_type,
         digest,
     })
+}
+
+/// Whether `media_type` is Docker's deprecated schema 1 (signed or not).
+pub(super) fn is_schema1(media_type: &str) -> bool {
+    matches!(
+        media_type,
+        "application/vnd.docker.distribution.manifest.v1+prettyjws"
+            | "application/vnd.docker.distribution.manifest.v1+json"
+    )
 }
 
 fn too_big(url: &url::Url) -> RegistryError {
@@ -137,12 +157,24 @@ pub(super) async fn head(
         _ => return Err(status_error(&call.method, &url, resp).await),
     }
     let h = resp.headers();
+    let header_digest = headers::text(h, "docker-content-digest");
+    let size = headers::content_length(h);
+    let (Some(value), Some(size)) = (header_digest, size) else {
+        // Both are optional for a HEAD (Nexus, registry.redhat.io and header-stripping
+        // proxies leave `Docker-Content-Digest` out): the body tells.
+        tracing::debug!(%url, "manifest HEAD without Docker-Content-Digest or Content-Length; fetching it");
+        let m = get(repo, locator).await?;
+        return Ok(Some(ManifestInfo {
+            size: m.bytes.len() as u64,
+            digest: m.digest,
+            media_type: m.media_type,
+        }));
+    };
     let protocol = |reason: &str| RegistryError::Protocol {
         url: url.to_string(),
         reason: reason.to_owned(),
     };
-    let digest = headers::text(h, "docker-content-digest")
-        .ok_or_else(|| protocol("HEAD response has no Docker-Content-Digest"))?
+    let digest = value
         .parse::<Digest>()
         .map_err(|_| protocol("Docker-Content-Digest is not a sha256 digest"))?;
     if let Ok(expected) = locator.parse::<Digest>()
@@ -157,8 +189,6 @@ pub(super) async fn head(
     let media_type = headers::text(h, "content-type")
         .map(headers::bare_media_type)
         .unwrap_or_default();
-    let size = headers::content_length(h)
-        .ok_or_else(|| protocol("HEAD response has no Content-Length"))?;
     Ok(Some(ManifestInfo {
         digest,
         media_type,

@@ -184,6 +184,10 @@ pub(super) fn builder() -> reqwest::ClientBuilder {
         .user_agent(concat!("airlift/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(super::http::CONNECT_TIMEOUT)
         .tcp_keepalive(Duration::from_secs(30))
+        // Redirects are followed by `http::Inner::send_once`, which decides per hop whether
+        // it is allowed and whether credentials go along; no Referer leaks a URL either.
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
 }
 
 /// A client trusting the system roots plus `shared_cas` plus the host's CAs, presenting the
@@ -228,6 +232,8 @@ pub enum TlsProblem {
     ClientCertRequired,
     /// The server refused the client certificate presented.
     ClientCertRejected,
+    /// The server answered the TLS handshake in plain HTTP.
+    PlainHttp,
     /// Any other certificate failure, described.
     Other(String),
 }
@@ -271,6 +277,8 @@ fn classify_rustls(e: &rustls::Error) -> Option<TlsProblem> {
             | C::NotValidYetContext { .. } => TlsProblem::Expired,
             other => TlsProblem::Other(format!("{other:?}")),
         },
+        // What comes back when the server speaks HTTP: its response is no TLS record.
+        E::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => TlsProblem::PlainHttp,
         E::AlertReceived(A::CertificateRequired) => TlsProblem::ClientCertRequired,
         E::AlertReceived(A::BadCertificate | A::UnknownCA | A::CertificateUnknown) => {
             TlsProblem::ClientCertRejected
@@ -323,6 +331,10 @@ pub(super) fn message(registry: &str, problem: &TlsProblem) -> String {
             "{registry} rejected the TLS handshake, most likely the client certificate: check \
              that it is signed by a CA the registry trusts and has not expired"
         ),
+        TlsProblem::PlainHttp => format!(
+            "{registry} speaks plain HTTP, not HTTPS: pass --insecure-registry {registry} if \
+             plain HTTP is intended"
+        ),
         TlsProblem::Other(what) => format!(
             "{registry} presented a certificate that cannot be verified ({what}): pass \
              --ca-file, or fix the certificate"
@@ -334,6 +346,34 @@ pub(super) fn message(registry: &str, problem: &TlsProblem) -> String {
 mod tests {
     use super::*;
     use crate::registry::HostTls;
+
+    #[tokio::test]
+    async fn a_plain_http_answer_to_tls_is_named() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            if let Ok((mut conn, _)) = listener.accept() {
+                let mut hello = [0u8; 512];
+                let _ = conn.read(&mut hello);
+                let _ = conn.write_all(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        let client = build_client("x", &[], &HostFiles::default(), false, true).unwrap();
+        let err = client
+            .get(format!("https://{addr}/v2/"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(classify(&err), Some(TlsProblem::PlainHttp), "{err:?}");
+        assert!(
+            message("reg:5000", &TlsProblem::PlainHttp).contains(
+                "reg:5000 speaks plain HTTP, not HTTPS: pass --insecure-registry reg:5000"
+            )
+        );
+    }
 
     fn opts(dir: &Path) -> TlsOptions {
         TlsOptions {
@@ -425,6 +465,6 @@ mod tests {
         let io = std::io::Error::other(Error::InvalidMessage(
             rustls::InvalidMessage::InvalidContentType,
         ));
-        assert_eq!(classify(&io), None);
+        assert_eq!(classify(&io), Some(TlsProblem::PlainHttp));
     }
 }

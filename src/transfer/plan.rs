@@ -168,7 +168,7 @@ pub async fn plan(
     let fetched = Fetched::default();
     let mut jobs = jobs;
     let mut resolved: Vec<Result<Resolved, SharedError>> = stream::iter(jobs.iter())
-        .map(|job| resolve(source, job, opts, reporter, &fetched))
+        .map(|job| resolve_budgeted(source, sink, job, opts, reporter, &fetched))
         .buffered(width)
         .collect()
         .await;
@@ -182,7 +182,7 @@ pub async fn plan(
                 resolved: &mut resolved,
                 referrer_of: &mut referrer_of,
             };
-            discover(client, source, &mut found, opts, reporter, &fetched).await;
+            discover(client, source, sink, &mut found, opts, reporter, &fetched).await;
         }
         Source::Bundle(bundle) => {
             let by_source: HashMap<String, usize> = jobs
@@ -406,6 +406,7 @@ struct Discovered<'a> {
 async fn discover(
     client: &crate::registry::RegistryClient,
     source: &Source,
+    sink: &Sink,
     d: &mut Discovered<'_>,
     opts: &TransferOptions,
     reporter: &dyn Reporter,
@@ -496,7 +497,7 @@ async fn discover(
             }
         }
         let resolved: Vec<Result<Resolved, SharedError>> = stream::iter(new_jobs.iter())
-            .map(|(_, _, _, job)| resolve(source, job, opts, reporter, fetched))
+            .map(|(_, _, _, job)| resolve_budgeted(source, sink, job, opts, reporter, fetched))
             .buffered(width)
             .collect()
             .await;
@@ -533,6 +534,62 @@ async fn discover(
             d.resolved.push(r);
         }
     }
+}
+
+/// [`resolve`], sparing the source's pull budget: Docker Hub counts manifest `GET`s, not
+/// `HEAD`s. The source is asked with `HEAD`, and when the target already holds that digest
+/// (the image is complete there) its manifests are read from the target instead, so a
+/// re-sync that copies nothing makes no manifest `GET` at the source. With `--platform` the
+/// source's index is needed to filter it, so the source is read as usual.
+async fn resolve_budgeted(
+    source: &Source,
+    sink: &Sink,
+    job: &ImageJob,
+    opts: &TransferOptions,
+    reporter: &dyn Reporter,
+    fetched: &Fetched,
+) -> Result<Resolved, SharedError> {
+    if let Some(resolved) = resolve_at_target(source, sink, job, opts, reporter, fetched).await {
+        return Ok(resolved);
+    }
+    resolve(source, job, opts, reporter, fetched).await
+}
+
+/// The image resolved from the target's copy, when the target has the source's digest;
+/// `None` (resolve from the source) on any doubt.
+async fn resolve_at_target(
+    source: &Source,
+    sink: &Sink,
+    job: &ImageJob,
+    opts: &TransferOptions,
+    reporter: &dyn Reporter,
+    fetched: &Fetched,
+) -> Option<Resolved> {
+    let (Source::Registry(from), Sink::Registry(to)) = (source, sink) else {
+        return None;
+    };
+    if !job.platforms.is_empty() {
+        return None;
+    }
+    let src = &job.source;
+    let digest = match src.digest() {
+        Some(d) => d.clone(),
+        None => {
+            let repo = from.repo(src.registry(), src.repository());
+            repo.head_manifest(src.locator()).await.ok()??.digest
+        }
+    };
+    if !target_has(sink, &job.target, &digest).await.ok()? {
+        return None;
+    }
+    let there = ImageJob {
+        source: job.target.with(None, Some(digest.clone())),
+        ..job.clone()
+    };
+    let resolved = resolve(&Source::Registry(to.clone()), &there, opts, reporter, fetched)
+        .await
+        .ok()?;
+    (resolved.source_digest == digest).then_some(resolved)
 }
 
 /// Fetches an image's manifests (walking an index, filtering platforms) and lists its blobs.
@@ -595,11 +652,8 @@ async fn resolve(
         let child_name = format!("{}@{}", src.name(), child.digest);
         match walk::parse(&m, &child_name)? {
             Parsed::Image(b) => blobs.extend(b),
-            Parsed::Index(_) => {
-                return Err(Arc::new(TransferError::UnsupportedManifest {
-                    reference: child_name,
-                    media_type: format!("{} (an index nested in an index)", m.media_type),
-                }));
+            Parsed::Index(grandchildren) => {
+                nested(source, src, &grandchildren, 2, &mut manifests, &mut blobs).await?;
             }
         }
         manifests.push(m);
@@ -611,6 +665,44 @@ async fn resolve(
         target_digest,
         manifests,
         blobs,
+    })
+}
+
+/// How deep indexes may nest (an index in an index in …): the top is depth 1.
+const MAX_INDEX_DEPTH: usize = 4;
+
+/// The manifests (children before their index, for pushing) and blobs under a nested
+/// index's `children`, at `depth`.
+fn nested<'a>(
+    source: &'a Source,
+    src: &'a ImageRef,
+    children: &'a [walk::ChildRef],
+    depth: usize,
+    manifests: &'a mut Vec<Manifest>,
+    blobs: &'a mut Vec<BlobRef>,
+) -> futures_util::future::BoxFuture<'a, Result<(), TransferError>> {
+    Box::pin(async move {
+        for child in children {
+            let m = source.manifest(src, child.digest.as_str()).await?;
+            let child_name = format!("{}@{}", src.name(), child.digest);
+            match walk::parse(&m, &child_name)? {
+                Parsed::Image(b) => blobs.extend(b),
+                Parsed::Index(_) if depth >= MAX_INDEX_DEPTH => {
+                    return Err(TransferError::UnsupportedManifest {
+                        reference: child_name,
+                        media_type: format!(
+                            "{} (indexes nested more than {MAX_INDEX_DEPTH} deep)",
+                            m.media_type
+                        ),
+                    });
+                }
+                Parsed::Index(grandchildren) => {
+                    nested(source, src, &grandchildren, depth + 1, manifests, blobs).await?;
+                }
+            }
+            manifests.push(m);
+        }
+        Ok(())
     })
 }
 

@@ -31,6 +31,9 @@ use crate::report::Reporter;
 use super::blob::{ByteStream, RetryBudget, jitter};
 use super::{TransferError, TransferOptions};
 
+/// The smallest chunk sent: Amazon ECR refuses layer parts under 5 MiB (but the last).
+const MIN_CHUNK: u64 = 5 << 20;
+
 /// Statuses with which a registry says it does not do chunked uploads.
 const PATCH_REFUSED: [u16; 5] = [400, 405, 415, 416, 501];
 
@@ -53,7 +56,7 @@ impl Uploader {
         reporter: Arc<dyn Reporter>,
     ) -> Self {
         Uploader {
-            chunk_size: opts.upload_chunk_size.max(1),
+            chunk_size: opts.upload_chunk_size.max(MIN_CHUNK),
             retries: opts.blob_retries,
             delay: opts.retry_delay,
             budget,

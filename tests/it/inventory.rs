@@ -359,3 +359,15 @@ async fn listings_follow_pagination() {
     let (blobs, _) = pushed.expect(&["team/app", "team/multi"]);
     assert_eq!(small.blobs, blobs);
 }
+
+/// distribution answers `400` when `?n=` exceeds its `catalog.maxentries`: the catalog is
+/// paged with what the registry allows.
+#[tokio::test]
+async fn catalog_paging_adapts_to_maxentries() {
+    let reg = TestRegistry::start_with("catalog:\n  maxentries: 3\n");
+    let pushed = populate(&reg).await;
+    let inv = inventory::take(&client(), &reg.addr(), "", 4)
+        .await
+        .unwrap();
+    assert_eq!(tags_of(&inv), pushed.tags);
+}

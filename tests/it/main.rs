@@ -11,13 +11,16 @@
 //! and killed or interrupted runs resuming; `disk` tests the free-space check; `siteconfig`
 //! tests `mirror config` with containerd and podman pulling through the mirror; `hostile`
 //! feeds crafted bundles, lists and a hostile registry to the binary under memory and time
-//! limits; `referrers` carries signatures and SBOMs judged by cosign, notation and oras.
+//! limits; `referrers` carries signatures and SBOMs judged by cosign, notation and oras;
+//! `conformance` runs one scenario against the registry set-ups users meet (proxies, CDNs,
+//! other servers).
 
 #[allow(dead_code)]
 mod support;
 
 mod aliases;
 mod bundle;
+mod conformance;
 mod disk;
 mod faults;
 mod harness;

@@ -7,7 +7,9 @@
 //! shell out to the real `skopeo`. A missing program is a test failure with a message saying
 //! how to install it, never a skip.
 
+pub mod crane;
 pub mod r#gen;
+pub mod nginx;
 pub mod proxy;
 
 /// The generator under a name that is not a keyword in edition 2024 (`gen` needs `r#gen`).

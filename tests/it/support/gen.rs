@@ -611,6 +611,11 @@ impl Pusher {
                 "type": "layers",
                 "diff_ids": layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>(),
             },
+            // One entry per layer, as builders write: converting to schema 1 needs them.
+            "history": layers.iter().enumerate().map(|(i, _)| json!({
+                "created": "2024-01-01T00:00:00Z",
+                "created_by": format!("layer {i}"),
+            })).collect::<Vec<_>>(),
         });
         if let Some(v) = variant {
             config["variant"] = json!(v);

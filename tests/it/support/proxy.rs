@@ -407,6 +407,15 @@ pub enum Action {
     ResetRequestAfter(u64),
     /// Delay the response head by this much (on top of the link latency).
     DelayResponse(Duration),
+    /// Forward the upstream's answer with another status (when `status` is set) and with
+    /// these headers set (`Some`) or removed (`None`): a registry that answers differently,
+    /// e.g. Amazon ECR's `201` to a chunk `PATCH` with a `Range` stuck at the first chunk.
+    Rewrite {
+        /// The status to answer with instead.
+        status: Option<u16>,
+        /// Headers (lowercase names) to set or remove.
+        headers: Vec<(String, Option<String>)>,
+    },
 }
 
 impl Action {
@@ -437,6 +446,7 @@ impl Action {
             Action::StallHeaders => "stall-headers",
             Action::ResetRequestAfter(_) => "reset-request",
             Action::DelayResponse(_) => "delay",
+            Action::Rewrite { .. } => "rewrite",
         }
     }
 }
@@ -1290,6 +1300,34 @@ fn synthetic_response(
     Bytes::from(out)
 }
 
+/// `head` (a response head) with another status and headers set or removed.
+fn rewrite_head(head: &Bytes, status: Option<u16>, headers: &[(String, Option<String>)]) -> Bytes {
+    let text = String::from_utf8_lossy(head);
+    let mut lines = text.split("\r\n").filter(|l| !l.is_empty());
+    let start = lines.next().unwrap_or_default();
+    let mut out = match status {
+        Some(code) => {
+            let version = start.split(' ').next().unwrap_or("HTTP/1.1");
+            format!("{version} {code} Rewritten\r\n")
+        }
+        None => format!("{start}\r\n"),
+    };
+    for line in lines {
+        let name = line.split(':').next().unwrap_or_default().trim();
+        if !headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(name)) {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    for (name, value) in headers {
+        if let Some(value) = value {
+            out.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    out.push_str("\r\n");
+    Bytes::from(out)
+}
+
 /// Rewrites an absolute `Location` naming the upstream so it names the proxy.
 /// The request head without its `Range` header line.
 fn without_range(raw: &Bytes) -> Bytes {
@@ -1596,7 +1634,10 @@ async fn forward_response(
     let close = framing == Framing::UntilClose
         || resp.has_token("connection", "close")
         || (resp.version(0) == "HTTP/1.0" && !resp.has_token("connection", "keep-alive"));
-    let head = rewrite_location(resp, shared.upstream, shared.proxy_addr);
+    let mut head = rewrite_location(resp, shared.upstream, shared.proxy_addr);
+    if let Some(Action::Rewrite { status, headers }) = action {
+        head = rewrite_head(&head, *status, headers);
+    }
     cout.send(head).await?;
 
     let cut = match action {
