@@ -586,9 +586,15 @@ async fn resolve_at_target(
         source: job.target.with(None, Some(digest.clone())),
         ..job.clone()
     };
-    let resolved = resolve(&Source::Registry(to.clone()), &there, opts, reporter, fetched)
-        .await
-        .ok()?;
+    let resolved = resolve(
+        &Source::Registry(to.clone()),
+        &there,
+        opts,
+        reporter,
+        fetched,
+    )
+    .await
+    .ok()?;
     (resolved.source_digest == digest).then_some(resolved)
 }
 

@@ -513,3 +513,107 @@ fn referrers_none_copies_images_only_and_signatures_copies_no_sbom() {
         .collect();
     assert_eq!(of, [format!("{addr}/team/multi:2.0")], "{report:#}");
 }
+
+/// buildx-style attestation manifests (platform `unknown/unknown`, naming the child they
+/// attest) in an index: `--platform` keeps those of the kept platforms and drops the others.
+/// No buildx here, so the index and attestations are made by hand in buildx's shape.
+#[test]
+fn platform_filter_keeps_the_attestations_of_kept_platforms() {
+    let source = TestRegistry::start();
+    let addr = source.addr();
+    let multi = generator::push(
+        &addr,
+        &[ImageSpec::new(
+            "team/built",
+            "1",
+            Kind::Oci,
+            Arch::MultiArch,
+            vec![LayerSpec::seeded(73, 50 * KIB)],
+        )],
+    )
+    .pop()
+    .unwrap();
+    let config = generator::push_blob(&addr, "team/built", b"{}");
+    let mut index: Value = serde_json::from_slice(&multi.manifest).unwrap();
+    let mut attestations = Vec::new();
+    for (child, platform) in multi.manifests.iter().zip(&multi.platforms) {
+        let statement = format!(
+            r#"{{"_type":"https://in-toto.io/Statement/v0.1","predicateType":"https://spdx.dev/Document","subject":[{{"name":"{platform}","digest":{{"sha256":"{}"}}}}],"predicate":{{}}}}"#,
+            child.trim_start_matches("sha256:")
+        );
+        let layer = generator::push_blob(&addr, "team/built", statement.as_bytes());
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+            "layers": [{"mediaType": "application/vnd.in-toto+json", "digest": layer, "size": statement.len(),
+                        "annotations": {"in-toto.io/predicate-type": "https://spdx.dev/Document"}}],
+        }))
+        .unwrap();
+        let digest = crate::support::digest_of(&manifest);
+        generator::put_manifest(
+            &addr,
+            "team/built",
+            &digest,
+            "application/vnd.oci.image.manifest.v1+json",
+            &manifest,
+        );
+        index["manifests"].as_array_mut().unwrap().push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest,
+            "size": manifest.len(),
+            "annotations": {"vnd.docker.reference.digest": child, "vnd.docker.reference.type": "attestation-manifest"},
+            "platform": {"architecture": "unknown", "os": "unknown"},
+        }));
+        attestations.push(digest);
+    }
+    let index = serde_json::to_vec(&index).unwrap();
+    generator::put_manifest(&addr, "team/built", "1-att", &multi.media_type, &index);
+
+    let work = tempfile::tempdir().unwrap();
+    let list = work.path().join("built.txt");
+    std::fs::write(&list, format!("{addr}/team/built:1-att\n")).unwrap();
+    let target = TestRegistry::start();
+    let out = sync(
+        &list,
+        &format!("{}/m", target.addr()),
+        &[&addr, &target.addr()],
+        &["--platform", "linux/amd64"],
+    );
+    assert_exit(&out, 0);
+    let copied: Value = serde_json::from_slice(&crate::support::skopeo_inspect_raw(&format!(
+        "{}/m/team/built:1-att",
+        target.addr()
+    )))
+    .unwrap();
+    let digests: Vec<&str> = copied["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap())
+        .collect();
+    // amd64 is the generator's first platform.
+    assert_eq!(
+        digests,
+        [multi.manifests[0].as_str(), attestations[0].as_str()],
+        "{copied}"
+    );
+    assert!(
+        crate::support::try_skopeo_inspect_raw(&format!(
+            "{}/m/team/built@{}",
+            target.addr(),
+            attestations[0]
+        ))
+        .is_ok(),
+        "the kept attestation manifest is not at the target"
+    );
+    assert!(
+        crate::support::try_skopeo_inspect_raw(&format!(
+            "{}/m/team/built@{}",
+            target.addr(),
+            attestations[1]
+        ))
+        .is_err(),
+        "the dropped platform's attestation was copied"
+    );
+}

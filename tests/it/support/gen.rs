@@ -355,6 +355,14 @@ pub fn put_manifest(
     Pusher::new(registry_addr).put_manifest(repository, reference, media_type, body);
 }
 
+/// Uploads `data` as a blob of `repository` at the registry at `registry_addr` (plain HTTP)
+/// unless it is there; returns its digest.
+pub fn push_blob(registry_addr: &str, repository: &str, data: &[u8]) -> String {
+    let digest = digest_of(data);
+    Pusher::new(registry_addr).push_blob(repository, &digest, data);
+    digest
+}
+
 /// A layer blob and what the config needs to know about it.
 #[derive(Clone)]
 struct Layer {
