@@ -119,13 +119,14 @@ complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_
 bars\t'Progress bars'
 plain\t'Plain periodic log lines'
 none\t'Nothing'"
-complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l state-dir -d 'Where parts of blobs split across volumes wait for their other parts' -r -F
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l state-dir -d 'Where parts of blobs split across volumes wait for their other parts (default `$XDG_CACHE_HOME/airlift/load`, else `~/.cache/airlift/load`). Removable once every volume is loaded' -r -F
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l keep-host -d 'Keep the source registry host as the first path component (`REGISTRY/PREFIX/k8s.gcr.io/pause:3.10`)'
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l flatten -d 'Keep only the last path component (`REGISTRY/PREFIX/pause:3.10`)'
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l fail-fast -d 'Stop at the first failed image instead of finishing the others'
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l keep-going -d 'Finish the other images when one fails (the default). `bundle create` then also writes a bundle without the entries that failed, recording them as missing; without this flag it writes no bundle when any entry failed'
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l json -d 'Print one JSON report on stdout at the end'
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l dry-run -d 'Print the plan without pushing'
+complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -l require-complete -d 'Exit with code 4 when some images still wait for volumes not given (by default loading some volumes only is success: those images are reported as pending)'
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -s q -l quiet -d 'Only errors on stderr: no progress, no summary'
 complete -c airlift -n "__fish_airlift_using_subcommand bundle; and __fish_seen_subcommand_from load" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -11,7 +11,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "airlift", version, about, propagate_version = true)]
 #[command(
     after_help = "Exit codes: 0 success, 1 some images failed, 2 usage or input error, \
-                        3 integrity error (digest mismatch), 130 interrupted."
+                        3 integrity error (digest mismatch), 4 images pending (bundle load \
+                        --require-complete without every volume), 130 interrupted."
 )]
 pub struct Cli {
     /// More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides.
@@ -128,12 +129,18 @@ pub struct BundleLoadArgs {
     pub registry: RegistryArgs,
     #[command(flatten)]
     pub output: OutputArgs,
-    /// Where parts of blobs split across volumes wait for their other parts.
+    /// Where parts of blobs split across volumes wait for their other parts (default
+    /// `$XDG_CACHE_HOME/airlift/load`, else `~/.cache/airlift/load`). Removable once every
+    /// volume is loaded.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// Print the plan without pushing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Exit with code 4 when some images still wait for volumes not given (by default
+    /// loading some volumes only is success: those images are reported as pending).
+    #[arg(long)]
+    pub require_complete: bool,
 }
 
 /// Arguments of `airlift bundle verify`.

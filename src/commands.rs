@@ -23,6 +23,8 @@ pub enum Status {
     Usage = 2,
     /// A digest or size did not match.
     Integrity = 3,
+    /// `bundle load --require-complete`: some images wait for volumes not given.
+    Incomplete = 4,
     /// Ctrl-C.
     Interrupted = 130,
 }
@@ -46,10 +48,32 @@ pub async fn run(cli: Cli) -> Result<Status> {
         Command::Logout(args) => login::logout(args).await,
         Command::Completions(args) => {
             use clap::CommandFactory;
-            let mut cmd = Cli::command();
-            clap_complete::generate(args.shell, &mut cmd, "airlift", &mut std::io::stdout());
+            use std::io::Write;
+            // clap_complete panics when its writer fails: generate into memory, then write
+            // (a closed pipe, as in `completions zsh | head -1`, is then an error main
+            // treats as success).
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut Cli::command(), "airlift", &mut script);
+            let mut out = std::io::stdout().lock();
+            out.write_all(&script)?;
+            out.flush()?;
             Ok(Status::Success)
         }
+    }
+}
+
+/// Whether the command line asked for a JSON report (`--json`).
+pub fn wants_json(cli: &Cli) -> bool {
+    match &cli.command {
+        Command::Mirror(MirrorCommand::Sync(a)) => a.output.json,
+        Command::Bundle(BundleCommand::Create(a)) => a.output_args.json,
+        Command::Bundle(BundleCommand::Load(a)) => a.output.json,
+        Command::Bundle(BundleCommand::Verify(a)) => a.json,
+        Command::Bundle(BundleCommand::Inspect(a)) => a.json,
+        Command::Inventory(_)
+        | Command::Login(_)
+        | Command::Logout(_)
+        | Command::Completions(_) => false,
     }
 }
 
@@ -83,11 +107,13 @@ fn finish_run(report: &RunReport, settings: &OutputSettings, dry_run: bool) -> R
     if settings.json {
         output::print_json(report)?;
     }
-    if !settings.quiet && !dry_run {
-        output::print_summary(report);
+    if !dry_run {
+        output::print_summary(report, settings.quiet);
     }
     let integrity = report.images.iter().any(|i| i.integrity_error);
+    let pending = report.count(airlift::report::ImageStatus::Pending);
     Ok(match report.failed() {
+        0 if pending > 0 && settings.require_complete => Status::Incomplete,
         0 => Status::Success,
         _ if integrity => Status::Integrity,
         _ => Status::Failed,

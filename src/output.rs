@@ -6,10 +6,11 @@ mod progress;
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use indicatif::HumanBytes;
 
-use airlift::report::{ImageStatus, Reporter, RunReport};
+use airlift::report::{ImageStatus, Reporter, RunReport, volume_list};
 use airlift::transfer::Plan;
 
 pub use progress::Progress;
@@ -71,43 +72,84 @@ pub fn print_json(report: &RunReport) -> std::io::Result<()> {
     print_json_value(report)
 }
 
+/// Set once a JSON document went to stdout: `--json` prints exactly one.
+static JSON_PRINTED: AtomicBool = AtomicBool::new(false);
+
 /// Prints any serialisable result as pretty JSON on stdout.
 pub fn print_json_value<T: serde::Serialize>(value: &T) -> std::io::Result<()> {
+    JSON_PRINTED.store(true, Ordering::Relaxed);
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)
 }
 
-/// Prints the one-paragraph summary on stderr.
-pub fn print_summary(report: &RunReport) {
-    let failed = report.failed();
-    let ok = report
-        .images
-        .iter()
-        .filter(|i| i.status == ImageStatus::Ok)
-        .count();
-    let rate = report.bytes_transferred as f64 / report.seconds.max(0.001);
-    eprintln!(
-        "{ok} images copied, {failed} failed; {} blobs transferred ({}), {} already present ({}) in {:.1}s ({}/s)",
-        report.blobs_transferred,
-        HumanBytes(report.bytes_transferred),
-        report.blobs_skipped,
-        HumanBytes(report.bytes_skipped),
-        report.seconds,
-        HumanBytes(rate as u64),
+/// Whether a JSON document was printed already.
+pub fn json_printed() -> bool {
+    JSON_PRINTED.load(Ordering::Relaxed)
+}
+
+/// The JSON document of a run that ended in an error before it had a report:
+/// `{"error": "...", "exit_code": N}`. A closed stdout is ignored (the exit code tells).
+pub fn print_json_error(message: &str, exit_code: u8) {
+    let doc = serde_json::json!({ "error": message, "exit_code": exit_code });
+    let _ = print_json_value(&doc);
+}
+
+/// Prints the end of a run on stderr: one line of totals, then every failure once (its
+/// error with causes), then for an incomplete `bundle load` the volumes still to load. With
+/// `quiet` only the failures.
+pub fn print_summary(report: &RunReport, quiet: bool) {
+    let count = |s| report.count(s);
+    let (copied, present, pending, failed) = (
+        count(ImageStatus::Copied),
+        count(ImageStatus::AlreadyPresent),
+        count(ImageStatus::Pending),
+        count(ImageStatus::Failed),
     );
-    for image in report
+    if !quiet {
+        let rate = report.bytes_transferred as f64 / report.seconds.max(0.001);
+        let pending_part = if pending > 0 {
+            format!(", {pending} pending")
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "{copied} images copied, {present} already present{pending_part}, {failed} failed; {} blobs transferred ({}), {} already present ({}) in {:.1}s ({}/s)",
+            report.blobs_transferred,
+            HumanBytes(report.bytes_transferred),
+            report.blobs_skipped,
+            HumanBytes(report.bytes_skipped),
+            report.seconds,
+            HumanBytes(rate as u64),
+        );
+    }
+    for line in failure_lines(report) {
+        eprintln!("{line}");
+    }
+    if pending > 0 && !quiet {
+        eprintln!(
+            "{} images complete, {pending} pending: load volume(s) {}",
+            copied + present,
+            volume_list(&report.pending_volumes())
+        );
+    }
+}
+
+/// One line per failed image, in list order.
+fn failure_lines(report: &RunReport) -> Vec<String> {
+    report
         .images
         .iter()
         .filter(|i| i.status == ImageStatus::Failed)
-    {
-        eprintln!(
-            "failed: {} ({}): {}",
-            image.source,
-            image.origin,
-            image.error.as_deref().unwrap_or("unknown error")
-        );
-    }
+        .map(|image| {
+            format!(
+                "failed: {} ({}): {}",
+                image.source,
+                image.origin,
+                image.error.as_deref().unwrap_or("unknown error")
+            )
+        })
+        .collect()
 }
 
 /// Ensures the reporter trait object is what the library expects.

@@ -131,7 +131,10 @@ pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
     };
     let (out, staging2) = (s.output.clone(), staging.clone());
     let volumes = tokio::task::spawn_blocking(move || {
-        bundle::write_bundle(&staging2, &input, &out, &opts, &NoReporter)
+        bundle::write_bundle(&staging2, &input, &out, &opts, &NoReporter)?
+            .iter()
+            .map(|v| bundle::volume_file(v))
+            .collect::<Result<Vec<_>, _>>()
     })
     .await
     .context("the bundle writer stopped")?
@@ -143,8 +146,7 @@ pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
     report.seconds = started.elapsed().as_secs_f64();
     if !s.output_settings.quiet {
         for v in &volumes {
-            let size = std::fs::metadata(v).map(|m| m.len()).unwrap_or(0);
-            eprintln!("wrote {} ({})", v.display(), HumanBytes(size));
+            eprintln!("wrote {} ({})", v.path, HumanBytes(v.size));
         }
     }
     if !missing.is_empty() {
@@ -155,6 +157,7 @@ pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
             report.images.len()
         );
     }
+    report.volumes = volumes;
     super::finish_run(&report, &s.output_settings, false)
 }
 
@@ -298,7 +301,11 @@ pub async fn inspect(args: BundleInspectArgs) -> Result<Status> {
         output::print_json_value(&summary)?;
         return Ok(Status::Success);
     }
-    println!(
+    // Written, not println!-ed: `bundle inspect | head` must not panic on the closed pipe.
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "bundle {} (format {}, airlift {}), created {}, {} volume(s), {}",
         summary.bundle_id,
         summary.format_version,
@@ -306,9 +313,10 @@ pub async fn inspect(args: BundleInspectArgs) -> Result<Status> {
         summary.created,
         summary.volume_count,
         HumanBytes(summary.total_size)
-    );
+    )?;
     if !summary.missing_volumes.is_empty() {
-        println!(
+        writeln!(
+            out,
             "volumes not given: {}",
             summary
                 .missing_volumes
@@ -316,29 +324,32 @@ pub async fn inspect(args: BundleInspectArgs) -> Result<Status> {
                 .map(u32::to_string)
                 .collect::<Vec<_>>()
                 .join(", ")
-        );
+        )?;
     }
     for v in &summary.volumes {
-        println!(
+        writeln!(
+            out,
             "  volume {}: {} ({}), {} blobs ({})",
             v.volume,
             v.path.display(),
             HumanBytes(v.file_size),
             v.blobs,
             HumanBytes(v.blob_bytes)
-        );
+        )?;
     }
     if !summary.missing_images.is_empty() {
-        println!(
+        writeln!(
+            out,
             "partial bundle: {} list entries are not in it (bundle create --keep-going could not fetch them):",
             summary.missing_images.len()
-        );
+        )?;
         for m in &summary.missing_images {
-            println!("  missing: {} ({}): {}", m.source, m.origin, m.error);
+            writeln!(out, "  missing: {} ({}): {}", m.source, m.origin, m.error)?;
         }
     }
     for i in &summary.images {
-        println!(
+        writeln!(
+            out,
             "  {} {} [{}] {} in volume(s) {}",
             i.source,
             i.digest.short(),
@@ -349,7 +360,7 @@ pub async fn inspect(args: BundleInspectArgs) -> Result<Status> {
                 .map(u32::to_string)
                 .collect::<Vec<_>>()
                 .join(", ")
-        );
+        )?;
     }
     Ok(Status::Success)
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use airlift::Digest;
-use airlift::report::{ImageReport, ImageStatus, PlanSummary, Reporter};
+use airlift::report::{ImageReport, ImageStatus, PlanSummary, Reporter, volume_list};
 
 use crate::cli::ProgressMode;
 
@@ -20,6 +20,7 @@ struct Counters {
     images: AtomicUsize,
     images_done: AtomicUsize,
     images_failed: AtomicUsize,
+    images_pending: AtomicUsize,
     in_flight: AtomicUsize,
 }
 
@@ -185,24 +186,34 @@ impl Reporter for Progress {
     fn on_image_done(&self, image: &ImageReport) {
         let c = &self.counters;
         c.images_done.fetch_add(1, Ordering::Relaxed);
-        match image.status {
+        let digest = image.digest.as_ref().map(|d| d.short()).unwrap_or("-");
+        // `bundle create` records images under their listed names: no arrow to itself.
+        let names = if image.source == image.target {
+            image.source.clone()
+        } else {
+            format!("{} -> {}", image.source, image.target)
+        };
+        // Failures are printed once, by the summary at the end.
+        let line = match image.status {
             ImageStatus::Failed => {
                 c.images_failed.fetch_add(1, Ordering::Relaxed);
-                self.println(format!(
-                    "failed: {}: {}",
+                None
+            }
+            ImageStatus::Pending => {
+                c.images_pending.fetch_add(1, Ordering::Relaxed);
+                Some(format!(
+                    "pending: {}: waiting for volume(s) {}",
                     image.source,
-                    image.error.as_deref().unwrap_or("unknown error")
-                ));
+                    volume_list(&image.pending_volumes)
+                ))
             }
-            _ => {
-                if self.mode == ProgressMode::Plain {
-                    let digest = image.digest.as_ref().map(|d| d.short()).unwrap_or("-");
-                    self.println(format!(
-                        "copied: {} -> {} ({digest})",
-                        image.source, image.target
-                    ));
-                }
+            ImageStatus::AlreadyPresent => Some(format!("already present: {names} ({digest})")),
+            ImageStatus::Copied | ImageStatus::Planned => {
+                Some(format!("copied: {names} ({digest})"))
             }
+        };
+        if let Some(line) = line {
+            self.println(line);
         }
         self.update_message();
     }

@@ -8,7 +8,8 @@
 //! the bundle commands (create, load, verify, inspect, inventory) end to end; `proxy_faults`
 //! tests the fault-injection proxy; `tls` and `tokenauth` test TLS, login and token auth
 //! against real registries; `faults` and `kill` test resilience: sync under injected faults,
-//! and killed or interrupted runs resuming; `disk` tests the free-space check.
+//! and killed or interrupted runs resuming; `disk` tests the free-space check; `operator`
+//! tests what an operator sees when things are not perfect (quiet runs, typos, `--json`, pipes).
 
 #[allow(dead_code)]
 mod support;
@@ -20,6 +21,7 @@ mod faults;
 mod harness;
 mod inventory;
 mod kill;
+mod operator;
 mod proxy_faults;
 mod registry;
 mod sync;

@@ -1,0 +1,306 @@
+//! What an operator sees when things are not perfect (issue 13): `-q` runs, re-runs, typos in
+//! lists, `--json` in CI, closed pipes. Each test asserts the exit code and the exact
+//! user-facing lines, with ports, paths and times filtered ([`filter`]).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::generator::{self, Generated};
+use crate::support::{
+    TestRegistry, airlift, assert_exit, describe, json_report, run_with_timeout, sha256_hex,
+};
+
+const TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A source registry with one small image, an empty target, and a scratch directory.
+struct Site {
+    source: TestRegistry,
+    target: TestRegistry,
+    image: Generated,
+    dir: tempfile::TempDir,
+}
+
+impl Site {
+    fn new() -> Site {
+        let source = TestRegistry::start();
+        let target = TestRegistry::start();
+        let image = generator::push(&source.addr(), &generator::small_set()[..1])
+            .pop()
+            .expect("one image");
+        Site {
+            source,
+            target,
+            image,
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn source_ref(&self) -> String {
+        self.image.reference(&self.source.addr())
+    }
+
+    fn list(&self, name: &str, lines: &[String]) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, lines.join("\n") + "\n").expect("write list");
+        path
+    }
+
+    /// `airlift mirror sync --list LIST --to TARGET/m` with both registries insecure.
+    fn sync(&self, list: &Path, args: &[&str]) -> Output {
+        let mut cmd = airlift();
+        cmd.args(["mirror", "sync", "--list"])
+            .arg(list)
+            .args(["--to", &format!("{}/m", self.target.addr())])
+            .args(["--insecure-registry", &self.source.addr()])
+            .args(["--insecure-registry", &self.target.addr()])
+            .args(args);
+        run_with_timeout(&mut cmd, TIMEOUT)
+    }
+
+    /// Replaces what changes from run to run: the registries' addresses, the scratch
+    /// directory, digests' hex and timings.
+    fn filter(&self, text: &str) -> String {
+        let text = text
+            .replace(&self.source.addr(), "SRC")
+            .replace(&self.target.addr(), "DST")
+            .replace(&self.dir.path().display().to_string(), "DIR");
+        let hex = regex_lite_replace(&text);
+        hex.lines()
+            .map(|l| {
+                // "... in 0.3s (1.2 MiB/s)" varies.
+                match l.find(" in ") {
+                    Some(i) if l.contains(" blobs transferred ") => format!("{} in TIME", &l[..i]),
+                    _ => l.to_owned(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Replaces every run of 12 or more lowercase hex digits by `HEX`.
+fn regex_lite_replace(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    for c in text.chars() {
+        if c.is_ascii_hexdigit() && !c.is_ascii_uppercase() {
+            run.push(c);
+            continue;
+        }
+        out.push_str(if run.len() >= 12 { "HEX" } else { &run });
+        run.clear();
+        out.push(c);
+    }
+    out.push_str(if run.len() >= 12 { "HEX" } else { &run });
+    out
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+// Item 2: `-q` prints each failure once, and nothing else.
+#[test]
+fn quiet_prints_each_failure_once_and_nothing_else() {
+    let site = Site::new();
+    let src = site.source.addr();
+    let list = site.list(
+        "images.txt",
+        &[
+            site.source_ref(),
+            format!("{src}/harness/missing-a:1"),
+            format!("{src}/harness/missing-b:1"),
+            format!("{src}/harness/missing-c:1"),
+        ],
+    );
+    let out = site.sync(&list, &["-q"]);
+    assert_exit(&out, 1);
+    assert!(out.stdout.is_empty(), "{}", describe(&out));
+    let lines: Vec<String> = site
+        .filter(&stderr(&out))
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let expected: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .enumerate()
+        .map(|(i, x)| {
+            format!(
+                "failed: SRC/harness/missing-{x}:1 (DIR/images.txt:{}): cannot fetch manifest \
+                 SRC/harness/missing-{x}:1: manifest `1` not found at \
+                 http://SRC/v2/harness/missing-{x}/manifests/1",
+                i + 2
+            )
+        })
+        .collect();
+    assert_eq!(lines, expected, "{}", describe(&out));
+}
+
+// Item 6: a failure is printed once, not once as it happens and again in the summary; a
+// no-op re-run says "already present", not "copied".
+#[test]
+fn failures_once_and_a_rerun_says_already_present() {
+    let site = Site::new();
+    let src = site.source.addr();
+    let list = site.list(
+        "images.txt",
+        &[site.source_ref(), format!("{src}/harness/missing:1")],
+    );
+    let first = site.sync(&list, &["--progress", "plain"]);
+    assert_exit(&first, 1);
+    let text = site.filter(&stderr(&first));
+    let failures: Vec<&str> = text.lines().filter(|l| l.contains("missing")).collect();
+    assert_eq!(
+        failures,
+        [
+            "failed: SRC/harness/missing:1 (DIR/images.txt:2): cannot fetch manifest \
+             SRC/harness/missing:1: manifest `1` not found at \
+             http://SRC/v2/harness/missing/manifests/1"
+        ],
+        "the failure is printed once: {text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l == "copied: SRC/harness/base:1.0 -> DST/m/harness/base:1.0 (HEX)"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l
+            == "1 images copied, 0 already present, 1 failed; 3 blobs transferred (583.48 KiB), \
+                0 already present (0 B) in TIME"),
+        "{text}"
+    );
+
+    let only = site.list("base.txt", &[site.source_ref()]);
+    let again = site.sync(&only, &["--progress", "plain"]);
+    assert_exit(&again, 0);
+    let text = site.filter(&stderr(&again));
+    assert!(!text.contains("copied:"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l == "already present: SRC/harness/base:1.0 -> DST/m/harness/base:1.0 (HEX)"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("0 images copied, 1 already present, 0 failed; ")),
+        "{text}"
+    );
+}
+
+// Item 5: `- harness/chaos-exporter 1.47.0` is a typo for a tag, refused with a suggestion
+// and the file:line; item 8: with --json the input error is one JSON document.
+#[test]
+fn a_tag_typed_as_a_target_is_an_input_error_and_json_says_so() {
+    let site = Site::new();
+    let src = site.source.addr();
+    let list = site.list(
+        "harness.txt",
+        &[
+            site.source_ref(),
+            format!("- {src}/harness/chaos-exporter 1.47.0"),
+        ],
+    );
+    let expected = "1 invalid image list entry:\n  DIR/harness.txt:2: `SRC/harness/chaos-exporter \
+                    1.47.0`: the target `1.47.0` looks like a tag, not a repository; did you mean \
+                    `SRC/harness/chaos-exporter:1.47.0`?";
+
+    let out = site.sync(&list, &[]);
+    assert_exit(&out, 2);
+    assert!(out.stdout.is_empty(), "{}", describe(&out));
+    assert_eq!(
+        site.filter(&stderr(&out)).trim_end(),
+        format!("error: {expected}"),
+    );
+
+    let out = site.sync(&list, &["--json"]);
+    assert_exit(&out, 2);
+    let doc = json_report(&out);
+    assert_eq!(doc["exit_code"], 2, "{doc}");
+    assert_eq!(
+        site.filter(doc["error"].as_str().unwrap_or_default()),
+        expected
+    );
+}
+
+// Item 8: a usage error with --json is still one JSON document on stdout.
+#[test]
+fn json_usage_errors_are_one_json_document() {
+    let out = run_with_timeout(
+        airlift().args(["mirror", "sync", "--json", "--no-such-flag"]),
+        TIMEOUT,
+    );
+    assert_exit(&out, 2);
+    let doc = json_report(&out);
+    assert_eq!(doc["exit_code"], 2, "{doc}");
+    assert!(
+        doc["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("usage: ")),
+        "{doc}"
+    );
+}
+
+// Item 8: `airlift completions zsh | head -1` is a success, not a panic (exit 101).
+#[test]
+fn a_closed_pipe_is_success() {
+    for shell in ["zsh", "bash", "fish"] {
+        let mut child = airlift()
+            .args(["completions", shell])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn airlift");
+        // The reader goes away before airlift writes: its first write meets a closed pipe.
+        drop(child.stdout.take());
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut err)
+            .expect("read stderr");
+        let status = child.wait().expect("wait");
+        assert_eq!(status.code(), Some(0), "{shell}: {err}");
+        assert!(err.is_empty(), "{shell}: {err}");
+    }
+}
+
+// Item 8: `bundle create --json` lists the volume files with sizes and SHA-256; item 6: its
+// per-image line does not say `copied: X -> X`.
+#[test]
+fn bundle_create_json_lists_volumes_with_sha256() {
+    let site = Site::new();
+    let list = site.list("images.txt", &[site.source_ref()]);
+    let mut cmd = airlift();
+    cmd.args(["bundle", "create", "--list"])
+        .arg(&list)
+        .arg("-o")
+        .arg(site.path("b.tar.zst"))
+        .args(["--insecure-registry", &site.source.addr()])
+        .args(["--progress", "plain", "--json"]);
+    let out = run_with_timeout(&mut cmd, TIMEOUT);
+    assert_exit(&out, 0);
+    let report: Value = json_report(&out);
+    let volumes = report["volumes"].as_array().expect("volumes listed");
+    assert_eq!(volumes.len(), 1, "{report}");
+    let path = PathBuf::from(volumes[0]["path"].as_str().unwrap());
+    assert_eq!(path, site.path("b.tar.zst"));
+    let bytes = std::fs::read(&path).expect("volume");
+    assert_eq!(volumes[0]["size"], bytes.len() as u64, "{report}");
+    assert_eq!(volumes[0]["sha256"], sha256_hex(&bytes), "{report}");
+    let text = site.filter(&stderr(&out));
+    assert!(
+        text.lines()
+            .any(|l| l == "copied: SRC/harness/base:1.0 (HEX)"),
+        "{text}"
+    );
+}
