@@ -4,6 +4,7 @@
 
 mod progress;
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -135,21 +136,43 @@ pub fn print_summary(report: &RunReport, quiet: bool) {
     }
 }
 
-/// One line per failed image, in list order.
+/// One line per failed image, in list order; images failing with the very same error (a
+/// registry that is down, credentials it rejects) share one line.
 fn failure_lines(report: &RunReport) -> Vec<String> {
-    report
+    let failed: Vec<_> = report
         .images
         .iter()
         .filter(|i| i.status == ImageStatus::Failed)
-        .map(|image| {
-            format!(
-                "failed: {} ({}): {}",
-                image.source,
-                image.origin,
-                image.error.as_deref().unwrap_or("unknown error")
-            )
-        })
-        .collect()
+        .collect();
+    let error = |i: &airlift::report::ImageReport| {
+        i.error
+            .clone()
+            .unwrap_or_else(|| "unknown error".to_owned())
+    };
+    let mut shared: HashMap<String, Vec<&airlift::report::ImageReport>> = HashMap::new();
+    for image in &failed {
+        shared.entry(error(image)).or_default().push(image);
+    }
+    let mut lines = Vec::new();
+    for image in &failed {
+        let e = error(image);
+        match shared.get(&e).map(Vec::as_slice) {
+            Some([first, second, rest @ ..]) if !rest.is_empty() => {
+                if std::ptr::eq(*first, *image) {
+                    lines.push(format!(
+                        "failed: {} images ({} ({}), {} and {} more): {e}",
+                        2 + rest.len(),
+                        first.source,
+                        first.origin,
+                        second.source,
+                        rest.len()
+                    ));
+                }
+            }
+            _ => lines.push(format!("failed: {} ({}): {e}", image.source, image.origin)),
+        }
+    }
+    lines
 }
 
 /// Ensures the reporter trait object is what the library expects.

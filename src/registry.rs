@@ -27,9 +27,11 @@ mod endpoint;
 mod headers;
 mod http;
 mod manifests;
+mod reach;
 mod retry;
 mod tls;
 
+pub use reach::{ReachRetry, Unreachable, check_reachable};
 pub use tls::{CERTS_DIRS_ENV, DEFAULT_CERTS_DIRS, TlsProblem};
 
 /// Media types of manifests airlift copies, in the order sent in `Accept`.

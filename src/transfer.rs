@@ -102,7 +102,7 @@ pub struct BundleSink {
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
     /// A manifest could not be fetched.
-    #[error("cannot fetch manifest {reference}")]
+    #[error("cannot fetch manifest {reference}{}", misspelled_hint(source))]
     FetchManifest {
         /// The reference asked for.
         reference: String,
@@ -227,6 +227,24 @@ pub enum TransferError {
         /// The reference or digest.
         reference: String,
     },
+    /// The image's source or target registry did not answer when the run started (checked
+    /// once per registry, before planning: see `registry::check_reachable`).
+    #[error("{message}")]
+    Unreachable {
+        /// The registry.
+        registry: String,
+        /// One line saying why, naming the registry.
+        message: String,
+    },
+    /// `--dry-run`: the destination repository refused to open an upload (no push right).
+    #[error("cannot push to {repository}")]
+    PushCheck {
+        /// `REGISTRY/REPOSITORY`.
+        repository: String,
+        /// Why.
+        #[source]
+        source: RegistryError,
+    },
     /// The run was cancelled (fail-fast after another image failed).
     #[error("cancelled after another image failed")]
     Cancelled,
@@ -278,6 +296,18 @@ impl TransferError {
             TransferError::Bundle(crate::bundle::BundleError::StagingMismatch { .. }) => true,
             _ => false,
         }
+    }
+}
+
+/// Docker Hub and others answer an anonymous pull of a misspelled repository exactly as one
+/// of a private repository: say so before the "requires authentication" that follows.
+fn misspelled_hint(source: &RegistryError) -> &'static str {
+    match source {
+        RegistryError::Auth { kind, .. } if **kind == crate::registry::AuthFailure::Missing => {
+            " (check the name: registries such as Docker Hub answer a pull of a repository \
+             that does not exist as one that needs credentials)"
+        }
+        _ => "",
     }
 }
 

@@ -32,6 +32,7 @@ pub async fn sync(args: SyncArgs, quiet: bool) -> Result<Status> {
         &sink,
         jobs,
         &settings.transfer,
+        &settings.client,
         &settings.output,
         settings.dry_run,
         started,

@@ -31,6 +31,9 @@ pub struct Progress {
     bar: Option<ProgressBar>,
     started: Instant,
     ticker: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// What happens before the plan is known ("connecting to X"), shown instead of byte
+    /// counts that would read `0 B / 0 B`.
+    phase: Arc<Mutex<Option<String>>>,
 }
 
 impl Progress {
@@ -53,6 +56,7 @@ impl Progress {
             bar,
             started: Instant::now(),
             ticker: Mutex::new(None),
+            phase: Arc::default(),
         }
     }
 
@@ -66,13 +70,19 @@ impl Progress {
             .ok()
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(5.0);
-        let (counters, started) = (self.counters.clone(), self.started);
+        let (counters, started, phase) = (self.counters.clone(), self.started, self.phase.clone());
         let handle = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs_f64(secs.max(0.1)));
             tick.tick().await;
             loop {
                 tick.tick().await;
-                eprintln!("{}", plain_line(&counters, started));
+                let phase = phase.lock().expect("not poisoned").clone();
+                match phase {
+                    Some(phase) => {
+                        eprintln!("progress: {phase}, {:.0}s", started.elapsed().as_secs_f64())
+                    }
+                    None => eprintln!("{}", plain_line(&counters, started)),
+                }
             }
         });
         *self.ticker.lock().expect("not poisoned") = Some(handle);
@@ -99,6 +109,20 @@ impl Progress {
             HumanBytes(c.bytes.load(Ordering::Relaxed)),
             self.started.elapsed().as_secs_f64()
         )
+    }
+
+    /// Shows what happens before the plan is known (`connecting to X`, `planning N images`).
+    pub fn set_phase(&self, phase: &str) {
+        *self.phase.lock().expect("not poisoned") = Some(phase.to_owned());
+        if let Some(bar) = &self.bar {
+            bar.set_message(phase.to_owned());
+            bar.enable_steady_tick(Duration::from_millis(125));
+        }
+    }
+
+    /// A line above the progress (or in the log), e.g. a retry of a registry's first request.
+    pub fn note(&self, line: &str) {
+        self.println(line.to_owned());
     }
 
     fn println(&self, line: String) {
@@ -146,6 +170,7 @@ fn plain_line(c: &Counters, started: Instant) -> String {
 
 impl Reporter for Progress {
     fn on_plan(&self, plan: &PlanSummary) {
+        *self.phase.lock().expect("not poisoned") = None;
         let c = &self.counters;
         c.total_bytes
             .store(plan.bytes_to_transfer, Ordering::Relaxed);

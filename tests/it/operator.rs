@@ -304,3 +304,64 @@ fn bundle_create_json_lists_volumes_with_sha256() {
         "{text}"
     );
 }
+
+// Item 3: a registry that is down is probed once, not retried per image: the run ends
+// within 20 s (default retry delays) with one line naming it.
+#[test]
+fn a_stopped_registry_fails_fast_with_one_line_naming_it() {
+    let site = Site::new();
+    let closed = crate::support::closed_addr();
+    let list = site.list(
+        "dead.txt",
+        &["a", "b", "c"].map(|x| format!("{closed}/harness/{x}:1")),
+    );
+    let started = std::time::Instant::now();
+    let mut cmd = airlift();
+    cmd.env_remove("AIRLIFT_RETRY_DELAY_MS")
+        .args(["-q", "mirror", "sync", "--list"])
+        .arg(&list)
+        .args(["--to", &format!("{}/m", site.target.addr())])
+        .args(["--insecure-registry", &closed])
+        .args(["--insecure-registry", &site.target.addr()]);
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(60));
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
+    assert_exit(&out, 1);
+    assert_eq!(
+        site.filter(&stderr(&out)).replace(&closed, "CLOSED"),
+        "failed: 3 images (CLOSED/harness/a:1 (DIR/dead.txt:1), CLOSED/harness/b:1 and 1 more): \
+         cannot reach registry CLOSED: connection refused (is it running, and is the port \
+         right?)",
+        "{}",
+        describe(&out)
+    );
+
+    // A stopped target: the same, once, whatever the number of images.
+    let list = site.list("base.txt", &[site.source_ref()]);
+    let started = std::time::Instant::now();
+    let mut cmd = airlift();
+    cmd.env_remove("AIRLIFT_RETRY_DELAY_MS")
+        .args(["mirror", "sync", "--progress", "plain", "--list"])
+        .arg(&list)
+        .args(["--to", &format!("{closed}/m")])
+        .args(["--insecure-registry", &closed])
+        .args(["--insecure-registry", &site.source.addr()]);
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(60));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{}",
+        describe(&out)
+    );
+    assert_exit(&out, 1);
+    let text = site.filter(&stderr(&out)).replace(&closed, "CLOSED");
+    let failures: Vec<&str> = text.lines().filter(|l| l.contains("CLOSED")).collect();
+    assert_eq!(
+        failures,
+        [
+            "failed: SRC/harness/base:1.0 (DIR/base.txt:1): cannot reach registry CLOSED: \
+          connection refused (is it running, and is the port right?)"
+        ],
+        "{text}"
+    );
+    assert!(!text.contains("0 B / 0 B"), "{text}");
+}
