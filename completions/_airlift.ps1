@@ -103,7 +103,7 @@ Register-ArgumentCompleter -Native -CommandName 'airlift' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Pull the images of the lists into a bundle: one or more zstd-compressed tar volumes holding an OCI layout. Re-running after an interruption downloads only what is missing')
             [CompletionResult]::new('load', 'load', [CompletionResultType]::ParameterValue, 'Push a bundle''s images into a registry, streaming from the volumes')
-            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check every blob''s digest and size and that every image is complete (exit code 3 on a problem)')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check every blob''s digest and size in the volumes given and that they belong together (exit code 3 on a problem); which images need volumes not given is reported as information (exit code 0)')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'List a bundle''s images, platforms, sizes and volumes')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -111,8 +111,8 @@ Register-ArgumentCompleter -Native -CommandName 'airlift' -ScriptBlock {
         'airlift;bundle;create' {
             [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Image list (text or YAML), as for `mirror sync`. Repeatable')
             [CompletionResult]::new('--list', '--list', [CompletionResultType]::ParameterName, 'Image list (text or YAML), as for `mirror sync`. Repeatable')
-            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'The bundle file (`release.tar.zst`); several volumes are named `release.001.tar.zst`, ...')
-            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'The bundle file (`release.tar.zst`); several volumes are named `release.001.tar.zst`, ...')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'The bundle file (`release.tar.zst`); several volumes are named `release.001.tar.zst`, ... Volumes of an older bundle of the same name beyond those written are removed')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'The bundle file (`release.tar.zst`); several volumes are named `release.001.tar.zst`, ... Volumes of an older bundle of the same name beyond those written are removed')
             [CompletionResult]::new('--max-volume-size', '--max-volume-size', [CompletionResultType]::ParameterName, 'Split into volumes of at most this size (`4G`, `700M`)')
             [CompletionResult]::new('--zstd-level', '--zstd-level', [CompletionResultType]::ParameterName, 'zstd compression level (1-19)')
             [CompletionResult]::new('--exclude-from', '--exclude-from', [CompletionResultType]::ParameterName, 'Leave out blobs listed in this inventory (`airlift inventory -o FILE` at the site)')
@@ -202,7 +202,7 @@ Register-ArgumentCompleter -Native -CommandName 'airlift' -ScriptBlock {
         'airlift;bundle;help' {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Pull the images of the lists into a bundle: one or more zstd-compressed tar volumes holding an OCI layout. Re-running after an interruption downloads only what is missing')
             [CompletionResult]::new('load', 'load', [CompletionResultType]::ParameterValue, 'Push a bundle''s images into a registry, streaming from the volumes')
-            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check every blob''s digest and size and that every image is complete (exit code 3 on a problem)')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check every blob''s digest and size in the volumes given and that they belong together (exit code 3 on a problem); which images need volumes not given is reported as information (exit code 0)')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'List a bundle''s images, platforms, sizes and volumes')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -300,7 +300,7 @@ Register-ArgumentCompleter -Native -CommandName 'airlift' -ScriptBlock {
         'airlift;help;bundle' {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Pull the images of the lists into a bundle: one or more zstd-compressed tar volumes holding an OCI layout. Re-running after an interruption downloads only what is missing')
             [CompletionResult]::new('load', 'load', [CompletionResultType]::ParameterValue, 'Push a bundle''s images into a registry, streaming from the volumes')
-            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check every blob''s digest and size and that every image is complete (exit code 3 on a problem)')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check every blob''s digest and size in the volumes given and that they belong together (exit code 3 on a problem); which images need volumes not given is reported as information (exit code 0)')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'List a bundle''s images, platforms, sizes and volumes')
             break
         }

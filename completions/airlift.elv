@@ -94,15 +94,15 @@ set edit:completion:arg-completer[airlift] = {|@words|
             cand --version 'Print version'
             cand create 'Pull the images of the lists into a bundle: one or more zstd-compressed tar volumes holding an OCI layout. Re-running after an interruption downloads only what is missing'
             cand load 'Push a bundle''s images into a registry, streaming from the volumes'
-            cand verify 'Check every blob''s digest and size and that every image is complete (exit code 3 on a problem)'
+            cand verify 'Check every blob''s digest and size in the volumes given and that they belong together (exit code 3 on a problem); which images need volumes not given is reported as information (exit code 0)'
             cand inspect 'List a bundle''s images, platforms, sizes and volumes'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'airlift;bundle;create'= {
             cand -l 'Image list (text or YAML), as for `mirror sync`. Repeatable'
             cand --list 'Image list (text or YAML), as for `mirror sync`. Repeatable'
-            cand -o 'The bundle file (`release.tar.zst`); several volumes are named `release.001.tar.zst`, ...'
-            cand --output 'The bundle file (`release.tar.zst`); several volumes are named `release.001.tar.zst`, ...'
+            cand -o 'The bundle file (`release.tar.zst`); several volumes are named `release.001.tar.zst`, ... Volumes of an older bundle of the same name beyond those written are removed'
+            cand --output 'The bundle file (`release.tar.zst`); several volumes are named `release.001.tar.zst`, ... Volumes of an older bundle of the same name beyond those written are removed'
             cand --max-volume-size 'Split into volumes of at most this size (`4G`, `700M`)'
             cand --zstd-level 'zstd compression level (1-19)'
             cand --exclude-from 'Leave out blobs listed in this inventory (`airlift inventory -o FILE` at the site)'
@@ -188,7 +188,7 @@ set edit:completion:arg-completer[airlift] = {|@words|
         &'airlift;bundle;help'= {
             cand create 'Pull the images of the lists into a bundle: one or more zstd-compressed tar volumes holding an OCI layout. Re-running after an interruption downloads only what is missing'
             cand load 'Push a bundle''s images into a registry, streaming from the volumes'
-            cand verify 'Check every blob''s digest and size and that every image is complete (exit code 3 on a problem)'
+            cand verify 'Check every blob''s digest and size in the volumes given and that they belong together (exit code 3 on a problem); which images need volumes not given is reported as information (exit code 0)'
             cand inspect 'List a bundle''s images, platforms, sizes and volumes'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -273,7 +273,7 @@ set edit:completion:arg-completer[airlift] = {|@words|
         &'airlift;help;bundle'= {
             cand create 'Pull the images of the lists into a bundle: one or more zstd-compressed tar volumes holding an OCI layout. Re-running after an interruption downloads only what is missing'
             cand load 'Push a bundle''s images into a registry, streaming from the volumes'
-            cand verify 'Check every blob''s digest and size and that every image is complete (exit code 3 on a problem)'
+            cand verify 'Check every blob''s digest and size in the volumes given and that they belong together (exit code 3 on a problem); which images need volumes not given is reported as information (exit code 0)'
             cand inspect 'List a bundle''s images, platforms, sizes and volumes'
         }
         &'airlift;help;bundle;create'= {

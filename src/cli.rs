@@ -62,8 +62,9 @@ pub enum BundleCommand {
     Create(BundleCreateArgs),
     /// Push a bundle's images into a registry, streaming from the volumes.
     Load(BundleLoadArgs),
-    /// Check every blob's digest and size and that every image is complete (exit code 3 on
-    /// a problem).
+    /// Check every blob's digest and size in the volumes given and that they belong together
+    /// (exit code 3 on a problem); which images need volumes not given is reported as
+    /// information (exit code 0).
     Verify(BundleVerifyArgs),
     /// List a bundle's images, platforms, sizes and volumes.
     Inspect(BundleInspectArgs),
@@ -75,7 +76,8 @@ pub struct BundleCreateArgs {
     /// Image list (text or YAML), as for `mirror sync`. Repeatable.
     #[arg(short, long = "list", value_name = "FILE", required = true)]
     pub lists: Vec<PathBuf>,
-    /// The bundle file (`release.tar.zst`); several volumes are named `release.001.tar.zst`, ...
+    /// The bundle file (`release.tar.zst`); several volumes are named `release.001.tar.zst`,
+    /// ... Volumes of an older bundle of the same name beyond those written are removed.
     #[arg(short, long, value_name = "PATH")]
     pub output: PathBuf,
     /// Split into volumes of at most this size (`4G`, `700M`).

@@ -365,3 +365,42 @@ fn a_stopped_registry_fails_fast_with_one_line_naming_it() {
     );
     assert!(!text.contains("0 B / 0 B"), "{text}");
 }
+
+// Item 7: re-creating a bundle over an older one of the same name removes the older
+// bundle's extra volumes, naming them.
+#[test]
+fn recreating_a_bundle_removes_stale_volumes_of_the_older_one() {
+    let site = Site::new();
+    let list = site.list("images.txt", &[site.source_ref()]);
+    let create = |extra: &[&str]| {
+        let mut cmd = airlift();
+        cmd.args(["bundle", "create", "--list"])
+            .arg(&list)
+            .arg("-o")
+            .arg(site.path("b.tar.zst"))
+            .args(["--insecure-registry", &site.source.addr()])
+            .args(["--progress", "none"])
+            .args(extra);
+        run_with_timeout(&mut cmd, TIMEOUT)
+    };
+    let out = create(&["--max-volume-size", "256K"]);
+    assert_exit(&out, 0);
+    let numbered: Vec<PathBuf> = (1..=999)
+        .map(|n| site.path(&format!("b.{n:03}.tar.zst")))
+        .filter(|p| p.exists())
+        .collect();
+    assert!(numbered.len() >= 3, "{}", describe(&out));
+
+    let out = create(&[]);
+    assert_exit(&out, 0);
+    assert!(site.path("b.tar.zst").is_file());
+    let text = site.filter(&stderr(&out));
+    for (n, old) in numbered.iter().enumerate() {
+        assert!(!old.exists(), "{} is left behind", old.display());
+        let line = format!(
+            "removed DIR/b.{:03}.tar.zst: a volume of an older bundle of the same name",
+            n + 1
+        );
+        assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+    }
+}
