@@ -48,6 +48,7 @@ Register-ArgumentCompleter -Native -CommandName 'airlift' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show what of the lists is at the destination: per image `present`, `missing` (with the blobs still to copy) or `different` (the tag holds another digest). Copies nothing; exit code 0 only when every image is present. Takes `sync`''s arguments (`--dry-run` changes nothing)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -81,12 +82,46 @@ Register-ArgumentCompleter -Native -CommandName 'airlift' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'airlift;mirror;status' {
+            [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Image list: plain text (one reference per line, optional `SOURCE TARGET`) or YAML (`.yaml`/`.yml`). Repeatable')
+            [CompletionResult]::new('--list', '--list', [CompletionResultType]::ParameterName, 'Image list: plain text (one reference per line, optional `SOURCE TARGET`) or YAML (`.yaml`/`.yml`). Repeatable')
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Destination `REGISTRY[/PREFIX]`; images land at `REGISTRY/PREFIX/<source path>:<tag>`. Overrides a YAML list''s `target`')
+            [CompletionResult]::new('--platform', '--platform', [CompletionResultType]::ParameterName, 'Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or comma-separated). The index is rewritten, so its digest changes')
+            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Blobs transferred at once, across all images [default: 8, or `jobs` in the config file]')
+            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Blobs transferred at once, across all images [default: 8, or `jobs` in the config file]')
+            [CompletionResult]::new('--retries', '--retries', [CompletionResultType]::ParameterName, 'Attempts per blob after the first, for transient failures [default: 4, or `retries` in the config file]')
+            [CompletionResult]::new('--retry-budget', '--retry-budget', [CompletionResultType]::ParameterName, 'Retries allowed in the whole run; once spent, failures are final (a registry that stays down fails its images instead of being retried blob after blob)')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Per-request timeout, and how long a transfer may go without receiving a byte before it counts as stalled and is retried (seconds)')
+            [CompletionResult]::new('--insecure-registry', '--insecure-registry', [CompletionResultType]::ParameterName, 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker''s `--insecure-registry` (loopback registries always are). Repeatable')
+            [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'Trust the CA certificates in FILE (PEM) for every registry, besides the system''s. Per-registry CAs go in `/etc/docker/certs.d/HOST[:PORT]/ca.crt`. Repeatable')
+            [CompletionResult]::new('--authfile', '--authfile', [CompletionResultType]::ParameterName, 'Read credentials from FILE (podman/skopeo `auth.json`, or docker''s `config.json`) before docker''s and podman''s usual files. Repeatable')
+            [CompletionResult]::new('--progress', '--progress', [CompletionResultType]::ParameterName, 'Progress display: bars on a terminal, periodic log lines otherwise')
+            [CompletionResult]::new('--keep-host', '--keep-host', [CompletionResultType]::ParameterName, 'Keep the source registry host as the first path component (`REGISTRY/PREFIX/k8s.gcr.io/pause:3.10`)')
+            [CompletionResult]::new('--flatten', '--flatten', [CompletionResultType]::ParameterName, 'Keep only the last path component (`REGISTRY/PREFIX/pause:3.10`)')
+            [CompletionResult]::new('--fail-fast', '--fail-fast', [CompletionResultType]::ParameterName, 'Stop at the first failed image instead of finishing the others')
+            [CompletionResult]::new('--keep-going', '--keep-going', [CompletionResultType]::ParameterName, 'Finish the other images when one fails (the default). `bundle create` then also writes a bundle without the entries that failed, recording them as missing; without this flag it writes no bundle when any entry failed')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON report on stdout at the end')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Resolve everything and print the plan (images, blobs and bytes to copy, bytes already present) without copying')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'airlift;mirror;help' {
             [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show what of the lists is at the destination: per image `present`, `missing` (with the blobs still to copy) or `different` (the tag holds another digest). Copies nothing; exit code 0 only when every image is present. Takes `sync`''s arguments (`--dry-run` changes nothing)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'airlift;mirror;help;sync' {
+            break
+        }
+        'airlift;mirror;help;status' {
             break
         }
         'airlift;mirror;help;help' {
@@ -292,9 +327,13 @@ Register-ArgumentCompleter -Native -CommandName 'airlift' -ScriptBlock {
         }
         'airlift;help;mirror' {
             [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show what of the lists is at the destination: per image `present`, `missing` (with the blobs still to copy) or `different` (the tag holds another digest). Copies nothing; exit code 0 only when every image is present. Takes `sync`''s arguments (`--dry-run` changes nothing)')
             break
         }
         'airlift;help;mirror;sync' {
+            break
+        }
+        'airlift;help;mirror;status' {
             break
         }
         'airlift;help;bundle' {

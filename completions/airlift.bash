@@ -100,17 +100,26 @@ _airlift() {
             airlift__subcmd__help__subcmd__bundle,verify)
                 cmd="airlift__subcmd__help__subcmd__bundle__subcmd__verify"
                 ;;
+            airlift__subcmd__help__subcmd__mirror,status)
+                cmd="airlift__subcmd__help__subcmd__mirror__subcmd__status"
+                ;;
             airlift__subcmd__help__subcmd__mirror,sync)
                 cmd="airlift__subcmd__help__subcmd__mirror__subcmd__sync"
                 ;;
             airlift__subcmd__mirror,help)
                 cmd="airlift__subcmd__mirror__subcmd__help"
                 ;;
+            airlift__subcmd__mirror,status)
+                cmd="airlift__subcmd__mirror__subcmd__status"
+                ;;
             airlift__subcmd__mirror,sync)
                 cmd="airlift__subcmd__mirror__subcmd__sync"
                 ;;
             airlift__subcmd__mirror__subcmd__help,help)
                 cmd="airlift__subcmd__mirror__subcmd__help__subcmd__help"
+                ;;
+            airlift__subcmd__mirror__subcmd__help,status)
+                cmd="airlift__subcmd__mirror__subcmd__help__subcmd__status"
                 ;;
             airlift__subcmd__mirror__subcmd__help,sync)
                 cmd="airlift__subcmd__mirror__subcmd__help__subcmd__sync"
@@ -586,8 +595,22 @@ _airlift() {
             return 0
             ;;
         airlift__subcmd__help__subcmd__mirror)
-            opts="sync"
+            opts="sync status"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        airlift__subcmd__help__subcmd__mirror__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -708,7 +731,7 @@ _airlift() {
             return 0
             ;;
         airlift__subcmd__mirror)
-            opts="-v -q -h -V --verbose --quiet --help --version sync help"
+            opts="-v -q -h -V --verbose --quiet --help --version sync status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -722,7 +745,7 @@ _airlift() {
             return 0
             ;;
         airlift__subcmd__mirror__subcmd__help)
-            opts="sync help"
+            opts="sync status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -749,6 +772,20 @@ _airlift() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        airlift__subcmd__mirror__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         airlift__subcmd__mirror__subcmd__help__subcmd__sync)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -756,6 +793,72 @@ _airlift() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        airlift__subcmd__mirror__subcmd__status)
+            opts="-l -j -v -q -h -V --list --to --keep-host --flatten --platform --jobs --fail-fast --keep-going --retries --retry-budget --timeout --insecure-registry --ca-file --authfile --json --progress --dry-run --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --list)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -l)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --platform)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retry-budget)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --insecure-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --authfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto bars plain none" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -44,6 +44,7 @@ set edit:completion:arg-completer[airlift] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand sync 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks'
+            cand status 'Show what of the lists is at the destination: per image `present`, `missing` (with the blobs still to copy) or `different` (the tag holds another digest). Copies nothing; exit code 0 only when every image is present. Takes `sync`''s arguments (`--dry-run` changes nothing)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'airlift;mirror;sync'= {
@@ -75,11 +76,43 @@ set edit:completion:arg-completer[airlift] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'airlift;mirror;status'= {
+            cand -l 'Image list: plain text (one reference per line, optional `SOURCE TARGET`) or YAML (`.yaml`/`.yml`). Repeatable'
+            cand --list 'Image list: plain text (one reference per line, optional `SOURCE TARGET`) or YAML (`.yaml`/`.yml`). Repeatable'
+            cand --to 'Destination `REGISTRY[/PREFIX]`; images land at `REGISTRY/PREFIX/<source path>:<tag>`. Overrides a YAML list''s `target`'
+            cand --platform 'Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or comma-separated). The index is rewritten, so its digest changes'
+            cand -j 'Blobs transferred at once, across all images [default: 8, or `jobs` in the config file]'
+            cand --jobs 'Blobs transferred at once, across all images [default: 8, or `jobs` in the config file]'
+            cand --retries 'Attempts per blob after the first, for transient failures [default: 4, or `retries` in the config file]'
+            cand --retry-budget 'Retries allowed in the whole run; once spent, failures are final (a registry that stays down fails its images instead of being retried blob after blob)'
+            cand --timeout 'Per-request timeout, and how long a transfer may go without receiving a byte before it counts as stalled and is retried (seconds)'
+            cand --insecure-registry 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker''s `--insecure-registry` (loopback registries always are). Repeatable'
+            cand --ca-file 'Trust the CA certificates in FILE (PEM) for every registry, besides the system''s. Per-registry CAs go in `/etc/docker/certs.d/HOST[:PORT]/ca.crt`. Repeatable'
+            cand --authfile 'Read credentials from FILE (podman/skopeo `auth.json`, or docker''s `config.json`) before docker''s and podman''s usual files. Repeatable'
+            cand --progress 'Progress display: bars on a terminal, periodic log lines otherwise'
+            cand --keep-host 'Keep the source registry host as the first path component (`REGISTRY/PREFIX/k8s.gcr.io/pause:3.10`)'
+            cand --flatten 'Keep only the last path component (`REGISTRY/PREFIX/pause:3.10`)'
+            cand --fail-fast 'Stop at the first failed image instead of finishing the others'
+            cand --keep-going 'Finish the other images when one fails (the default). `bundle create` then also writes a bundle without the entries that failed, recording them as missing; without this flag it writes no bundle when any entry failed'
+            cand --json 'Print one JSON report on stdout at the end'
+            cand --dry-run 'Resolve everything and print the plan (images, blobs and bytes to copy, bytes already present) without copying'
+            cand -v 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand --verbose 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand -q 'Only errors on stderr: no progress, no summary'
+            cand --quiet 'Only errors on stderr: no progress, no summary'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'airlift;mirror;help'= {
             cand sync 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks'
+            cand status 'Show what of the lists is at the destination: per image `present`, `missing` (with the blobs still to copy) or `different` (the tag holds another digest). Copies nothing; exit code 0 only when every image is present. Takes `sync`''s arguments (`--dry-run` changes nothing)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'airlift;mirror;help;sync'= {
+        }
+        &'airlift;mirror;help;status'= {
         }
         &'airlift;mirror;help;help'= {
         }
@@ -267,8 +300,11 @@ set edit:completion:arg-completer[airlift] = {|@words|
         }
         &'airlift;help;mirror'= {
             cand sync 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks'
+            cand status 'Show what of the lists is at the destination: per image `present`, `missing` (with the blobs still to copy) or `different` (the tag holds another digest). Copies nothing; exit code 0 only when every image is present. Takes `sync`''s arguments (`--dry-run` changes nothing)'
         }
         &'airlift;help;mirror;sync'= {
+        }
+        &'airlift;help;mirror;status'= {
         }
         &'airlift;help;bundle'= {
             cand create 'Pull the images of the lists into a bundle: one or more zstd-compressed tar volumes holding an OCI layout. Re-running after an interruption downloads only what is missing'

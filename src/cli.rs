@@ -52,6 +52,11 @@ pub enum MirrorCommand {
     /// Copy every image of the lists to a registry, digests unchanged. Re-running transfers
     /// only what the destination lacks.
     Sync(SyncArgs),
+    /// Show what of the lists is at the destination: per image `present`, `missing` (with
+    /// the blobs still to copy) or `different` (the tag holds another digest). Copies
+    /// nothing; exit code 0 only when every image is present. Takes `sync`'s arguments
+    /// (`--dry-run` changes nothing).
+    Status(SyncArgs),
 }
 
 /// `airlift bundle ...`

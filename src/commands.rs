@@ -39,6 +39,7 @@ impl From<Status> for std::process::ExitCode {
 pub async fn run(cli: Cli) -> Result<Status> {
     match cli.command {
         Command::Mirror(MirrorCommand::Sync(args)) => mirror::sync(args, cli.quiet).await,
+        Command::Mirror(MirrorCommand::Status(args)) => mirror::status(args, cli.quiet).await,
         Command::Bundle(BundleCommand::Create(args)) => bundle::create(args, cli.quiet).await,
         Command::Bundle(BundleCommand::Load(args)) => bundle::load(args, cli.quiet).await,
         Command::Bundle(BundleCommand::Verify(args)) => bundle::verify(args).await,
@@ -65,7 +66,7 @@ pub async fn run(cli: Cli) -> Result<Status> {
 /// Whether the command line asked for a JSON report (`--json`).
 pub fn wants_json(cli: &Cli) -> bool {
     match &cli.command {
-        Command::Mirror(MirrorCommand::Sync(a)) => a.output.json,
+        Command::Mirror(MirrorCommand::Sync(a) | MirrorCommand::Status(a)) => a.output.json,
         Command::Bundle(BundleCommand::Create(a)) => a.output_args.json,
         Command::Bundle(BundleCommand::Load(a)) => a.output.json,
         Command::Bundle(BundleCommand::Verify(a)) => a.json,
@@ -130,7 +131,7 @@ enum Outcome {
 
 /// Runs the credential helpers the run's registries need, once and up front, and shows
 /// their problems as warnings.
-async fn prepare_credentials(
+pub(crate) async fn prepare_credentials(
     source: &airlift::transfer::Source,
     sink: &airlift::transfer::Sink,
     jobs: &[airlift::mapping::ImageJob],
@@ -322,7 +323,7 @@ async fn check_push(sink: &airlift::transfer::Sink, plan: &mut airlift::transfer
 /// Probes every registry the run reads from or writes to, once and concurrently, before
 /// the plan fans out into one request per image. Retries are shown on the progress display.
 /// Returns the registries that are down, each with one line naming it and saying why.
-async fn check_registries(
+pub(crate) async fn check_registries(
     source: &airlift::transfer::Source,
     sink: &airlift::transfer::Sink,
     jobs: &[airlift::mapping::ImageJob],

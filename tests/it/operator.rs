@@ -26,11 +26,14 @@ struct Site {
 
 impl Site {
     fn new() -> Site {
+        Site::with_images(1)
+    }
+
+    /// The first `n` images of the small set at the source; `image` is the first.
+    fn with_images(n: usize) -> Site {
         let source = TestRegistry::start();
         let target = TestRegistry::start();
-        let image = generator::push(&source.addr(), &generator::small_set()[..1])
-            .pop()
-            .expect("one image");
+        let image = generator::push(&source.addr(), &generator::small_set()[..n]).swap_remove(0);
         Site {
             source,
             target,
@@ -403,4 +406,64 @@ fn recreating_a_bundle_removes_stale_volumes_of_the_older_one() {
         );
         assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
     }
+}
+
+// Item 9: `mirror status` says per image what is present, missing or different at the
+// target, and exits 0 only when everything is present.
+#[test]
+fn mirror_status_shows_present_missing_and_different() {
+    let site = Site::with_images(2);
+    let (src, dst) = (site.source.addr(), site.target.addr());
+    let base = site.list("base.txt", &[site.source_ref()]);
+    assert_exit(&site.sync(&base, &[]), 0);
+    crate::support::skopeo_copy(
+        &format!("docker://{src}/harness/app-oci:2.1"),
+        &format!("docker://{dst}/m/harness/base:2.0"),
+    );
+    let list = site.list(
+        "status.txt",
+        &[
+            site.source_ref(),
+            format!("{src}/harness/app-oci:2.1"),
+            format!("{src}/harness/base:1.0 {dst}/m/harness/base:2.0"),
+        ],
+    );
+    let status = |list: &Path, extra: &[&str]| {
+        let mut cmd = airlift();
+        cmd.args(["mirror", "status", "--list"])
+            .arg(list)
+            .args(["--to", &format!("{dst}/m")])
+            .args(["--insecure-registry", &src])
+            .args(["--insecure-registry", &dst])
+            .args(["--progress", "none"])
+            .args(extra);
+        run_with_timeout(&mut cmd, TIMEOUT)
+    };
+    let out = status(&list, &[]);
+    assert_exit(&out, 1);
+    assert_eq!(
+        site.filter(&String::from_utf8_lossy(&out.stdout)),
+        "present   SRC/harness/base:1.0 -> DST/m/harness/base:1.0\n\
+         missing   SRC/harness/app-oci:2.1 -> DST/m/harness/app-oci:2.1 (4 blobs to copy, 907.60 KiB)\n\
+         different SRC/harness/base:1.0 -> DST/m/harness/base:2.0 (holds HEX, the list's is HEX)",
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(
+        stderr(&out).trim_end(),
+        "1 present, 1 missing, 1 different, 0 errors"
+    );
+    let out = status(&list, &["--json"]);
+    assert_exit(&out, 1);
+    let doc = json_report(&out);
+    let statuses: Vec<&str> = doc["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["status"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(statuses, ["present", "missing", "different"], "{doc}");
+
+    let out = status(&base, &[]);
+    assert_exit(&out, 0);
 }
