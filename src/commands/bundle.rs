@@ -53,6 +53,8 @@ pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
         });
     }
     let excluded = exclusions(&s).await?;
+    // A dry run creates nothing on disk: a staging directory it had to open goes again.
+    let staging_existed = s.staging_dir.exists();
     let staging = Staging::open(&s.staging_dir)?;
     let client =
         RegistryClient::new(s.client.clone()).context("cannot set up the registry client")?;
@@ -77,6 +79,12 @@ pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
         Outcome::Interrupted => return Ok(Status::Interrupted),
     };
     if s.dry_run {
+        if !staging_existed {
+            fs_err::tokio::remove_dir_all(staging.dir()).await.ok();
+        }
+        if !s.output_settings.json {
+            print_volume_plan(&plan, &excluded, s.max_volume_size)?;
+        }
         return super::finish_run(&report, &s.output_settings, true);
     }
     if report.images.iter().any(|i| i.disk_full) {
@@ -169,6 +177,45 @@ pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
     }
     report.volumes = volumes;
     super::finish_run(&report, &s.output_settings, false)
+}
+
+/// `bundle create --dry-run`: how many volumes the media needs. An estimate from the
+/// uncompressed sizes (layers are mostly compressed already; zstd gains little on them).
+fn print_volume_plan(
+    plan: &transfer::Plan,
+    excluded: &BTreeMap<Digest, u64>,
+    max_volume_size: Option<u64>,
+) -> Result<()> {
+    use std::io::Write;
+    let blobs: u64 = plan
+        .blobs
+        .iter()
+        .filter(|b| !excluded.contains_key(&b.digest))
+        .map(|b| b.size)
+        .sum();
+    let manifests: u64 = plan
+        .images
+        .iter()
+        .flat_map(|i| &i.manifests)
+        .map(|m| m.bytes.len() as u64)
+        .sum();
+    let total = blobs + manifests;
+    let mut out = std::io::stdout().lock();
+    match max_volume_size {
+        Some(max) if max > 0 => writeln!(
+            out,
+            "volumes: about {} of at most {} ({} of content before compression)",
+            total.div_ceil(max).max(1),
+            HumanBytes(max),
+            HumanBytes(total)
+        )?,
+        _ => writeln!(
+            out,
+            "volumes: 1 ({} of content before compression)",
+            HumanBytes(total)
+        )?,
+    }
+    Ok(())
 }
 
 /// Removes the volumes an older bundle written to the same `-o` left beyond the ones just

@@ -467,3 +467,34 @@ fn mirror_status_shows_present_missing_and_different() {
     let out = status(&base, &[]);
     assert_exit(&out, 0);
 }
+
+// Item 7: `bundle create --dry-run` creates nothing on disk and says how many volumes the
+// media needs.
+#[test]
+fn bundle_create_dry_run_creates_nothing_and_plans_the_volumes() {
+    let site = Site::new();
+    let list = site.list("images.txt", &[site.source_ref()]);
+    let mut cmd = airlift();
+    cmd.args(["bundle", "create", "--dry-run", "--list"])
+        .arg(&list)
+        .arg("-o")
+        .arg(site.path("b.tar.zst"))
+        .args(["--max-volume-size", "256K"])
+        .args(["--insecure-registry", &site.source.addr()])
+        .args(["--progress", "none"]);
+    let out = run_with_timeout(&mut cmd, TIMEOUT);
+    assert_exit(&out, 0);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        stdout.lines().last().unwrap_or_default(),
+        "volumes: about 3 of at most 256.00 KiB (584.16 KiB of content before compression)",
+        "{}",
+        describe(&out)
+    );
+    let left: Vec<_> = std::fs::read_dir(site.dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["images.txt"], "a dry run left files behind");
+}
