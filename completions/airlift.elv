@@ -139,7 +139,7 @@ set edit:completion:arg-completer[airlift] = {|@words|
             cand --max-volume-size 'Split into volumes of at most this size (`4G`, `700M`)'
             cand --zstd-level 'zstd compression level (1-19)'
             cand --exclude-from 'Leave out blobs listed in this inventory (`airlift inventory -o FILE` at the site)'
-            cand --since 'Leave out blobs already in this older bundle (its volumes). Repeatable'
+            cand --since 'Leave out blobs already in this older bundle: any of its volumes, one or several (`--since old.*.tar.zst` takes them all). Repeatable'
             cand --staging-dir 'Where downloaded blobs are kept until the volumes are written (default: next to the output, `PATH.staging/`). Keeping it makes a re-run resume'
             cand --from 'Fetch every image from this registry (a mirror) instead of the one its reference names, mapped as `mirror sync --to` maps (with --keep-host/--flatten); the bundle still records the names as listed'
             cand --platform 'Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or comma-separated). The index is rewritten, so its digest changes'

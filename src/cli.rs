@@ -94,8 +94,9 @@ pub struct BundleCreateArgs {
     /// Leave out blobs listed in this inventory (`airlift inventory -o FILE` at the site).
     #[arg(long, value_name = "FILE")]
     pub exclude_from: Vec<PathBuf>,
-    /// Leave out blobs already in this older bundle (its volumes). Repeatable.
-    #[arg(long, value_name = "OLD_BUNDLE")]
+    /// Leave out blobs already in this older bundle: any of its volumes, one or several
+    /// (`--since old.*.tar.zst` takes them all). Repeatable.
+    #[arg(long, value_name = "OLD_BUNDLE", num_args = 1..)]
     pub since: Vec<PathBuf>,
     /// Where downloaded blobs are kept until the volumes are written (default: next to the
     /// output, `PATH.staging/`). Keeping it makes a re-run resume.

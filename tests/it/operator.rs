@@ -498,3 +498,48 @@ fn bundle_create_dry_run_creates_nothing_and_plans_the_volumes() {
         .collect();
     assert_eq!(left, ["images.txt"], "a dry run left files behind");
 }
+
+// Item 7: `--since old.*.tar.zst` (a shell glob: every volume of the old bundle) is accepted.
+#[test]
+fn since_takes_every_volume_of_the_old_bundle() {
+    let site = Site::with_images(2);
+    let src = site.source.addr();
+    let create = |list: &Path, out: &str, extra: &[&str]| {
+        let mut cmd = airlift();
+        cmd.args(["bundle", "create"])
+            .args(extra)
+            .arg("--list")
+            .arg(list)
+            .arg("-o")
+            .arg(site.path(out))
+            .args(["--insecure-registry", &src])
+            .args(["--progress", "none", "--json"]);
+        run_with_timeout(&mut cmd, TIMEOUT)
+    };
+    let old_list = site.list("old.txt", &[site.source_ref()]);
+    assert_exit(
+        &create(&old_list, "old.tar.zst", &["--max-volume-size", "256K"]),
+        0,
+    );
+    let old: Vec<String> = (1..=999)
+        .map(|n| site.path(&format!("old.{n:03}.tar.zst")))
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(old.len() >= 3, "{old:?}");
+    let new_list = site.list(
+        "new.txt",
+        &[site.source_ref(), format!("{src}/harness/app-oci:2.1")],
+    );
+    let mut extra = vec!["--since"];
+    extra.extend(old.iter().map(String::as_str));
+    let out = create(&new_list, "new.tar.zst", &extra);
+    assert_exit(&out, 0);
+    // Every blob of the old bundle is left out: only app-oci's own layers travel.
+    let report = json_report(&out);
+    let base_bytes = site.image.blob_bytes();
+    assert!(
+        report["bytes_skipped"].as_u64().unwrap_or(0) >= base_bytes,
+        "{report}"
+    );
+}
