@@ -144,9 +144,11 @@ fn failure_lines(report: &RunReport) -> Vec<String> {
         .iter()
         .filter(|i| i.status == ImageStatus::Failed)
         .collect();
+    // Images failing for one cause of their registry (credentials, TLS) are grouped by it.
     let error = |i: &airlift::report::ImageReport| {
-        i.error
+        i.cause
             .clone()
+            .or_else(|| i.error.clone())
             .unwrap_or_else(|| "unknown error".to_owned())
     };
     let mut shared: HashMap<String, Vec<&airlift::report::ImageReport>> = HashMap::new();
@@ -169,7 +171,12 @@ fn failure_lines(report: &RunReport) -> Vec<String> {
                     ));
                 }
             }
-            _ => lines.push(format!("failed: {} ({}): {e}", image.source, image.origin)),
+            _ => lines.push(format!(
+                "failed: {} ({}): {}",
+                image.source,
+                image.origin,
+                image.error.as_deref().unwrap_or("unknown error")
+            )),
         }
     }
     lines

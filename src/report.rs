@@ -98,6 +98,10 @@ pub struct ImageReport {
     /// The failure was the disk filling up: the run stops, nothing more is worth trying.
     #[serde(skip)]
     pub disk_full: bool,
+    /// A cause of the whole registry rather than of this image (credentials rejected, a TLS
+    /// problem), so that images failing for it are shown together.
+    #[serde(skip)]
+    pub cause: Option<String>,
 }
 
 /// A list entry a partial bundle does not carry (`bundle create --keep-going` could not

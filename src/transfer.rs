@@ -311,6 +311,22 @@ fn misspelled_hint(source: &RegistryError) -> &'static str {
     }
 }
 
+/// The part of `error` that concerns a whole registry and not the image (credentials it
+/// rejects, a TLS problem), rendered with its causes; `None` otherwise.
+pub fn registry_cause(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cur {
+        if let Some(r) = e.downcast_ref::<RegistryError>()
+            && matches!(r, RegistryError::Auth { kind, .. } if **kind == crate::registry::AuthFailure::Rejected)
+                | matches!(r, RegistryError::Tls { .. })
+        {
+            return Some(error_chain(r));
+        }
+        cur = e.source();
+    }
+    None
+}
+
 /// Renders an error with its whole `source()` chain on one line, for reports.
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut out = error.to_string();

@@ -370,6 +370,7 @@ pub(super) fn image_report(image: &PlannedImage, result: Result<(), SharedError>
         origin: image.job.origin.to_string(),
         integrity_error,
         disk_full,
+        cause: result.err().and_then(|e| super::registry_cause(&*e)),
     }
 }
 
