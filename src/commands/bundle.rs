@@ -411,6 +411,14 @@ pub async fn inspect(args: BundleInspectArgs) -> Result<Status> {
         summary.volume_count,
         HumanBytes(summary.total_size)
     )?;
+    if summary.site_blobs > 0 {
+        writeln!(
+            out,
+            "differential: {} blobs ({}) are not carried and must already be at the site",
+            summary.site_blobs,
+            HumanBytes(summary.site_size)
+        )?;
+    }
     if !summary.missing_volumes.is_empty() {
         writeln!(
             out,
@@ -445,18 +453,29 @@ pub async fn inspect(args: BundleInspectArgs) -> Result<Status> {
         }
     }
     for i in &summary.images {
+        // A differential bundle carries part of an image: say how much, and what the site
+        // must already hold.
+        let carried = if i.site_blobs > 0 {
+            format!(
+                " ({} carried, {} at the site)",
+                HumanBytes(i.bundle_bytes),
+                HumanBytes(i.site_bytes)
+            )
+        } else {
+            String::new()
+        };
+        let volumes = if i.volumes.is_empty() {
+            "manifests only".to_owned()
+        } else {
+            format!("in volume(s) {}", airlift::report::volume_list(&i.volumes))
+        };
         writeln!(
             out,
-            "  {} {} [{}] {} in volume(s) {}",
+            "  {} {} [{}] {}{carried} {volumes}",
             i.source,
             i.digest.short(),
             i.platforms.join(", "),
             HumanBytes(i.size),
-            i.volumes
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
         )?;
     }
     Ok(Status::Success)

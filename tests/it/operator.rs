@@ -542,4 +542,37 @@ fn since_takes_every_volume_of_the_old_bundle() {
         report["bytes_skipped"].as_u64().unwrap_or(0) >= base_bytes,
         "{report}"
     );
+
+    // `inspect` of the differential bundle says what it carries and what the site must hold.
+    let out = run_with_timeout(
+        airlift()
+            .args(["bundle", "inspect"])
+            .arg(site.path("new.tar.zst")),
+        TIMEOUT,
+    );
+    assert_exit(&out, 0);
+    let text = site.filter(&String::from_utf8_lossy(&out.stdout));
+    // The compressed size of a volume may vary by a few bytes (its descriptor has a time).
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with("bundle "))
+        .map(|l| match (l.find(" ("), l.find("), ")) {
+            (Some(a), Some(b)) if l.starts_with("  volume ") => {
+                format!("{} (SIZE{}", &l[..a], &l[b..])
+            }
+            _ => l.to_owned(),
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "differential: 3 blobs (583.48 KiB) are not carried and must already be at the site",
+            "  volume 1: DIR/new.tar.zst (SIZE), 3 blobs (391.04 KiB)",
+            "  SRC/harness/base:1.0 HEX [] 584.16 KiB (697 B carried, 583.48 KiB at the site) \
+             manifests only",
+            "  SRC/harness/app-oci:2.1 HEX [linux/amd64] 908.44 KiB (391.88 KiB carried, 516.56 \
+             KiB at the site) in volume(s) 1",
+        ],
+        "{text}"
+    );
 }
