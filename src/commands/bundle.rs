@@ -132,6 +132,7 @@ pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
         created,
         excluded,
         missing: missing.clone(),
+        inventoried: inventoried(&s)?,
     };
     let opts = WriteOptions {
         max_volume_size: s.max_volume_size,
@@ -238,6 +239,26 @@ fn remove_stale_volumes(
     Ok(removed)
 }
 
+/// `REGISTRY/PREFIX` of each inventory given with `--exclude-from`, for the descriptor.
+fn inventoried(s: &CreateSettings) -> Result<Vec<String>> {
+    let mut places = Vec::new();
+    for path in &s.exclude_from {
+        let inv = airlift::inventory::Inventory::read(path)?;
+        places.push(place(&inv.registry, &inv.prefix));
+    }
+    places.sort();
+    places.dedup();
+    Ok(places)
+}
+
+/// `REGISTRY/PREFIX`, or `REGISTRY` without a prefix.
+fn place(registry: &str, prefix: &str) -> String {
+    match prefix.trim_matches('/') {
+        "" => registry.to_owned(),
+        p => format!("{registry}/{p}"),
+    }
+}
+
 /// Blobs to leave out: those in the inventories and old bundles given.
 async fn exclusions(s: &CreateSettings) -> Result<BTreeMap<Digest, u64>> {
     let mut inventories = Vec::new();
@@ -279,6 +300,16 @@ pub async fn load(args: BundleLoadArgs, quiet: bool) -> Result<Status> {
     }
     if !s.output.quiet {
         warn_partial(&bundle.descriptor.missing_images);
+        let here = place(&s.dest.registry, &s.dest.prefix);
+        let taken = &bundle.descriptor.inventoried;
+        if !taken.is_empty() && !taken.contains(&here) {
+            eprintln!(
+                "warning: this differential bundle leaves out the blobs an inventory of {} \
+                 holds, but it is loaded into {here}: images whose left-out blobs {here} \
+                 lacks will fail (load it where the inventory was taken, or make a full bundle)",
+                taken.join(", ")
+            );
+        }
     }
     let first = s.volumes[0].clone();
     let mut jobs = Vec::new();

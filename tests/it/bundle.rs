@@ -760,8 +760,11 @@ fn differential_bundle_carries_only_what_the_site_lacks() {
     let c_desc = descriptor(&c[0]);
     assert_eq!(carried_and_excluded(&c_desc), (carried, excluded));
 
+    // The bundle records where its inventory was taken; loading it there warns of nothing.
+    assert_eq!(descriptor(&b[0])["inventoried"], serde_json::json!([to]));
     let out = load(&b, &to, &site, &fx.path("state"));
     assert_exit(&out, 0);
+    assert!(!stderr(&out).contains("warning:"), "{}", describe(&out));
     for entry in json_report(&out)["images"].as_array().unwrap() {
         assert_complete(&entry["status"], format!("{entry}"));
     }
@@ -780,6 +783,16 @@ fn differential_bundle_carries_only_what_the_site_lacks() {
     let to3 = format!("{}/site", empty.addr());
     let out = load(&b, &to3, &empty, &fx.path("state3"));
     assert_exit(&out, 1);
+    let warning = format!(
+        "warning: this differential bundle leaves out the blobs an inventory of {to} holds, but \
+         it is loaded into {to3}: images whose left-out blobs {to3} lacks will fail (load it \
+         where the inventory was taken, or make a full bundle)"
+    );
+    assert!(
+        stderr(&out).lines().any(|l| l == warning),
+        "no `{warning}` in:\n{}",
+        describe(&out)
+    );
     let report = json_report(&out);
     let busy = fx.image("library/busy");
     assert_complete(
