@@ -103,6 +103,9 @@ _airlift() {
             airlift__subcmd__help__subcmd__mirror,config)
                 cmd="airlift__subcmd__help__subcmd__mirror__subcmd__config"
                 ;;
+            airlift__subcmd__help__subcmd__mirror,status)
+                cmd="airlift__subcmd__help__subcmd__mirror__subcmd__status"
+                ;;
             airlift__subcmd__help__subcmd__mirror,sync)
                 cmd="airlift__subcmd__help__subcmd__mirror__subcmd__sync"
                 ;;
@@ -112,6 +115,9 @@ _airlift() {
             airlift__subcmd__mirror,help)
                 cmd="airlift__subcmd__mirror__subcmd__help"
                 ;;
+            airlift__subcmd__mirror,status)
+                cmd="airlift__subcmd__mirror__subcmd__status"
+                ;;
             airlift__subcmd__mirror,sync)
                 cmd="airlift__subcmd__mirror__subcmd__sync"
                 ;;
@@ -120,6 +126,9 @@ _airlift() {
                 ;;
             airlift__subcmd__mirror__subcmd__help,help)
                 cmd="airlift__subcmd__mirror__subcmd__help__subcmd__help"
+                ;;
+            airlift__subcmd__mirror__subcmd__help,status)
+                cmd="airlift__subcmd__mirror__subcmd__help__subcmd__status"
                 ;;
             airlift__subcmd__mirror__subcmd__help,sync)
                 cmd="airlift__subcmd__mirror__subcmd__help__subcmd__sync"
@@ -363,7 +372,7 @@ _airlift() {
             return 0
             ;;
         airlift__subcmd__bundle__subcmd__load)
-            opts="-j -v -q -h -V --to --keep-host --flatten --platform --jobs --fail-fast --keep-going --retries --retry-budget --timeout --referrers --referrer-type --min-rate --insecure-registry --ca-file --authfile --json --progress --state-dir --dry-run --verbose --quiet --help --version"
+            opts="-j -v -q -h -V --to --keep-host --flatten --platform --jobs --fail-fast --keep-going --retries --retry-budget --timeout --referrers --referrer-type --min-rate --insecure-registry --ca-file --authfile --json --progress --state-dir --dry-run --require-complete --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -619,7 +628,7 @@ _airlift() {
             return 0
             ;;
         airlift__subcmd__help__subcmd__mirror)
-            opts="sync config"
+            opts="sync config status"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -633,6 +642,20 @@ _airlift() {
             return 0
             ;;
         airlift__subcmd__help__subcmd__mirror__subcmd__config)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        airlift__subcmd__help__subcmd__mirror__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -763,7 +786,7 @@ _airlift() {
             return 0
             ;;
         airlift__subcmd__mirror)
-            opts="-v -q -h -V --verbose --quiet --help --version sync config help"
+            opts="-v -q -h -V --verbose --quiet --help --version sync config status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -839,7 +862,7 @@ _airlift() {
             return 0
             ;;
         airlift__subcmd__mirror__subcmd__help)
-            opts="sync config help"
+            opts="sync config status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -880,6 +903,20 @@ _airlift() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        airlift__subcmd__mirror__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         airlift__subcmd__mirror__subcmd__help__subcmd__sync)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -887,6 +924,84 @@ _airlift() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        airlift__subcmd__mirror__subcmd__status)
+            opts="-l -j -v -q -h -V --list --to --keep-host --flatten --platform --jobs --fail-fast --keep-going --retries --retry-budget --timeout --referrers --referrer-type --min-rate --insecure-registry --ca-file --authfile --json --progress --dry-run --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --list)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -l)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --platform)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retry-budget)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --referrers)
+                    COMPREPLY=($(compgen -W "none signatures all" -- "${cur}"))
+                    return 0
+                    ;;
+                --referrer-type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --insecure-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --authfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto bars plain none" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -45,6 +45,7 @@ set edit:completion:arg-completer[airlift] = {|@words|
             cand --version 'Print version'
             cand sync 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks'
             cand config 'Write the configuration that makes a site''s runtimes pull from the mirror (containerd, podman/CRI-O, k3s, OpenShift), a pull secret, or an image map, for the mapping `sync` used with the same lists and flags'
+            cand status 'Show what of the lists is at the destination: per image `present`, `missing` (with the blobs still to copy) or `different` (the tag holds another digest). Copies nothing; exit code 0 only when every image is present. Takes `sync`''s arguments (`--dry-run` changes nothing)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'airlift;mirror;sync'= {
@@ -107,14 +108,49 @@ set edit:completion:arg-completer[airlift] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'airlift;mirror;status'= {
+            cand -l 'Image list: plain text (one reference per line, optional `SOURCE TARGET`) or YAML (`.yaml`/`.yml`). Repeatable'
+            cand --list 'Image list: plain text (one reference per line, optional `SOURCE TARGET`) or YAML (`.yaml`/`.yml`). Repeatable'
+            cand --to 'Destination `REGISTRY[/PREFIX]`; images land at `REGISTRY/PREFIX/<source path>:<tag>`. Overrides a YAML list''s `target`'
+            cand --platform 'Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or comma-separated). The index is rewritten, so its digest changes'
+            cand -j 'Blobs transferred at once, across all images [default: 8, or `jobs` in the config file]'
+            cand --jobs 'Blobs transferred at once, across all images [default: 8, or `jobs` in the config file]'
+            cand --retries 'Attempts per blob after the first, for transient failures [default: 4, or `retries` in the config file]'
+            cand --retry-budget 'Retries allowed in the whole run; once spent, failures are final (a registry that stays down fails its images instead of being retried blob after blob)'
+            cand --timeout 'Per-request timeout, and how long a transfer may go without receiving a byte before it counts as stalled and is retried (seconds)'
+            cand --referrers 'Which signatures, attestations and SBOMs (OCI referrers, cosign''s tags) travel with the images: `all`, `signatures` (cosign and notation signatures and attestations) or `none`'
+            cand --referrer-type 'Carry only referrers of this artifact type (repeatable), e.g. `application/vnd.cncf.notary.signature`'
+            cand --min-rate 'Slowest download accepted, in bytes per second over 30 seconds (e.g. `4K`; `0` turns the check off): a registry that trickles a blob counts as stalled and is retried, where `--timeout` alone only catches silence'
+            cand --insecure-registry 'Reach HOST[:PORT] over plain HTTP or unverified HTTPS, as docker''s `--insecure-registry` (loopback registries always are). Repeatable'
+            cand --ca-file 'Trust the CA certificates in FILE (PEM) for every registry, besides the system''s. Per-registry CAs go in `/etc/docker/certs.d/HOST[:PORT]/ca.crt`. Repeatable'
+            cand --authfile 'Read credentials from FILE (podman/skopeo `auth.json`, or docker''s `config.json`) before docker''s and podman''s usual files. Repeatable'
+            cand --progress 'Progress display: bars on a terminal, periodic log lines otherwise'
+            cand --keep-host 'Keep the source registry host as the first path component (`REGISTRY/PREFIX/k8s.gcr.io/pause:3.10`)'
+            cand --flatten 'Keep only the last path component (`REGISTRY/PREFIX/pause:3.10`)'
+            cand --fail-fast 'Stop at the first failed image instead of finishing the others'
+            cand --keep-going 'Finish the other images when one fails (the default). `bundle create` then also writes a bundle without the entries that failed, recording them as missing; without this flag it writes no bundle when any entry failed'
+            cand --json 'Print one JSON report on stdout at the end'
+            cand --dry-run 'Resolve everything and print the plan (images, blobs and bytes to copy, bytes already present) without copying'
+            cand -v 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand --verbose 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand -q 'Only errors on stderr: no progress, no summary'
+            cand --quiet 'Only errors on stderr: no progress, no summary'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'airlift;mirror;help'= {
             cand sync 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks'
             cand config 'Write the configuration that makes a site''s runtimes pull from the mirror (containerd, podman/CRI-O, k3s, OpenShift), a pull secret, or an image map, for the mapping `sync` used with the same lists and flags'
+            cand status 'Show what of the lists is at the destination: per image `present`, `missing` (with the blobs still to copy) or `different` (the tag holds another digest). Copies nothing; exit code 0 only when every image is present. Takes `sync`''s arguments (`--dry-run` changes nothing)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'airlift;mirror;help;sync'= {
         }
         &'airlift;mirror;help;config'= {
+        }
+        &'airlift;mirror;help;status'= {
         }
         &'airlift;mirror;help;help'= {
         }
@@ -129,19 +165,19 @@ set edit:completion:arg-completer[airlift] = {|@words|
             cand --version 'Print version'
             cand create 'Pull the images of the lists into a bundle: one or more zstd-compressed tar volumes holding an OCI layout. Re-running after an interruption downloads only what is missing'
             cand load 'Push a bundle''s images into a registry, streaming from the volumes'
-            cand verify 'Check every blob''s digest and size and that every image is complete (exit code 3 on a problem)'
+            cand verify 'Check every blob''s digest and size in the volumes given and that they belong together (exit code 3 on a problem); which images need volumes not given is reported as information (exit code 0)'
             cand inspect 'List a bundle''s images, platforms, sizes and volumes'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'airlift;bundle;create'= {
             cand -l 'Image list (text or YAML), as for `mirror sync`. Repeatable'
             cand --list 'Image list (text or YAML), as for `mirror sync`. Repeatable'
-            cand -o 'The bundle file (`release.tar.zst`); several volumes are named `release.001.tar.zst`, ...'
-            cand --output 'The bundle file (`release.tar.zst`); several volumes are named `release.001.tar.zst`, ...'
+            cand -o 'The bundle file (`release.tar.zst`); several volumes are named `release.001.tar.zst`, ... Volumes of an older bundle of the same name beyond those written are removed'
+            cand --output 'The bundle file (`release.tar.zst`); several volumes are named `release.001.tar.zst`, ... Volumes of an older bundle of the same name beyond those written are removed'
             cand --max-volume-size 'Split into volumes of at most this size (`4G`, `700M`)'
             cand --zstd-level 'zstd compression level (1-19)'
             cand --exclude-from 'Leave out blobs listed in this inventory (`airlift inventory -o FILE` at the site)'
-            cand --since 'Leave out blobs already in this older bundle (its volumes). Repeatable'
+            cand --since 'Leave out blobs already in this older bundle: any of its volumes, one or several (`--since old.*.tar.zst` takes them all). Repeatable'
             cand --staging-dir 'Where downloaded blobs are kept until the volumes are written (default: next to the output, `PATH.staging/`). Keeping it makes a re-run resume'
             cand --from 'Fetch every image from this registry (a mirror) instead of the one its reference names, mapped as `mirror sync --to` maps (with --keep-host/--flatten); the bundle still records the names as listed'
             cand --platform 'Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or comma-separated). The index is rewritten, so its digest changes'
@@ -187,13 +223,14 @@ set edit:completion:arg-completer[airlift] = {|@words|
             cand --ca-file 'Trust the CA certificates in FILE (PEM) for every registry, besides the system''s. Per-registry CAs go in `/etc/docker/certs.d/HOST[:PORT]/ca.crt`. Repeatable'
             cand --authfile 'Read credentials from FILE (podman/skopeo `auth.json`, or docker''s `config.json`) before docker''s and podman''s usual files. Repeatable'
             cand --progress 'Progress display: bars on a terminal, periodic log lines otherwise'
-            cand --state-dir 'Where parts of blobs split across volumes wait for their other parts'
+            cand --state-dir 'Where parts of blobs split across volumes wait for their other parts (default `$XDG_CACHE_HOME/airlift/load`, else `~/.cache/airlift/load`). Removable once every volume is loaded'
             cand --keep-host 'Keep the source registry host as the first path component (`REGISTRY/PREFIX/k8s.gcr.io/pause:3.10`)'
             cand --flatten 'Keep only the last path component (`REGISTRY/PREFIX/pause:3.10`)'
             cand --fail-fast 'Stop at the first failed image instead of finishing the others'
             cand --keep-going 'Finish the other images when one fails (the default). `bundle create` then also writes a bundle without the entries that failed, recording them as missing; without this flag it writes no bundle when any entry failed'
             cand --json 'Print one JSON report on stdout at the end'
             cand --dry-run 'Print the plan without pushing'
+            cand --require-complete 'Exit with code 4 when some images still wait for volumes not given (by default loading some volumes only is success: those images are reported as pending)'
             cand -v 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
             cand --verbose 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
             cand -q 'Only errors on stderr: no progress, no summary'
@@ -228,7 +265,7 @@ set edit:completion:arg-completer[airlift] = {|@words|
         &'airlift;bundle;help'= {
             cand create 'Pull the images of the lists into a bundle: one or more zstd-compressed tar volumes holding an OCI layout. Re-running after an interruption downloads only what is missing'
             cand load 'Push a bundle''s images into a registry, streaming from the volumes'
-            cand verify 'Check every blob''s digest and size and that every image is complete (exit code 3 on a problem)'
+            cand verify 'Check every blob''s digest and size in the volumes given and that they belong together (exit code 3 on a problem); which images need volumes not given is reported as information (exit code 0)'
             cand inspect 'List a bundle''s images, platforms, sizes and volumes'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -310,15 +347,18 @@ set edit:completion:arg-completer[airlift] = {|@words|
         &'airlift;help;mirror'= {
             cand sync 'Copy every image of the lists to a registry, digests unchanged. Re-running transfers only what the destination lacks'
             cand config 'Write the configuration that makes a site''s runtimes pull from the mirror (containerd, podman/CRI-O, k3s, OpenShift), a pull secret, or an image map, for the mapping `sync` used with the same lists and flags'
+            cand status 'Show what of the lists is at the destination: per image `present`, `missing` (with the blobs still to copy) or `different` (the tag holds another digest). Copies nothing; exit code 0 only when every image is present. Takes `sync`''s arguments (`--dry-run` changes nothing)'
         }
         &'airlift;help;mirror;sync'= {
         }
         &'airlift;help;mirror;config'= {
         }
+        &'airlift;help;mirror;status'= {
+        }
         &'airlift;help;bundle'= {
             cand create 'Pull the images of the lists into a bundle: one or more zstd-compressed tar volumes holding an OCI layout. Re-running after an interruption downloads only what is missing'
             cand load 'Push a bundle''s images into a registry, streaming from the volumes'
-            cand verify 'Check every blob''s digest and size and that every image is complete (exit code 3 on a problem)'
+            cand verify 'Check every blob''s digest and size in the volumes given and that they belong together (exit code 3 on a problem); which images need volumes not given is reported as information (exit code 0)'
             cand inspect 'List a bundle''s images, platforms, sizes and volumes'
         }
         &'airlift;help;bundle;create'= {

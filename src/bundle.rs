@@ -479,6 +479,30 @@ pub(crate) fn part_name(digest: &Digest, n: u32) -> String {
     format!("{BLOBS_DIR}{}.part{n}", digest.hex())
 }
 
+/// A written volume file as `bundle create --json` lists it: path, size and SHA-256 (read
+/// back in 1 MiB chunks, so memory stays flat whatever the volume's size).
+pub fn volume_file(path: &Path) -> Result<crate::report::VolumeFile, BundleError> {
+    use sha2::{Digest as _, Sha256};
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(io_err(path))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(io_err(path))?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    Ok(crate::report::VolumeFile {
+        path: path.display().to_string(),
+        size,
+        sha256: hex::encode(hasher.finalize()),
+    })
+}
+
 /// The current time as RFC 3339 UTC (`2026-11-21T19:20:05Z`), for `created`.
 pub fn now_rfc3339() -> String {
     crate::inventory::rfc3339(std::time::SystemTime::now())

@@ -11,7 +11,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "airlift", version, about, propagate_version = true)]
 #[command(
     after_help = "Exit codes: 0 success, 1 some images failed, 2 usage or input error, \
-                        3 integrity error (digest mismatch), 130 interrupted."
+                        3 integrity error (digest mismatch), 4 images pending (bundle load \
+                        --require-complete without every volume), 130 interrupted."
 )]
 pub struct Cli {
     /// More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides.
@@ -55,6 +56,11 @@ pub enum MirrorCommand {
     /// podman/CRI-O, k3s, OpenShift), a pull secret, or an image map, for the mapping `sync`
     /// used with the same lists and flags.
     Config(MirrorConfigArgs),
+    /// Show what of the lists is at the destination: per image `present`, `missing` (with
+    /// the blobs still to copy) or `different` (the tag holds another digest). Copies
+    /// nothing; exit code 0 only when every image is present. Takes `sync`'s arguments
+    /// (`--dry-run` changes nothing).
+    Status(SyncArgs),
 }
 
 /// `airlift bundle ...`
@@ -65,8 +71,9 @@ pub enum BundleCommand {
     Create(BundleCreateArgs),
     /// Push a bundle's images into a registry, streaming from the volumes.
     Load(BundleLoadArgs),
-    /// Check every blob's digest and size and that every image is complete (exit code 3 on
-    /// a problem).
+    /// Check every blob's digest and size in the volumes given and that they belong together
+    /// (exit code 3 on a problem); which images need volumes not given is reported as
+    /// information (exit code 0).
     Verify(BundleVerifyArgs),
     /// List a bundle's images, platforms, sizes and volumes.
     Inspect(BundleInspectArgs),
@@ -78,7 +85,8 @@ pub struct BundleCreateArgs {
     /// Image list (text or YAML), as for `mirror sync`. Repeatable.
     #[arg(short, long = "list", value_name = "FILE", required = true)]
     pub lists: Vec<PathBuf>,
-    /// The bundle file (`release.tar.zst`); several volumes are named `release.001.tar.zst`, ...
+    /// The bundle file (`release.tar.zst`); several volumes are named `release.001.tar.zst`,
+    /// ... Volumes of an older bundle of the same name beyond those written are removed.
     #[arg(short, long, value_name = "PATH")]
     pub output: PathBuf,
     /// Split into volumes of at most this size (`4G`, `700M`).
@@ -90,8 +98,9 @@ pub struct BundleCreateArgs {
     /// Leave out blobs listed in this inventory (`airlift inventory -o FILE` at the site).
     #[arg(long, value_name = "FILE")]
     pub exclude_from: Vec<PathBuf>,
-    /// Leave out blobs already in this older bundle (its volumes). Repeatable.
-    #[arg(long, value_name = "OLD_BUNDLE")]
+    /// Leave out blobs already in this older bundle: any of its volumes, one or several
+    /// (`--since old.*.tar.zst` takes them all). Repeatable.
+    #[arg(long, value_name = "OLD_BUNDLE", num_args = 1..)]
     pub since: Vec<PathBuf>,
     /// Where downloaded blobs are kept until the volumes are written (default: next to the
     /// output, `PATH.staging/`). Keeping it makes a re-run resume.
@@ -132,12 +141,18 @@ pub struct BundleLoadArgs {
     pub registry: RegistryArgs,
     #[command(flatten)]
     pub output: OutputArgs,
-    /// Where parts of blobs split across volumes wait for their other parts.
+    /// Where parts of blobs split across volumes wait for their other parts (default
+    /// `$XDG_CACHE_HOME/airlift/load`, else `~/.cache/airlift/load`). Removable once every
+    /// volume is loaded.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// Print the plan without pushing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Exit with code 4 when some images still wait for volumes not given (by default
+    /// loading some volumes only is success: those images are reported as pending).
+    #[arg(long)]
+    pub require_complete: bool,
 }
 
 /// Arguments of `airlift bundle verify`.

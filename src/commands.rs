@@ -24,6 +24,8 @@ pub enum Status {
     Usage = 2,
     /// A digest or size did not match.
     Integrity = 3,
+    /// `bundle load --require-complete`: some images wait for volumes not given.
+    Incomplete = 4,
     /// Ctrl-C.
     Interrupted = 130,
 }
@@ -39,6 +41,7 @@ pub async fn run(cli: Cli) -> Result<Status> {
     match cli.command {
         Command::Mirror(MirrorCommand::Sync(args)) => mirror::sync(args, cli.quiet).await,
         Command::Mirror(MirrorCommand::Config(args)) => config::config(args, cli.quiet).await,
+        Command::Mirror(MirrorCommand::Status(args)) => mirror::status(args, cli.quiet).await,
         Command::Bundle(BundleCommand::Create(args)) => bundle::create(args, cli.quiet).await,
         Command::Bundle(BundleCommand::Load(args)) => bundle::load(args, cli.quiet).await,
         Command::Bundle(BundleCommand::Verify(args)) => bundle::verify(args).await,
@@ -48,10 +51,53 @@ pub async fn run(cli: Cli) -> Result<Status> {
         Command::Logout(args) => login::logout(args).await,
         Command::Completions(args) => {
             use clap::CommandFactory;
-            let mut cmd = Cli::command();
-            clap_complete::generate(args.shell, &mut cmd, "airlift", &mut std::io::stdout());
+            use std::io::Write;
+            // clap_complete panics when its writer fails: generate into memory, then write
+            // (a closed pipe, as in `completions zsh | head -1`, is then an error main
+            // treats as success).
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut Cli::command(), "airlift", &mut script);
+            let mut out = std::io::stdout().lock();
+            out.write_all(&script)?;
+            out.flush()?;
             Ok(Status::Success)
         }
+    }
+}
+
+/// A planned image whose registry did not answer before planning.
+fn unreachable_image(
+    job: airlift::mapping::ImageJob,
+    registry: String,
+    message: String,
+) -> airlift::transfer::PlannedImage {
+    let error = airlift::transfer::TransferError::Unreachable { registry, message };
+    airlift::transfer::PlannedImage {
+        job,
+        source_digest: None,
+        target_digest: None,
+        manifests: Vec::new(),
+        blobs: Vec::new(),
+        complete: false,
+        missing: (0, 0),
+        error: Some(std::sync::Arc::new(error)),
+        referrer: None,
+    }
+}
+
+/// Whether the command line asked for a JSON report (`--json`).
+pub fn wants_json(cli: &Cli) -> bool {
+    match &cli.command {
+        Command::Mirror(MirrorCommand::Sync(a) | MirrorCommand::Status(a)) => a.output.json,
+        Command::Bundle(BundleCommand::Create(a)) => a.output_args.json,
+        Command::Bundle(BundleCommand::Load(a)) => a.output.json,
+        Command::Bundle(BundleCommand::Verify(a)) => a.json,
+        Command::Bundle(BundleCommand::Inspect(a)) => a.json,
+        Command::Mirror(MirrorCommand::Config(_))
+        | Command::Inventory(_)
+        | Command::Login(_)
+        | Command::Logout(_)
+        | Command::Completions(_) => false,
     }
 }
 
@@ -85,11 +131,13 @@ fn finish_run(report: &RunReport, settings: &OutputSettings, dry_run: bool) -> R
     if settings.json {
         output::print_json(report)?;
     }
-    if !settings.quiet && !dry_run {
-        output::print_summary(report);
+    if !dry_run {
+        output::print_summary(report, settings.quiet);
     }
     let integrity = report.images.iter().any(|i| i.integrity_error);
+    let pending = report.count(airlift::report::ImageStatus::Pending);
     Ok(match report.failed() {
+        0 if pending > 0 && settings.require_complete => Status::Incomplete,
         0 => Status::Success,
         _ if integrity => Status::Integrity,
         _ => Status::Failed,
@@ -106,7 +154,7 @@ enum Outcome {
 
 /// Runs the credential helpers the run's registries need, once and up front, and shows
 /// their problems as warnings.
-async fn prepare_credentials(
+pub(crate) async fn prepare_credentials(
     source: &airlift::transfer::Source,
     sink: &airlift::transfer::Sink,
     jobs: &[airlift::mapping::ImageJob],
@@ -139,22 +187,82 @@ async fn prepare_credentials(
 }
 
 /// Plans `jobs`, then either prints the plan (`dry_run`) or executes it with progress,
-/// stopping cleanly on Ctrl-C. Shared by `mirror sync`, `bundle create` and `bundle load`.
+/// stopping cleanly on Ctrl-C in every phase. Shared by `mirror sync`, `bundle create` and
+/// `bundle load`. Every registry of the run is probed once first ([`check_registries`]).
+#[allow(clippy::too_many_arguments)]
 async fn plan_and_run(
     source: &airlift::transfer::Source,
     sink: &airlift::transfer::Sink,
     jobs: Vec<airlift::mapping::ImageJob>,
     transfer: &airlift::transfer::TransferOptions,
+    client: &airlift::registry::ClientOptions,
     settings: &OutputSettings,
     dry_run: bool,
     started: std::time::Instant,
 ) -> Result<Outcome> {
     use airlift::transfer;
-    prepare_credentials(source, sink, &jobs, settings).await;
     let progress = output::reporter(settings);
     let reporter = output::as_reporter(&progress);
     progress.start();
-    let plan = transfer::plan(source, sink, jobs, transfer, &*reporter).await;
+    let prepare = async {
+        let unreachable = check_registries(source, sink, &jobs, client, &progress).await?;
+        prepare_credentials(source, sink, &jobs, settings).await;
+        progress.set_phase(&format!("planning {} images", jobs.len()));
+        // Images of an unreachable registry are not planned: each fails with the one line
+        // the probe gave, at its place in the list.
+        let mut failed = Vec::new();
+        let mut reachable = Vec::new();
+        for (i, job) in jobs.into_iter().enumerate() {
+            let dead = [job.source.registry(), job.target.registry()]
+                .into_iter()
+                .find_map(|r| unreachable.get_key_value(r));
+            match dead {
+                Some((registry, message)) => {
+                    failed.push((i, job, registry.clone(), message.clone()))
+                }
+                None => reachable.push(job),
+            }
+        }
+        let mut plan = transfer::plan(source, sink, reachable, transfer, &*reporter).await;
+        plan.summary.images += failed.len();
+        // The unreachable images go back to their list positions; the planned images after
+        // them move down, and so must the indexes referrers keep of their images.
+        let planned = std::mem::take(&mut plan.images);
+        let mut new_index = Vec::with_capacity(planned.len());
+        let mut failed = failed.into_iter().peekable();
+        for image in planned {
+            while let Some((_, job, registry, message)) =
+                failed.next_if(|(i, ..)| *i <= plan.images.len())
+            {
+                plan.images.push(unreachable_image(job, registry, message));
+            }
+            new_index.push(plan.images.len());
+            plan.images.push(image);
+        }
+        for (_, job, registry, message) in failed {
+            plan.images.push(unreachable_image(job, registry, message));
+        }
+        for image in &mut plan.images {
+            if let Some(r) = &mut image.referrer {
+                r.parent = new_index[r.parent];
+            }
+        }
+        anyhow::Ok(plan)
+    };
+    let plan = tokio::select! {
+        plan = prepare => match plan {
+            Ok(plan) => plan,
+            Err(e) => {
+                progress.finish();
+                return Err(e);
+            }
+        },
+        _ = tokio::signal::ctrl_c() => {
+            progress.finish();
+            eprintln!("interrupted before anything was copied");
+            return Ok(Outcome::Interrupted);
+        }
+    };
     if let airlift::transfer::Sink::Bundle(b) = sink
         && !dry_run
     {
@@ -165,6 +273,8 @@ async fn plan_and_run(
         )?;
     }
     if dry_run {
+        let mut plan = plan;
+        check_push(sink, &mut plan).await;
         progress.finish();
         if !settings.json {
             output::print_plan(&plan)?;
@@ -188,6 +298,91 @@ async fn plan_and_run(
             Ok(Outcome::Interrupted)
         }
     }
+}
+
+/// `--dry-run` into a registry: checks the push right on every target repository without
+/// writing anything, by opening an upload session and cancelling it. An image whose
+/// repository refuses is planned as failed, with the registry's reason.
+async fn check_push(sink: &airlift::transfer::Sink, plan: &mut airlift::transfer::Plan) {
+    use airlift::transfer::{Sink, TransferError};
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    let Sink::Registry(client) = sink else {
+        return;
+    };
+    let mut repositories: Vec<(String, String)> = plan
+        .images
+        .iter()
+        .filter(|i| i.error.is_none() && !i.complete)
+        .map(|i| {
+            let t = &i.job.target;
+            (t.registry().to_owned(), t.repository().to_owned())
+        })
+        .collect();
+    repositories.sort();
+    repositories.dedup();
+    let checks = repositories
+        .into_iter()
+        .map(|(registry, repository)| async move {
+            let repo = client.repo(&registry, &repository).for_push();
+            let result = match repo.start_upload().await {
+                Ok(session) => {
+                    // Best effort: a session left open expires on the registry's own schedule.
+                    let _ = repo.cancel_upload(&session).await;
+                    Ok(())
+                }
+                Err(source) => Err(Arc::new(TransferError::PushCheck {
+                    repository: format!("{registry}/{repository}"),
+                    source,
+                })),
+            };
+            ((registry, repository), result)
+        });
+    let refused: HashMap<_, _> = futures_util::future::join_all(checks)
+        .await
+        .into_iter()
+        .filter_map(|(k, r)| r.err().map(|e| (k, e)))
+        .collect();
+    for image in plan.images.iter_mut().filter(|i| i.error.is_none()) {
+        let t = &image.job.target;
+        let key = (t.registry().to_owned(), t.repository().to_owned());
+        if let Some(e) = refused.get(&key) {
+            image.error = Some(e.clone());
+        }
+    }
+}
+
+/// Probes every registry the run reads from or writes to, once and concurrently, before
+/// the plan fans out into one request per image. Retries are shown on the progress display.
+/// Returns the registries that are down, each with one line naming it and saying why.
+pub(crate) async fn check_registries(
+    source: &airlift::transfer::Source,
+    sink: &airlift::transfer::Sink,
+    jobs: &[airlift::mapping::ImageJob],
+    client: &airlift::registry::ClientOptions,
+    progress: &output::Progress,
+) -> Result<std::collections::HashMap<String, String>> {
+    use airlift::transfer::{Sink, Source};
+    let mut registries: Vec<String> = Vec::new();
+    if let Source::Registry(_) = source {
+        registries.extend(jobs.iter().map(|j| j.source.registry().to_owned()));
+    }
+    if let Sink::Registry(_) = sink {
+        registries.extend(jobs.iter().map(|j| j.target.registry().to_owned()));
+    }
+    registries.sort();
+    registries.dedup();
+    if registries.is_empty() {
+        return Ok(Default::default());
+    }
+    progress.set_phase(&format!("connecting to {}", registries.join(", ")));
+    let unreachable =
+        airlift::registry::check_reachable(client, &registries, &|r| progress.note(&r.to_string()))
+            .await?;
+    Ok(unreachable
+        .into_iter()
+        .map(|u| (u.registry.clone(), u.to_string()))
+        .collect())
 }
 
 /// Refuses to start a bundle when the disk cannot hold it: the blobs still to fetch are

@@ -1,7 +1,8 @@
 //! The `airlift` binary: parse arguments, run the command, map the outcome to an exit code.
 //!
 //! Exit codes: 0 success, 1 some images failed (or another runtime error), 2 usage or input
-//! error, 3 integrity error, 130 interrupted. `-v` logs airlift's info, `-vv` its debug
+//! error, 3 integrity error, 4 images pending (`bundle load --require-complete` without every
+//! volume), 130 interrupted. `-v` logs airlift's info, `-vv` its debug
 //! lines, `-vvv` every crate's.
 
 mod cli;
@@ -15,7 +16,18 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // `--json` promises one JSON document on stdout, whatever happens.
+            if e.use_stderr() && std::env::args().any(|a| a == "--json") {
+                let message = e.kind().as_str().unwrap_or("invalid arguments");
+                output::print_json_error(&format!("usage: {message} (see --help)"), 2);
+            }
+            e.exit()
+        }
+    };
+    let json = commands::wants_json(&cli);
     init_tracing(cli.verbose, cli.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -45,7 +57,11 @@ fn main() -> ExitCode {
             for cause in error.chain().skip(1) {
                 eprintln!("  caused by: {}", escape_lines(&cause.to_string()));
             }
-            commands::exit_code_for(&error).into()
+            let status = commands::exit_code_for(&error);
+            if json && !output::json_printed() {
+                output::print_json_error(&format!("{error:#}"), status as u8);
+            }
+            status.into()
         }
     }
 }
@@ -60,8 +76,12 @@ fn init_tracing(verbose: u8, quiet: bool) {
         (false, _) => "debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Colour codes only for a person at a terminal: logs and CI get plain `ERROR` lines.
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();

@@ -4,13 +4,15 @@
 
 mod progress;
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use indicatif::HumanBytes;
 
 use airlift::escape::escape_lines;
-use airlift::report::{ImageStatus, Reporter, RunReport};
+use airlift::report::{ImageStatus, Reporter, RunReport, volume_list};
 use airlift::transfer::Plan;
 
 pub use progress::Progress;
@@ -84,53 +86,125 @@ pub fn print_json(report: &RunReport) -> std::io::Result<()> {
     print_json_value(report)
 }
 
+/// Set once a JSON document went to stdout: `--json` prints exactly one.
+static JSON_PRINTED: AtomicBool = AtomicBool::new(false);
+
 /// Prints any serialisable result as pretty JSON on stdout.
 pub fn print_json_value<T: serde::Serialize>(value: &T) -> std::io::Result<()> {
+    JSON_PRINTED.store(true, Ordering::Relaxed);
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)
 }
 
-/// Prints the one-paragraph summary on stderr.
-pub fn print_summary(report: &RunReport) {
-    let failed = report.failed();
-    let ok = report
-        .images
-        .iter()
-        .filter(|i| i.status == ImageStatus::Ok && i.referrer_of.is_none())
-        .count();
-    let referrers = report
-        .images
-        .iter()
-        .filter(|i| i.status == ImageStatus::Ok && i.referrer_of.is_some())
-        .count();
+/// Whether a JSON document was printed already.
+pub fn json_printed() -> bool {
+    JSON_PRINTED.load(Ordering::Relaxed)
+}
+
+/// The JSON document of a run that ended in an error before it had a report:
+/// `{"error": "...", "exit_code": N}`. A closed stdout is ignored (the exit code tells).
+pub fn print_json_error(message: &str, exit_code: u8) {
+    let doc = serde_json::json!({ "error": message, "exit_code": exit_code });
+    let _ = print_json_value(&doc);
+}
+
+/// Prints the end of a run on stderr: one line of totals, then every failure once (its
+/// error with causes), then for an incomplete `bundle load` the volumes still to load. With
+/// `quiet` only the failures.
+pub fn print_summary(report: &RunReport, quiet: bool) {
+    // Images are counted apart from the signatures, attestations and SBOMs that came along.
+    let count = |s, referrers: bool| {
+        report
+            .images
+            .iter()
+            .filter(|i| i.status == s && i.referrer_of.is_some() == referrers)
+            .count()
+    };
+    let (copied, present, pending, failed) = (
+        count(ImageStatus::Copied, false),
+        count(ImageStatus::AlreadyPresent, false),
+        count(ImageStatus::Pending, false),
+        report.count(ImageStatus::Failed),
+    );
+    let referrers = count(ImageStatus::Copied, true) + count(ImageStatus::AlreadyPresent, true);
     let with_referrers = match referrers {
         0 => String::new(),
-        n => format!(" with {n} signatures, attestations or SBOMs"),
+        n => format!(" (with {n} signatures, attestations or SBOMs)"),
     };
-    let rate = report.bytes_transferred as f64 / report.seconds.max(0.001);
-    eprintln!(
-        "{ok} images copied{with_referrers}, {failed} failed; {} blobs transferred ({}), {} already present ({}) in {:.1}s ({}/s)",
-        report.blobs_transferred,
-        HumanBytes(report.bytes_transferred),
-        report.blobs_skipped,
-        HumanBytes(report.bytes_skipped),
-        report.seconds,
-        HumanBytes(rate as u64),
-    );
-    for image in report
+    if !quiet {
+        let rate = report.bytes_transferred as f64 / report.seconds.max(0.001);
+        let pending_part = if pending > 0 {
+            format!(", {pending} pending")
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "{copied} images copied, {present} already present{with_referrers}{pending_part}, {failed} failed; {} blobs transferred ({}), {} already present ({}) in {:.1}s ({}/s)",
+            report.blobs_transferred,
+            HumanBytes(report.bytes_transferred),
+            report.blobs_skipped,
+            HumanBytes(report.bytes_skipped),
+            report.seconds,
+            HumanBytes(rate as u64),
+        );
+    }
+    for line in failure_lines(report) {
+        eprintln!("{}", escape_lines(&line));
+    }
+    if pending > 0 && !quiet {
+        eprintln!(
+            "{} images complete, {pending} pending: load volume(s) {}",
+            copied + present,
+            volume_list(&report.pending_volumes())
+        );
+    }
+}
+
+/// One line per failed image, in list order; images failing with the very same error (a
+/// registry that is down, credentials it rejects) share one line.
+fn failure_lines(report: &RunReport) -> Vec<String> {
+    let failed: Vec<_> = report
         .images
         .iter()
         .filter(|i| i.status == ImageStatus::Failed)
-    {
-        let line = format!(
-            "failed: {} ({}): {}",
-            image.source,
-            image.origin,
-            image.error.as_deref().unwrap_or("unknown error")
-        );
-        eprintln!("{}", escape_lines(&line));
+        .collect();
+    // Images failing for one cause of their registry (credentials, TLS) are grouped by it.
+    let error = |i: &airlift::report::ImageReport| {
+        i.cause
+            .clone()
+            .or_else(|| i.error.clone())
+            .unwrap_or_else(|| "unknown error".to_owned())
+    };
+    let mut shared: HashMap<String, Vec<&airlift::report::ImageReport>> = HashMap::new();
+    for image in &failed {
+        shared.entry(error(image)).or_default().push(image);
     }
+    let mut lines = Vec::new();
+    for image in &failed {
+        let e = error(image);
+        match shared.get(&e).map(Vec::as_slice) {
+            Some([first, second, rest @ ..]) if !rest.is_empty() => {
+                if std::ptr::eq(*first, *image) {
+                    lines.push(format!(
+                        "failed: {} images ({} ({}), {} and {} more): {e}",
+                        2 + rest.len(),
+                        first.source,
+                        first.origin,
+                        second.source,
+                        rest.len()
+                    ));
+                }
+            }
+            _ => lines.push(format!(
+                "failed: {} ({}): {}",
+                image.source,
+                image.origin,
+                image.error.as_deref().unwrap_or("unknown error")
+            )),
+        }
+    }
+    lines
 }
 
 /// Ensures the reporter trait object is what the library expects.

@@ -28,10 +28,12 @@ mod headers;
 mod http;
 mod manifests;
 mod origin;
+mod reach;
 mod retry;
 mod site;
 mod tls;
 
+pub use reach::{ReachRetry, Unreachable, check_reachable};
 pub use site::SiteConnection;
 pub use tls::{CERTS_DIRS_ENV, DEFAULT_CERTS_DIRS, TlsProblem};
 

@@ -54,12 +54,24 @@ pub struct PlanSummary {
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum ImageStatus {
-    /// Copied (or already complete at the destination).
-    Ok,
+    /// Copied this run: its manifests were written at the destination.
+    Copied,
+    /// The destination already held it at this digest: nothing was written.
+    AlreadyPresent,
+    /// `bundle load` of some volumes only: it needs volumes not given yet (see
+    /// `pending_volumes`). Not a failure: loading those volumes completes it.
+    Pending,
     /// Failed; see `error`.
     Failed,
     /// Planned only (`--dry-run`).
     Planned,
+}
+
+impl ImageStatus {
+    /// Whether the image is at the destination now (copied or already present).
+    pub fn is_complete(self) -> bool {
+        matches!(self, ImageStatus::Copied | ImageStatus::AlreadyPresent)
+    }
 }
 
 /// One image in the report.
@@ -77,6 +89,9 @@ pub struct ImageReport {
     pub status: ImageStatus,
     /// Error message with its causes, when failed.
     pub error: Option<String>,
+    /// Volumes of the bundle still to load for this image, when pending.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pending_volumes: Vec<u32>,
     /// `file:line` of the list entry.
     pub origin: String,
     /// For a signature, attestation or SBOM: the source of the image it belongs to.
@@ -91,6 +106,10 @@ pub struct ImageReport {
     /// The failure was the disk filling up: the run stops, nothing more is worth trying.
     #[serde(skip)]
     pub disk_full: bool,
+    /// A cause of the whole registry rather than of this image (credentials rejected, a TLS
+    /// problem), so that images failing for it are shown together.
+    #[serde(skip)]
+    pub cause: Option<String>,
 }
 
 /// A list entry a partial bundle does not carry (`bundle create --keep-going` could not
@@ -123,14 +142,51 @@ pub struct RunReport {
     /// `bundle load` of a partial bundle: the list entries the bundle does not carry.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub missing_from_bundle: Vec<MissingImage>,
+    /// `bundle create`: the volume files written, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeFile>,
+}
+
+/// A volume file written by `bundle create`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VolumeFile {
+    /// Its path, as given with `-o` (numbered when there are several).
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// SHA-256 of the file, hex (as `sha256sum` prints it).
+    pub sha256: String,
 }
 
 impl RunReport {
+    /// Number of images with this status.
+    pub fn count(&self, status: ImageStatus) -> usize {
+        self.images.iter().filter(|i| i.status == status).count()
+    }
+
     /// Number of failed images.
     pub fn failed(&self) -> usize {
-        self.images
-            .iter()
-            .filter(|i| i.status == ImageStatus::Failed)
-            .count()
+        self.count(ImageStatus::Failed)
     }
+
+    /// Every volume some pending image still waits for, ascending.
+    pub fn pending_volumes(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self
+            .images
+            .iter()
+            .flat_map(|i| i.pending_volumes.iter().copied())
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
+/// Volume numbers as a person reads them: `2, 3, 5`.
+pub fn volume_list(volumes: &[u32]) -> String {
+    volumes
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -31,6 +31,8 @@ pub struct OutputSettings {
     pub json: bool,
     pub progress: ProgressMode,
     pub quiet: bool,
+    /// `bundle load --require-complete`: images waiting for volumes make the exit code 4.
+    pub require_complete: bool,
 }
 
 impl SyncSettings {
@@ -152,6 +154,7 @@ fn output_settings(args: OutputArgs, quiet: bool) -> OutputSettings {
         json,
         progress: if quiet { ProgressMode::None } else { progress },
         quiet,
+        require_complete: false,
     }
 }
 
@@ -261,6 +264,7 @@ impl LoadSettings {
             output,
             state_dir,
             dry_run,
+            require_complete,
         } = args;
         let (timeout, min_rate) = (transfer.timeout, min_rate(&transfer.min_rate)?);
         let dest = to.parse::<Destination>().context("invalid --to")?;
@@ -294,7 +298,10 @@ impl LoadSettings {
                 min_rate,
                 ..client_settings(registry, Some(timeout))?
             },
-            output: output_settings(output, quiet),
+            output: OutputSettings {
+                require_complete,
+                ..output_settings(output, quiet)
+            },
             state_dir,
             dry_run,
         })

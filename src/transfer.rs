@@ -107,7 +107,7 @@ pub struct BundleSink {
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
     /// A manifest could not be fetched.
-    #[error("cannot fetch manifest {reference}")]
+    #[error("cannot fetch manifest {reference}{}", misspelled_hint(source))]
     FetchManifest {
         /// The reference asked for.
         reference: String,
@@ -238,6 +238,24 @@ pub enum TransferError {
         /// The image it belongs to.
         reference: String,
     },
+    /// The image's source or target registry did not answer when the run started (checked
+    /// once per registry, before planning: see `registry::check_reachable`).
+    #[error("{message}")]
+    Unreachable {
+        /// The registry.
+        registry: String,
+        /// One line saying why, naming the registry.
+        message: String,
+    },
+    /// `--dry-run`: the destination repository refused to open an upload (no push right).
+    #[error("cannot push to {repository}")]
+    PushCheck {
+        /// `REGISTRY/REPOSITORY`.
+        repository: String,
+        /// Why.
+        #[source]
+        source: RegistryError,
+    },
     /// The run was cancelled (fail-fast after another image failed).
     #[error("cancelled after another image failed")]
     Cancelled,
@@ -290,6 +308,34 @@ impl TransferError {
             _ => false,
         }
     }
+}
+
+/// Docker Hub and others answer an anonymous pull of a misspelled repository exactly as one
+/// of a private repository: say so before the "requires authentication" that follows.
+fn misspelled_hint(source: &RegistryError) -> &'static str {
+    match source {
+        RegistryError::Auth { kind, .. } if **kind == crate::registry::AuthFailure::Missing => {
+            " (check the name: registries such as Docker Hub answer a pull of a repository \
+             that does not exist as one that needs credentials)"
+        }
+        _ => "",
+    }
+}
+
+/// The part of `error` that concerns a whole registry and not the image (credentials it
+/// rejects, a TLS problem), rendered with its causes; `None` otherwise.
+pub fn registry_cause(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cur {
+        if let Some(r) = e.downcast_ref::<RegistryError>()
+            && matches!(r, RegistryError::Auth { kind, .. } if **kind == crate::registry::AuthFailure::Rejected)
+                | matches!(r, RegistryError::Tls { .. })
+        {
+            return Some(error_chain(r));
+        }
+        cur = e.source();
+    }
+    None
 }
 
 /// Renders an error with its whole `source()` chain on one line, for reports.

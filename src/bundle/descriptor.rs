@@ -48,6 +48,11 @@ pub struct Descriptor {
     /// fetch them: a *partial* bundle. Absent (empty) in a complete one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing_images: Vec<crate::report::MissingImage>,
+    /// The places whose inventories (`bundle create --exclude-from`) made this bundle
+    /// differential, as `REGISTRY/PREFIX` (or `REGISTRY`): a load elsewhere may lack the
+    /// blobs left out, and `bundle load` says so. Absent (empty) otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inventoried: Vec<String>,
 }
 
 /// One image of the bundle.
@@ -140,6 +145,8 @@ struct Wire {
     excluded_blobs: BTreeMap<Digest, u64>,
     #[serde(default)]
     missing_images: Vec<crate::report::MissingImage>,
+    #[serde(default)]
+    inventoried: Vec<String>,
 }
 
 impl Wire {
@@ -160,6 +167,7 @@ impl Wire {
             blobs: need(self.blobs, "blobs")?,
             excluded_blobs: self.excluded_blobs,
             missing_images: self.missing_images,
+            inventoried: self.inventoried,
         })
     }
 }

@@ -620,6 +620,7 @@ fn placeholder_descriptor() -> Descriptor {
         blobs: Default::default(),
         excluded_blobs: Default::default(),
         missing_images: Vec::new(),
+        inventoried: Vec::new(),
     }
 }
 

@@ -204,6 +204,7 @@ pub(crate) fn fixture(big: usize) -> Fixture {
             created: CREATED.into(),
             excluded: BTreeMap::new(),
             missing: Vec::new(),
+            inventoried: Vec::new(),
         },
         content: b.content,
         shared: Digest::of(&shared.0),
@@ -273,6 +274,7 @@ pub(crate) fn sample_descriptor() -> Descriptor {
         blobs,
         excluded_blobs: BTreeMap::new(),
         missing_images: Vec::new(),
+        inventoried: Vec::new(),
     }
 }
 

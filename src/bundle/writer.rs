@@ -70,6 +70,8 @@ pub struct BundleInput {
     /// List entries left out because they could not be fetched (a partial bundle, written
     /// only when asked for with `--keep-going`); recorded in the descriptor.
     pub missing: Vec<crate::report::MissingImage>,
+    /// `REGISTRY/PREFIX` of the inventories behind `excluded` (recorded in the descriptor).
+    pub inventoried: Vec<String>,
 }
 
 /// How to write the volumes.
@@ -268,6 +270,7 @@ fn prepare(
         blobs,
         excluded_blobs,
         missing_images: input.missing.clone(),
+        inventoried: input.inventoried.clone(),
     };
 
     // Every volume repeats the descriptor, whose size depends on the plan: plan with a guess,

@@ -57,6 +57,8 @@ pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
         });
     }
     let excluded = exclusions(&s).await?;
+    // A dry run creates nothing on disk: a staging directory it had to open goes again.
+    let staging_existed = s.staging_dir.exists();
     let staging = Staging::open(&s.staging_dir)?;
     let client =
         RegistryClient::new(s.client.clone()).context("cannot set up the registry client")?;
@@ -70,6 +72,7 @@ pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
         &sink,
         jobs,
         &s.transfer,
+        &s.client,
         &s.output_settings,
         s.dry_run,
         started,
@@ -80,6 +83,12 @@ pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
         Outcome::Interrupted => return Ok(Status::Interrupted),
     };
     if s.dry_run {
+        if !staging_existed {
+            fs_err::tokio::remove_dir_all(staging.dir()).await.ok();
+        }
+        if !s.output_settings.json {
+            print_volume_plan(&plan, &excluded, s.max_volume_size)?;
+        }
         return super::finish_run(&report, &s.output_settings, true);
     }
     if report.images.iter().any(|i| i.disk_full) {
@@ -127,6 +136,7 @@ pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
         created,
         excluded,
         missing: missing.clone(),
+        inventoried: inventoried(&s)?,
     };
     let opts = WriteOptions {
         max_volume_size: s.max_volume_size,
@@ -135,11 +145,23 @@ pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
     };
     let (out, staging2) = (s.output.clone(), staging.clone());
     let volumes = tokio::task::spawn_blocking(move || {
-        bundle::write_bundle(&staging2, &input, &out, &opts, &NoReporter)
+        bundle::write_bundle(&staging2, &input, &out, &opts, &NoReporter)?
+            .iter()
+            .map(|v| bundle::volume_file(v))
+            .collect::<Result<Vec<_>, _>>()
     })
     .await
     .context("the bundle writer stopped")?
     .with_context(|| format!("cannot write bundle {}", s.output.display()))?;
+    let written: Vec<std::path::PathBuf> = volumes.iter().map(|v| v.path.clone().into()).collect();
+    for stale in remove_stale_volumes(&s.output, &written)? {
+        if !s.output_settings.quiet {
+            eprintln!(
+                "removed {}: a volume of an older bundle of the same name",
+                stale.display()
+            );
+        }
+    }
     if !s.keep_staging && report.failed() == 0 {
         // Everything is in the volumes now; a re-run starts from them, not from staging.
         fs_err::tokio::remove_dir_all(staging.dir()).await.ok();
@@ -147,8 +169,7 @@ pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
     report.seconds = started.elapsed().as_secs_f64();
     if !s.output_settings.quiet {
         for v in &volumes {
-            let size = std::fs::metadata(v).map(|m| m.len()).unwrap_or(0);
-            eprintln!("wrote {} ({})", v.display(), HumanBytes(size));
+            eprintln!("wrote {} ({})", v.path, HumanBytes(v.size));
         }
     }
     if !missing.is_empty() {
@@ -159,7 +180,87 @@ pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
             report.images.len()
         );
     }
+    report.volumes = volumes;
     super::finish_run(&report, &s.output_settings, false)
+}
+
+/// `bundle create --dry-run`: how many volumes the media needs. An estimate from the
+/// uncompressed sizes (layers are mostly compressed already; zstd gains little on them).
+fn print_volume_plan(
+    plan: &transfer::Plan,
+    excluded: &BTreeMap<Digest, u64>,
+    max_volume_size: Option<u64>,
+) -> Result<()> {
+    use std::io::Write;
+    let blobs: u64 = plan
+        .blobs
+        .iter()
+        .filter(|b| !excluded.contains_key(&b.digest))
+        .map(|b| b.size)
+        .sum();
+    let manifests: u64 = plan
+        .images
+        .iter()
+        .flat_map(|i| &i.manifests)
+        .map(|m| m.bytes.len() as u64)
+        .sum();
+    let total = blobs + manifests;
+    let mut out = std::io::stdout().lock();
+    match max_volume_size {
+        Some(max) if max > 0 => writeln!(
+            out,
+            "volumes: about {} of at most {} ({} of content before compression)",
+            total.div_ceil(max).max(1),
+            HumanBytes(max),
+            HumanBytes(total)
+        )?,
+        _ => writeln!(
+            out,
+            "volumes: 1 ({} of content before compression)",
+            HumanBytes(total)
+        )?,
+    }
+    Ok(())
+}
+
+/// Removes the volumes an older bundle written to the same `-o` left beyond the ones just
+/// written (a bundle re-created with fewer or unsplit volumes), so the media never carries
+/// volumes that do not belong together. Returns what was removed.
+fn remove_stale_volumes(
+    out: &std::path::Path,
+    written: &[std::path::PathBuf],
+) -> Result<Vec<std::path::PathBuf>> {
+    const MAX_VOLUMES: u32 = 999;
+    let mut removed = Vec::new();
+    let candidates = std::iter::once(out.to_owned()).chain(bundle::volume_paths(out, MAX_VOLUMES));
+    for path in candidates {
+        if written.contains(&path) || !path.is_file() {
+            continue;
+        }
+        fs_err::remove_file(&path)?;
+        removed.push(path);
+    }
+    Ok(removed)
+}
+
+/// `REGISTRY/PREFIX` of each inventory given with `--exclude-from`, for the descriptor.
+fn inventoried(s: &CreateSettings) -> Result<Vec<String>> {
+    let mut places = Vec::new();
+    for path in &s.exclude_from {
+        let inv = airlift::inventory::Inventory::read(path)?;
+        places.push(place(&inv.registry, &inv.prefix));
+    }
+    places.sort();
+    places.dedup();
+    Ok(places)
+}
+
+/// `REGISTRY/PREFIX`, or `REGISTRY` without a prefix.
+fn place(registry: &str, prefix: &str) -> String {
+    match prefix.trim_matches('/') {
+        "" => registry.to_owned(),
+        p => format!("{registry}/{p}"),
+    }
 }
 
 /// Blobs to leave out: those in the inventories and old bundles given.
@@ -203,6 +304,16 @@ pub async fn load(args: BundleLoadArgs, quiet: bool) -> Result<Status> {
     }
     if !s.output.quiet {
         warn_partial(&bundle.descriptor.missing_images);
+        let here = place(&s.dest.registry, &s.dest.prefix);
+        let taken = &bundle.descriptor.inventoried;
+        if !taken.is_empty() && !taken.contains(&here) {
+            eprintln!(
+                "warning: this differential bundle leaves out the blobs an inventory of {} \
+                 holds, but it is loaded into {here}: images whose left-out blobs {here} \
+                 lacks will fail (load it where the inventory was taken, or make a full bundle)",
+                taken.join(", ")
+            );
+        }
     }
     let first = s.volumes[0].clone();
     let mut jobs = Vec::new();
@@ -239,6 +350,7 @@ pub async fn load(args: BundleLoadArgs, quiet: bool) -> Result<Status> {
         &sink,
         jobs,
         &s.transfer,
+        &s.client,
         &s.output,
         s.dry_run,
         started,
@@ -270,39 +382,62 @@ fn warn_partial(missing: &[MissingImage]) {
     }
 }
 
-/// `bundle verify`: every digest, every image complete.
+/// `bundle verify`: every volume given is checked (content, digests, consistency with the
+/// others); whether the images are complete without the volumes not given is reported
+/// separately, as information: one volume that just arrived verifies on its own.
 pub async fn verify(args: BundleVerifyArgs) -> Result<Status> {
+    use airlift::bundle::ProblemKind;
     let BundleVerifyArgs { volumes, json } = args;
     let report = tokio::task::spawn_blocking(move || bundle::verify(&volumes))
         .await
         .context("verification stopped")??;
+    let (incomplete, problems): (Vec<_>, Vec<_>) = report
+        .problems
+        .iter()
+        .partition(|p| p.kind == ProblemKind::Incomplete);
     if json {
         output::print_json_value(&report)?;
     } else {
         for v in &report.volumes {
             eprintln!("checked {}", escape(&v.path.display().to_string()));
         }
-        for p in &report.problems {
+        for p in &problems {
             eprintln!("problem: {}", escape_lines(&p.message));
         }
-        if report.is_ok() {
-            eprintln!(
-                "bundle OK: {} images, every digest verified",
-                report.images.len()
-            );
+        for p in &incomplete {
+            // "image X is incomplete: <what> not verified; volume(s) [2, 3] not given"
+            let needs = p
+                .message
+                .rsplit_once("; volume(s) ")
+                .map(|(_, v)| v.trim_end_matches(" not given"))
+                .unwrap_or_default()
+                .trim_matches(['[', ']', '{', '}']);
+            for image in &p.images {
+                eprintln!(
+                    "not complete yet: {} also needs volume(s) {}",
+                    escape(image),
+                    escape(needs)
+                );
+            }
+        }
+        if problems.is_empty() {
+            let images = report.images.len();
+            if incomplete.is_empty() {
+                eprintln!("bundle OK: {images} images, every digest verified");
+            } else {
+                eprintln!(
+                    "volume(s) OK: every digest in the {} volume(s) given verified; {} of {images} \
+                     images complete with them (the others need volumes not given)",
+                    report.volumes.len(),
+                    report.images.iter().filter(|i| i.complete).count()
+                );
+            }
         }
     }
-    use airlift::bundle::ProblemKind;
-    Ok(if report.is_ok() {
+    Ok(if problems.is_empty() {
         Status::Success
-    } else if report
-        .problems
-        .iter()
-        .any(|p| !matches!(p.kind, ProblemKind::Incomplete))
-    {
-        Status::Integrity
     } else {
-        Status::Failed
+        Status::Integrity
     })
 }
 
@@ -316,8 +451,12 @@ pub async fn inspect(args: BundleInspectArgs) -> Result<Status> {
         output::print_json_value(&summary)?;
         return Ok(Status::Success);
     }
+    // Written, not println!-ed: `bundle inspect | head` must not panic on the closed pipe.
     // Every string here comes from the descriptors: escaped, one line each.
-    println!(
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "bundle {} (format {}, airlift {}), created {}, {} volume(s), {}",
         escape(&summary.bundle_id),
         summary.format_version,
@@ -325,9 +464,18 @@ pub async fn inspect(args: BundleInspectArgs) -> Result<Status> {
         escape(&summary.created),
         summary.volume_count,
         HumanBytes(summary.total_size)
-    );
+    )?;
+    if summary.site_blobs > 0 {
+        writeln!(
+            out,
+            "differential: {} blobs ({}) are not carried and must already be at the site",
+            summary.site_blobs,
+            HumanBytes(summary.site_size)
+        )?;
+    }
     if !summary.missing_volumes.is_empty() {
-        println!(
+        writeln!(
+            out,
             "volumes not given: {}",
             summary
                 .missing_volumes
@@ -335,30 +483,33 @@ pub async fn inspect(args: BundleInspectArgs) -> Result<Status> {
                 .map(u32::to_string)
                 .collect::<Vec<_>>()
                 .join(", ")
-        );
+        )?;
     }
     for v in &summary.volumes {
-        println!(
+        writeln!(
+            out,
             "  volume {}: {} ({}), {} blobs ({})",
             v.volume,
             escape(&v.path.display().to_string()),
             HumanBytes(v.file_size),
             v.blobs,
             HumanBytes(v.blob_bytes)
-        );
+        )?;
     }
     if !summary.missing_images.is_empty() {
-        println!(
+        writeln!(
+            out,
             "partial bundle: {} list entries are not in it (bundle create --keep-going could not fetch them):",
             summary.missing_images.len()
-        );
+        )?;
         for m in &summary.missing_images {
-            println!(
+            writeln!(
+                out,
                 "  missing: {} ({}): {}",
                 escape(&m.source),
                 escape(&m.origin),
                 escape(&m.error)
-            );
+            )?;
         }
     }
     // Each image, then its signatures, attestations and SBOMs below it.
@@ -368,43 +519,55 @@ pub async fn inspect(args: BundleInspectArgs) -> Result<Status> {
             children.entry(parent.as_str()).or_default().push(i);
         }
     }
-    let volumes_of = |i: &airlift::bundle::ImageSummary| {
-        i.volumes
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     fn print_referrers(
+        out: &mut impl Write,
         of: &str,
         depth: usize,
         children: &BTreeMap<&str, Vec<&airlift::bundle::ImageSummary>>,
-    ) {
+    ) -> std::io::Result<()> {
         // Referrers nest a few levels; a descriptor whose links loop stops here.
         if depth > airlift::transfer::referrers::MAX_DEPTH + 1 {
-            return;
+            return Ok(());
         }
         for r in children.get(of).into_iter().flatten() {
-            println!(
+            writeln!(
+                out,
                 "  {}+ {} {} ({})",
                 "  ".repeat(depth),
                 escape(r.artifact_type.as_deref().unwrap_or("referrer")),
                 r.digest.short(),
                 HumanBytes(r.size)
-            );
-            print_referrers(&r.source, depth + 1, children);
+            )?;
+            print_referrers(out, &r.source, depth + 1, children)?;
         }
+        Ok(())
     }
     for i in summary.images.iter().filter(|i| i.referrer_of.is_none()) {
-        println!(
-            "  {} {} [{}] {} in volume(s) {}",
+        // A differential bundle carries part of an image: say how much, and what the site
+        // must already hold.
+        let carried = if i.site_blobs > 0 {
+            format!(
+                " ({} carried, {} at the site)",
+                HumanBytes(i.bundle_bytes),
+                HumanBytes(i.site_bytes)
+            )
+        } else {
+            String::new()
+        };
+        let volumes = if i.volumes.is_empty() {
+            "manifests only".to_owned()
+        } else {
+            format!("in volume(s) {}", airlift::report::volume_list(&i.volumes))
+        };
+        writeln!(
+            out,
+            "  {} {} [{}] {}{carried} {volumes}",
             escape(&i.source),
             i.digest.short(),
             escape(&i.platforms.join(", ")),
             HumanBytes(i.size),
-            volumes_of(i)
-        );
-        print_referrers(&i.source, 1, &children);
+        )?;
+        print_referrers(&mut out, &i.source, 1, &children)?;
     }
     Ok(Status::Success)
 }

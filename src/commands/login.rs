@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use airlift::credentials::{self, CredentialOptions, LoginOutcome};
-use airlift::registry::{Credential, CredentialSource, RegistryClient};
+use airlift::registry::{AuthFailure, Credential, CredentialSource, RegistryClient, RegistryError};
 
 use super::{Status, UsageError};
 use crate::cli::{LoginArgs, LogoutArgs};
@@ -85,7 +85,9 @@ pub async fn login(args: LoginArgs) -> Result<Status> {
         password: password.clone(),
     })));
     let client = RegistryClient::new(opts).context("cannot set up the registry client")?;
-    client.check_login(&registry).await?;
+    if let Err(e) = client.check_login(&registry).await {
+        return Err(login_error(e, &registry, &username));
+    }
     let outcome = credentials::login(
         &registry,
         &username,
@@ -99,6 +101,28 @@ pub async fn login(args: LoginArgs) -> Result<Status> {
     }
     eprintln!("Login succeeded: {registry}");
     Ok(Status::Success)
+}
+
+/// The error of a failed credentials check. A rejection names the user (a shell that
+/// expanded the `$name` of a Harbor robot account's `robot$name` leaves just `robot`) and
+/// does not advise running the `airlift login` that is running.
+fn login_error(e: RegistryError, registry: &str, username: &str) -> anyhow::Error {
+    let rejected =
+        matches!(&e, RegistryError::Auth { kind, .. } if **kind == AuthFailure::Rejected);
+    if !rejected {
+        return e.into();
+    }
+    let shown: String = username.escape_debug().collect();
+    let robot = if username.starts_with("robot") && !username.contains('$') {
+        "; a Harbor robot account is named `robot$NAME` (or `robot$PROJECT+NAME`): in a shell, \
+         quote it with single quotes (-u 'robot$NAME') so that `$NAME` is not expanded"
+    } else {
+        ""
+    };
+    anyhow::anyhow!(
+        "{registry} rejected the credentials of user `{shown}`: check the user name and the \
+         password{robot}"
+    )
 }
 
 /// Runs `logout`.

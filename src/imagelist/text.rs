@@ -61,6 +61,10 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Vec<ListEntry>, ListError
                 continue;
             }
         };
+        if let Some(message) = target.and_then(|t| tag_as_target(source, t)) {
+            report(message);
+            continue;
+        }
         let source = match parse_source(source) {
             Ok(source) => source,
             Err(message) => {
@@ -115,6 +119,30 @@ fn line_problem(line: &str) -> Option<String> {
          separated by spaces or tabs (the line reads `{}`)",
         crate::escape::escape(&bad.to_string()),
         crate::escape::clip(line, 200)
+    ))
+}
+
+/// A `SOURCE TARGET` line whose TARGET has no `/` and reads like a version (`1.47.0`,
+/// `v2`, `latest`) is almost always a tag typed with a space instead of `:`; taken as a
+/// target it would mirror `SOURCE:latest` into a repository named after the version.
+fn tag_as_target(source: &str, target: &str) -> Option<String> {
+    if target.contains(['/', ':', '@']) {
+        return None;
+    }
+    let digits = target.strip_prefix('v').unwrap_or(target);
+    let versionish = digits.starts_with(|c: char| c.is_ascii_digit());
+    if !versionish && target != "latest" {
+        return None;
+    }
+    // The suggestion drops the source's own tag or digest.
+    let name = source.split_once('@').map_or(source, |(n, _)| n);
+    let slash = name.rfind('/').map_or(0, |i| i + 1);
+    let name = name[slash..]
+        .rfind(':')
+        .map_or(name, |i| &name[..slash + i]);
+    Some(format!(
+        "`{source} {target}`: the target `{target}` looks like a tag, not a repository; \
+         did you mean `{name}:{target}`?"
     ))
 }
 
@@ -325,6 +353,34 @@ mod tests {
                 .starts_with("invalid image reference `docker.io/Harness/chaos-ddcr:1.47.0`"),
             "{}",
             p[0].1
+        );
+    }
+
+    #[test]
+    fn a_tag_typed_as_a_target_is_refused_with_a_suggestion() {
+        let text = "- harness/chaos-exporter 1.47.0\nbusybox v1.36\nalpine:3.19 latest\nbusybox mirror/busybox\nbusybox box\n";
+        assert_eq!(
+            problems(text),
+            [
+                (
+                    1,
+                    "`harness/chaos-exporter 1.47.0`: the target `1.47.0` looks like a tag, not a \
+                     repository; did you mean `harness/chaos-exporter:1.47.0`?"
+                        .to_owned()
+                ),
+                (
+                    2,
+                    "`busybox v1.36`: the target `v1.36` looks like a tag, not a repository; did \
+                     you mean `busybox:v1.36`?"
+                        .to_owned()
+                ),
+                (
+                    3,
+                    "`alpine:3.19 latest`: the target `latest` looks like a tag, not a \
+                     repository; did you mean `alpine:latest`?"
+                        .to_owned()
+                ),
+            ]
         );
     }
 

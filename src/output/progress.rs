@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use airlift::Digest;
-use airlift::report::{ImageReport, ImageStatus, PlanSummary, Reporter};
+use airlift::report::{ImageReport, ImageStatus, PlanSummary, Reporter, volume_list};
 
 use crate::cli::ProgressMode;
 
@@ -20,6 +20,7 @@ struct Counters {
     images: AtomicUsize,
     images_done: AtomicUsize,
     images_failed: AtomicUsize,
+    images_pending: AtomicUsize,
     in_flight: AtomicUsize,
 }
 
@@ -30,6 +31,9 @@ pub struct Progress {
     bar: Option<ProgressBar>,
     started: Instant,
     ticker: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// What happens before the plan is known ("connecting to X"), shown instead of byte
+    /// counts that would read `0 B / 0 B`.
+    phase: Arc<Mutex<Option<String>>>,
 }
 
 impl Progress {
@@ -52,6 +56,7 @@ impl Progress {
             bar,
             started: Instant::now(),
             ticker: Mutex::new(None),
+            phase: Arc::default(),
         }
     }
 
@@ -65,13 +70,19 @@ impl Progress {
             .ok()
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(5.0);
-        let (counters, started) = (self.counters.clone(), self.started);
+        let (counters, started, phase) = (self.counters.clone(), self.started, self.phase.clone());
         let handle = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs_f64(secs.max(0.1)));
             tick.tick().await;
             loop {
                 tick.tick().await;
-                eprintln!("{}", plain_line(&counters, started));
+                let phase = phase.lock().expect("not poisoned").clone();
+                match phase {
+                    Some(phase) => {
+                        eprintln!("progress: {phase}, {:.0}s", started.elapsed().as_secs_f64())
+                    }
+                    None => eprintln!("{}", plain_line(&counters, started)),
+                }
             }
         });
         *self.ticker.lock().expect("not poisoned") = Some(handle);
@@ -98,6 +109,20 @@ impl Progress {
             HumanBytes(c.bytes.load(Ordering::Relaxed)),
             self.started.elapsed().as_secs_f64()
         )
+    }
+
+    /// Shows what happens before the plan is known (`connecting to X`, `planning N images`).
+    pub fn set_phase(&self, phase: &str) {
+        *self.phase.lock().expect("not poisoned") = Some(phase.to_owned());
+        if let Some(bar) = &self.bar {
+            bar.set_message(phase.to_owned());
+            bar.enable_steady_tick(Duration::from_millis(125));
+        }
+    }
+
+    /// A line above the progress (or in the log), e.g. a retry of a registry's first request.
+    pub fn note(&self, line: &str) {
+        self.println(line.to_owned());
     }
 
     fn println(&self, line: String) {
@@ -147,6 +172,7 @@ fn plain_line(c: &Counters, started: Instant) -> String {
 
 impl Reporter for Progress {
     fn on_plan(&self, plan: &PlanSummary) {
+        *self.phase.lock().expect("not poisoned") = None;
         let c = &self.counters;
         c.total_bytes
             .store(plan.bytes_to_transfer, Ordering::Relaxed);
@@ -187,24 +213,34 @@ impl Reporter for Progress {
     fn on_image_done(&self, image: &ImageReport) {
         let c = &self.counters;
         c.images_done.fetch_add(1, Ordering::Relaxed);
-        match image.status {
+        let digest = image.digest.as_ref().map(|d| d.short()).unwrap_or("-");
+        // `bundle create` records images under their listed names: no arrow to itself.
+        let names = if image.source == image.target {
+            image.source.clone()
+        } else {
+            format!("{} -> {}", image.source, image.target)
+        };
+        // Failures are printed once, by the summary at the end.
+        let line = match image.status {
             ImageStatus::Failed => {
                 c.images_failed.fetch_add(1, Ordering::Relaxed);
-                self.println(format!(
-                    "failed: {}: {}",
+                None
+            }
+            ImageStatus::Pending => {
+                c.images_pending.fetch_add(1, Ordering::Relaxed);
+                Some(format!(
+                    "pending: {}: waiting for volume(s) {}",
                     image.source,
-                    image.error.as_deref().unwrap_or("unknown error")
-                ));
+                    volume_list(&image.pending_volumes)
+                ))
             }
-            _ => {
-                if self.mode == ProgressMode::Plain {
-                    let digest = image.digest.as_ref().map(|d| d.short()).unwrap_or("-");
-                    self.println(format!(
-                        "copied: {} -> {} ({digest})",
-                        image.source, image.target
-                    ));
-                }
+            ImageStatus::AlreadyPresent => Some(format!("already present: {names} ({digest})")),
+            ImageStatus::Copied | ImageStatus::Planned => {
+                Some(format!("copied: {names} ({digest})"))
             }
+        };
+        if let Some(line) = line {
+            self.println(line);
         }
         self.update_message();
     }

@@ -3,7 +3,7 @@
 
 use crate::bundle::{BundleImage, Staging};
 use crate::reference::Digest;
-use crate::report::{ImageStatus, RunReport};
+use crate::report::RunReport;
 
 use super::plan::Plan;
 use super::walk::{self, Parsed};
@@ -13,7 +13,7 @@ pub fn bundle_images(plan: &Plan, report: &RunReport, staging: &Staging) -> Vec<
     plan.images
         .iter()
         .zip(&report.images)
-        .filter(|(_, r)| r.status == ImageStatus::Ok)
+        .filter(|(_, r)| r.status.is_complete())
         .filter_map(|(image, _)| {
             let top = image.manifests.last()?;
             // The job's target is the name as listed (its source may be a mirror).

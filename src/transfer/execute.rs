@@ -300,6 +300,7 @@ pub async fn execute(
             .max(skipped.iter().map(|b| b.size).sum()),
         seconds: started.elapsed().as_secs_f64(),
         missing_from_bundle: Vec::new(),
+        volumes: Vec::new(),
     }
 }
 
@@ -415,8 +416,21 @@ pub(super) async fn push_manifests(
 }
 
 pub(super) fn image_report(image: &PlannedImage, result: Result<(), SharedError>) -> ImageReport {
+    let mut pending_volumes = Vec::new();
     let (status, error, integrity_error, disk_full) = match &result {
-        Ok(()) => (ImageStatus::Ok, None, false, false),
+        Ok(()) if image.complete => (ImageStatus::AlreadyPresent, None, false, false),
+        Ok(()) => (ImageStatus::Copied, None, false, false),
+        // Waiting for volumes not loaded yet is not a failure: loading them completes it.
+        Err(e)
+            if let TransferError::Incomplete {
+                volumes, at_site, ..
+            } = &**e
+                && at_site.is_empty()
+                && !volumes.is_empty() =>
+        {
+            pending_volumes.clone_from(volumes);
+            (ImageStatus::Pending, None, false, false)
+        }
         Err(e) => (
             ImageStatus::Failed,
             Some(super::error_chain(&**e)),
@@ -431,6 +445,7 @@ pub(super) fn image_report(image: &PlannedImage, result: Result<(), SharedError>
         source_digest: image.source_digest.clone(),
         status,
         error,
+        pending_volumes,
         origin: image.job.origin.to_string(),
         referrer_of: image.referrer.as_ref().map(|r| r.parent_source.clone()),
         artifact_type: image
@@ -439,6 +454,7 @@ pub(super) fn image_report(image: &PlannedImage, result: Result<(), SharedError>
             .and_then(|r| r.artifact_type.clone()),
         integrity_error,
         disk_full,
+        cause: result.err().and_then(|e| super::registry_cause(&*e)),
     }
 }
 
@@ -450,7 +466,7 @@ pub fn dry_run_report(plan: &Plan, started: Instant) -> RunReport {
             .iter()
             .map(|i| {
                 let mut r = image_report(i, i.error.clone().map_or(Ok(()), Err));
-                if r.status == ImageStatus::Ok {
+                if r.status == ImageStatus::Copied {
                     r.status = ImageStatus::Planned;
                 }
                 r
@@ -462,5 +478,6 @@ pub fn dry_run_report(plan: &Plan, started: Instant) -> RunReport {
         bytes_skipped: plan.summary.bytes_present,
         seconds: started.elapsed().as_secs_f64(),
         missing_from_bundle: Vec::new(),
+        volumes: Vec::new(),
     }
 }

@@ -25,7 +25,7 @@ use crate::bundle::{
 };
 use crate::reference::{Digest, ImageRef};
 use crate::registry::{Manifest, MountOutcome, RegistryClient};
-use crate::report::{Reporter, RunReport};
+use crate::report::{ImageStatus, Reporter, RunReport, volume_list};
 
 use super::blob::{ByteStream, RetryBudget};
 use super::execute::{ManifestWrites, image_report, push_manifests};
@@ -309,7 +309,22 @@ pub async fn execute_load(
     let mut images = Vec::with_capacity(plan.images.len());
     for image in &plan.images {
         let result = finish(&bundle, &blobs_by_digest, image, &state).await;
-        let report = image_report(image, result);
+        let mut report = image_report(image, result);
+        if report.status == ImageStatus::Pending
+            && report
+                .pending_volumes
+                .iter()
+                .any(|v| bundle.numbers.contains(v))
+        {
+            // A volume given and read that still owes blobs is a failure, not a wait.
+            report.status = ImageStatus::Failed;
+            report.error = Some(format!(
+                "{}: blobs missing although volume(s) {} were given",
+                report.source,
+                volume_list(&report.pending_volumes)
+            ));
+            report.pending_volumes.clear();
+        }
         reporter.on_image_done(&report);
         images.push(report);
     }
@@ -321,6 +336,7 @@ pub async fn execute_load(
         bytes_skipped: plan.summary.bytes_present,
         seconds: started.elapsed().as_secs_f64(),
         missing_from_bundle: bundle.descriptor.missing_images.clone(),
+        volumes: Vec::new(),
     }
 }
 

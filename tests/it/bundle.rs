@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::assert_complete;
 use crate::support::generator::{self, Generated};
 use crate::support::proxy::{FaultProxy, Faults};
 use crate::support::{Forky, assert_exit, describe, json_report, number};
@@ -307,7 +308,7 @@ fn create_then_load_into_empty_registry_keeps_every_digest() {
     );
     for image in &fx.images {
         let entry = report_entry(&report, &to, image);
-        assert_eq!(entry["status"], "ok", "{entry}");
+        assert_eq!(entry["status"], "copied", "{entry}");
         assert_eq!(entry["digest"], image.digest.as_str(), "{entry}");
         assert_eq!(entry["source"], fx.source_ref(image).as_str(), "{entry}");
     }
@@ -335,7 +336,7 @@ fn create_then_load_into_empty_registry_keeps_every_digest() {
     assert_eq!(number(&report, "bytes_transferred"), 0, "{report}");
     assert_eq!(number(&report, "blobs_transferred"), 0, "{report}");
     for entry in report["images"].as_array().unwrap() {
-        assert_eq!(entry["status"], "ok", "{entry}");
+        assert_eq!(entry["status"], "already_present", "{entry}");
     }
     assert_loaded(&fx.images, &to);
 }
@@ -500,7 +501,7 @@ fn volumes_loaded_one_at_a_time_in_reverse_order() {
     let fx = Fixture::small();
     const LIMIT: u64 = 2 << 20;
     let volumes = fx.create_ok(&fx.list, "vols.tar.zst", &["--max-volume-size", "2M"]);
-    assert!(volumes.len() >= 3, "2 MiB volumes: {volumes:?}");
+    assert_eq!(volumes.len(), 5, "2 MiB volumes: {volumes:?}");
     for v in &volumes {
         let size = std::fs::metadata(v).unwrap().len();
         assert!(size <= LIMIT, "{} is {size} bytes > {LIMIT}", v.display());
@@ -525,47 +526,147 @@ fn volumes_loaded_one_at_a_time_in_reverse_order() {
     let site = TestRegistry::start();
     let to = format!("{}/site", site.addr());
     let state = fx.path("state");
+
+    // --require-complete makes waiting for volumes an error of its own (exit 4).
+    let mut cmd = airlift();
+    cmd.args(["bundle", "load", "--require-complete", "--progress", "none"])
+        .arg(&volumes[4])
+        .args(["--to", &format!("{}/strict", site.addr())])
+        .arg("--state-dir")
+        .arg(fx.path("strict-state"))
+        .args(["--insecure-registry", &site.addr()]);
+    let strict = run_with_timeout(&mut cmd, TIMEOUT);
+    assert_exit(&strict, 4);
+    let last_line = stderr(&strict)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        last_line.starts_with("0 images complete, ")
+            && last_line.contains(" pending: load volume(s) "),
+        "{}",
+        describe(&strict)
+    );
+
+    // An operator's script under `set -e`: one volume at a time, as the media arrives, in
+    // reverse order. Every step succeeds and says what is pending.
+    let mut script = String::from("set -e\n");
+    for (n, volume) in volumes.iter().enumerate().rev() {
+        script.push_str(&format!(
+            "\"$AIRLIFT\" bundle load '{}' --to '{to}' --state-dir '{}' --insecure-registry '{}' \
+             --progress plain --json >'{dir}/step{n}.json' 2>'{dir}/step{n}.err'\n",
+            volume.display(),
+            state.display(),
+            site.addr(),
+            dir = fx.dir.path().display(),
+        ));
+    }
+    script.push_str("echo all-steps-done\n");
+    let mut sh = Command::new("sh");
+    sh.args(["-c", &script])
+        .env("AIRLIFT", env!("CARGO_BIN_EXE_airlift"))
+        .env("AIRLIFT_RETRY_DELAY_MS", "0")
+        .env("NO_COLOR", "1")
+        .env("AIRLIFT_PROGRESS_INTERVAL", "3600");
+    let run = run_with_timeout(&mut sh, TIMEOUT * 5);
+    let step_err =
+        |n: usize| std::fs::read_to_string(fx.path(&format!("step{n}.err"))).unwrap_or_default();
+    assert_exit(&run, 0);
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout).trim(),
+        "all-steps-done",
+        "{}",
+        (0..volumes.len()).map(step_err).collect::<String>()
+    );
+
     let mut loaded: BTreeSet<u64> = BTreeSet::new();
+    let mut complete: HashSet<String> = HashSet::new();
     for (n, volume) in volumes.iter().enumerate().rev() {
         let number = n as u64 + 1;
         assert_eq!(descriptor(volume)["volume"], number);
         loaded.insert(number);
-        let out = load(std::slice::from_ref(volume), &to, &site, &state);
-        let last = loaded.len() == volumes.len();
-        assert_exit(&out, if last { 0 } else { 1 });
-        let report = json_report(&out);
+        let err = step_err(n);
+        let report: Value = serde_json::from_slice(
+            &std::fs::read(fx.path(&format!("step{n}.json"))).expect("step report"),
+        )
+        .unwrap_or_else(|e| panic!("step {number}: not JSON ({e}): {err}"));
+        let mut pending_volumes: BTreeSet<u64> = BTreeSet::new();
+        let mut pending = 0;
         for image in &fx.images {
             let needs = image_volumes(&desc, &fx.source_ref(image));
             let still: Vec<u64> = needs.difference(&loaded).copied().collect();
             let entry = report_entry(&report, &to, image);
+            let source = fx.source_ref(image);
             if still.is_empty() {
-                assert_eq!(entry["status"], "ok", "after volume {number}: {entry}");
-                assert_eq!(
-                    digest_of(skopeo_inspect_raw(&target_of(&to, image))),
-                    image.digest
-                );
+                let status = if complete.insert(source.clone()) {
+                    "copied"
+                } else {
+                    "already_present"
+                };
+                assert_eq!(entry["status"], status, "after volume {number}: {entry}");
             } else {
-                assert_eq!(entry["status"], "failed", "after volume {number}: {entry}");
-                assert_absent(image, &to);
-                let error = entry["error"].as_str().unwrap_or_default();
+                pending += 1;
+                pending_volumes.extend(&still);
+                assert_eq!(entry["status"], "pending", "after volume {number}: {entry}");
+                assert_eq!(
+                    entry["pending_volumes"],
+                    serde_json::json!(still),
+                    "{entry}"
+                );
+                assert!(entry["error"].is_null(), "{entry}");
                 let wanted = still
                     .iter()
                     .map(u64::to_string)
                     .collect::<Vec<_>>()
                     .join(", ");
+                let line = format!("pending: {source}: waiting for volume(s) {wanted}");
                 assert!(
-                    error.contains(&format!("load volume(s) {wanted} of the bundle")),
-                    "after volume(s) {loaded:?}, {} still needs volume(s) {wanted}; \
-                     the error says: {error}",
-                    image.repository
+                    err.lines().any(|l| l == line),
+                    "after volume {number}: no line `{line}` in:\n{err}"
                 );
             }
         }
-        if !last {
-            // The command also names the volumes it was not given.
-            assert!(stderr(&out).contains("not given"), "{}", describe(&out));
+        assert!(!err.contains("failed:"), "after volume {number}:\n{err}");
+        let last_line = err.lines().last().unwrap_or_default();
+        if pending > 0 {
+            let wanted = pending_volumes
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            assert_eq!(
+                last_line,
+                format!(
+                    "{} images complete, {pending} pending: load volume(s) {wanted}",
+                    complete.len()
+                ),
+                "after volume {number}:\n{err}"
+            );
+        } else {
+            assert_eq!(
+                number, 1,
+                "everything is complete only with the last volume"
+            );
+            let count = |status: &str| {
+                report["images"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|e| e["status"] == status)
+                    .count()
+            };
+            let (copied, present) = (count("copied"), count("already_present"));
+            assert_eq!(copied + present, fx.images.len(), "{report}");
+            assert!(
+                last_line.starts_with(&format!(
+                    "{copied} images copied, {present} already present, 0 failed; "
+                )),
+                "{err}"
+            );
         }
     }
+    assert_eq!(complete.len(), fx.images.len());
     assert_loaded(&fx.images, &to);
     assert!(site.stored_blobs().contains(&big_layer));
     // The parts of the split layer are not kept once it is at the site.
@@ -659,10 +760,13 @@ fn differential_bundle_carries_only_what_the_site_lacks() {
     let c_desc = descriptor(&c[0]);
     assert_eq!(carried_and_excluded(&c_desc), (carried, excluded));
 
+    // The bundle records where its inventory was taken; loading it there warns of nothing.
+    assert_eq!(descriptor(&b[0])["inventoried"], serde_json::json!([to]));
     let out = load(&b, &to, &site, &fx.path("state"));
     assert_exit(&out, 0);
+    assert!(!stderr(&out).contains("warning:"), "{}", describe(&out));
     for entry in json_report(&out)["images"].as_array().unwrap() {
-        assert_eq!(entry["status"], "ok", "{entry}");
+        assert_complete(&entry["status"], format!("{entry}"));
     }
     assert_loaded(&fx.images, &to);
 
@@ -679,12 +783,21 @@ fn differential_bundle_carries_only_what_the_site_lacks() {
     let to3 = format!("{}/site", empty.addr());
     let out = load(&b, &to3, &empty, &fx.path("state3"));
     assert_exit(&out, 1);
+    let warning = format!(
+        "warning: this differential bundle leaves out the blobs an inventory of {to} holds, but \
+         it is loaded into {to3}: images whose left-out blobs {to3} lacks will fail (load it \
+         where the inventory was taken, or make a full bundle)"
+    );
+    assert!(
+        stderr(&out).lines().any(|l| l == warning),
+        "no `{warning}` in:\n{}",
+        describe(&out)
+    );
     let report = json_report(&out);
     let busy = fx.image("library/busy");
-    assert_eq!(
-        report_entry(&report, &to3, busy)["status"],
-        "ok",
-        "{report}"
+    assert_complete(
+        &report_entry(&report, &to3, busy)["status"],
+        format!("{report}"),
     );
     let base = fx.image("harness/base");
     let entry = report_entry(&report, &to3, base);
@@ -821,7 +934,7 @@ fn verify_finds_a_flipped_byte_and_load_refuses_the_blob() {
         .collect();
     for image in &others {
         let entry = report_entry(&report, &to, image);
-        assert_eq!(entry["status"], "ok", "{entry}");
+        assert_complete(&entry["status"], format!("{entry}"));
     }
     assert_loaded(&others, &to);
 }
@@ -1319,16 +1432,31 @@ fn inspect_lists_images_platforms_sizes_and_volumes() {
     assert_eq!(one["missing_volumes"], serde_json::json!(missing), "{one}");
     assert!(!images_available(&one, &fx, "harness/tools/big"), "{one}");
 
-    // Verify agrees: every volume given verifies; one volume alone is incomplete (exit 1,
-    // not an integrity error) and says which volumes are missing.
+    // Verify agrees: every volume given verifies; one volume alone verifies too (its
+    // content is intact), and what is not complete without the others is information.
     assert_exit(&verify(&volumes, &[]), 0);
     let out = verify(&volumes[..1], &[]);
-    assert_exit(&out, 1);
-    assert!(
-        stderr(&out).contains("not given") && stderr(&out).contains("harness/tools/big"),
-        "{}",
-        describe(&out)
+    assert_exit(&out, 0);
+    let text = stderr(&out);
+    let big_needs: Vec<String> =
+        image_volumes(&desc, &fx.source_ref(fx.image("harness/tools/big")))
+            .into_iter()
+            .filter(|v| *v != 1)
+            .map(|v| v.to_string())
+            .collect();
+    let line = format!(
+        "not complete yet: {} also needs volume(s) {}",
+        fx.source_ref(fx.image("harness/tools/big")),
+        big_needs.join(", ")
     );
+    assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+    assert!(
+        text.lines().last().is_some_and(
+            |l| l.starts_with("volume(s) OK: every digest in the 1 volume(s) given verified; ")
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("problem:"), "{text}");
 
     // The text form names every image and volume.
     let out = inspect(&volumes, &[]);

@@ -492,3 +492,67 @@ fn resumed_run_mounts_blobs_already_at_the_target() {
         own + SLACK,
     );
 }
+
+/// Ctrl-C while airlift is still connecting (a registry that accepts the connection but never
+/// answers `GET /v2/`): the progress says what it waits for, not `0 B / 0 B`, and SIGINT
+/// stops it at once with exit 130 (issue 13, item 3).
+#[test]
+fn interrupted_while_connecting_exits_130_and_said_what_it_waited_for() {
+    use crate::support::proxy::{Action, Matcher, Rule};
+    let rig = Rig::new(&kill_set(1));
+    let stall = Rule::new(
+        Matcher::any().method("GET").path_glob("/v2/"),
+        Action::StallHeaders,
+    );
+    let proxy = rig.proxy(&rig.source, Faults::default().with_rule(stall));
+    let addr = proxy.addr().to_string();
+    let list = rig.list_at(&addr);
+    let to = format!("{}/m", rig.target.addr());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err_path = dir.path().join("stderr");
+    let mut child = sync_cmd(&list, &to, &["--progress", "plain"])
+        .env("AIRLIFT_PROGRESS_INTERVAL", "0.2")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+        .spawn()
+        .expect("run airlift");
+    let deadline = Instant::now() + BOUND;
+    // "progress: connecting to A, B": the registries of the run in sorted order.
+    let connecting = |text: String| {
+        text.lines()
+            .any(|l| l.starts_with("progress: connecting to ") && l.contains(&addr))
+    };
+    while !connecting(std::fs::read_to_string(&err_path).unwrap_or_default()) {
+        assert!(child.try_wait().expect("wait").is_none(), "airlift ended");
+        assert!(
+            Instant::now() < deadline,
+            "no `progress: connecting to ...{addr}...` line"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(kill.success());
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if sent.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            panic!("airlift was still running 5 s after SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+    assert_eq!(status.code(), Some(130), "stderr:\n{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l == "interrupted before anything was copied"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("0 B / 0 B"), "{stderr}");
+}

@@ -13,7 +13,8 @@
 //! feeds crafted bundles, lists and a hostile registry to the binary under memory and time
 //! limits; `referrers` carries signatures and SBOMs judged by cosign, notation and oras;
 //! `conformance` runs one scenario against the registry set-ups users meet (proxies, CDNs,
-//! other servers).
+//! other servers); `operator` tests what an operator sees when things are not perfect (quiet
+//! runs, typos, `--json`, pipes).
 
 #[allow(dead_code)]
 mod support;
@@ -27,6 +28,7 @@ mod harness;
 mod hostile;
 mod inventory;
 mod kill;
+mod operator;
 mod proxy_faults;
 mod referrers;
 mod registry;

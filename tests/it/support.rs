@@ -454,3 +454,13 @@ pub fn number(report: &serde_json::Value, key: &str) -> u64 {
         .as_u64()
         .unwrap_or_else(|| panic!("report has no integer `{key}`: {report}"))
 }
+
+/// Asserts a `--json` report's image status says the image is at the target (copied this
+/// run or already present).
+#[track_caller]
+pub fn assert_complete(status: &serde_json::Value, context: impl std::fmt::Display) {
+    assert!(
+        status == "copied" || status == "already_present",
+        "status {status}, expected copied or already_present: {context}"
+    );
+}

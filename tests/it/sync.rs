@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::assert_complete;
 use crate::support::generator::{self, Arch, Generated, ImageSpec, Kind, LayerSpec};
 use crate::support::{
     TestRegistry, airlift, closed_addr, digest_of, run_with_timeout, skopeo_copy,
@@ -122,7 +123,7 @@ fn sync_copies_every_image_byte_for_byte() {
     assert_eq!(images.len(), fx.images.len(), "{report}");
     for (i, (entry, image)) in images.iter().zip(&fx.images).enumerate() {
         let target = format!("{to}/{}:{}", image.repository, image.tag);
-        assert_eq!(entry["status"], "ok", "{entry}");
+        assert_eq!(entry["status"], "copied", "{entry}");
         assert_eq!(entry["target"], target.as_str(), "{entry}");
         assert_eq!(entry["digest"], image.digest.as_str(), "{entry}");
         assert_eq!(entry["source_digest"], image.digest.as_str(), "{entry}");
@@ -178,7 +179,7 @@ fn second_sync_transfers_nothing() {
         "{report}"
     );
     for entry in images_of(&report) {
-        assert_eq!(entry["status"], "ok", "{entry}");
+        assert_eq!(entry["status"], "already_present", "{entry}");
     }
     assert_mirrored(&fx, |i| format!("{to}/{}:{}", i.repository, i.tag));
 }
@@ -307,7 +308,7 @@ fn platform_filter_rewrites_the_index() {
         let raw = skopeo_inspect_raw(&target);
         let digest = digest_of(&raw);
         assert_ne!(digest, image.digest, "{target} kept the unfiltered index");
-        assert_eq!(entry["status"], "ok", "{entry}");
+        assert_complete(&entry["status"], format!("{entry}"));
         assert_eq!(entry["digest"], digest.as_str(), "{entry}");
         assert_eq!(entry["source_digest"], image.digest.as_str(), "{entry}");
         let index: Value = serde_json::from_slice(&raw).expect("index JSON");
@@ -397,7 +398,7 @@ fn unknown_image_fails_alone() {
         .into_iter()
         .zip(&fx.images[..3])
     {
-        assert_eq!(entry["status"], "ok", "{entry}");
+        assert_complete(&entry["status"], format!("{entry}"));
         let target = format!("{to}/{}:{}", image.repository, image.tag);
         assert_eq!(target_digest(&target), image.digest, "{target}");
     }
@@ -431,7 +432,7 @@ fn unreachable_source_fails_in_bounded_time() {
     assert_exit(&out, 1);
     let report = json_report(&out);
     let entries = images_of(&report);
-    assert_eq!(entries[0]["status"], "ok", "{report}");
+    assert_complete(&entries[0]["status"], format!("{report}"));
     assert_eq!(entries[1]["status"], "failed", "{report}");
     let error = entries[1]["error"].as_str().unwrap_or_default();
     assert!(
@@ -507,7 +508,7 @@ fn killed_sync_resumes_and_transfers_only_what_is_missing() {
     assert_exit(&out, 0);
     let report = json_report(&out);
     for entry in images_of(&report) {
-        assert_eq!(entry["status"], "ok", "{entry}");
+        assert_complete(&entry["status"], format!("{entry}"));
     }
     assert_mirrored(&fx, |i| format!("{to}/{}:{}", i.repository, i.tag));
     let transferred = number(&report, "bytes_transferred");

@@ -257,14 +257,80 @@ fn basic_auth_behind_tls_login_sync_logout() {
         &out,
         &format!("{reg} requires authentication: run `airlift login {reg}` or pass --authfile"),
     );
+    // A wrong password in an authfile: every image fails for it, said once.
+    let wrong = env.path("wrong-auth.json");
+    let auth = base64_encode(&format!("{USER}:not-the-password"));
+    std::fs::write(
+        &wrong,
+        format!(r#"{{"auths":{{"{reg}":{{"auth":"{auth}"}}}}}}"#),
+    )
+    .unwrap();
+    let three = env.path("three.txt");
+    let mut text = std::fs::read_to_string(&source.list).unwrap();
+    text.push_str(&format!("{reg}/harness/third:1\n"));
+    std::fs::write(&three, text).unwrap();
+    let wrong_arg = wrong.display().to_string();
+    let out = env.sync(
+        &three,
+        &reg,
+        &["--ca-file", ca, "--authfile", &wrong_arg, "-q"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(err.lines().count(), 1, "{}", describe(&out));
+    assert_fails_with(
+        &out,
+        &format!(
+            "failed: 3 images ({}",
+            std::fs::read_to_string(&source.list)
+                .unwrap()
+                .lines()
+                .next()
+                .unwrap()
+        ),
+    );
+    assert_fails_with(
+        &out,
+        &format!(
+            " and 1 more): credentials for {reg} were rejected: check them, or run \
+             `airlift login {reg}`"
+        ),
+    );
+
+    // Pulling a (misspelled) repository without credentials: the name may be what is wrong.
+    let misspelled = env.path("misspelled.txt");
+    std::fs::write(&misspelled, format!("{reg}/harness/bsae:1.0\n")).unwrap();
+    let out = env.sync(&misspelled, &format!("{reg}/copy"), &["--ca-file", ca]);
+    assert_fails_with(
+        &out,
+        &format!(
+            "cannot fetch manifest {reg}/harness/bsae:1.0 (check the name: registries such as \
+             Docker Hub answer a pull of a repository that does not exist as one that needs \
+             credentials): {reg} requires authentication: run `airlift login {reg}`"
+        ),
+    );
 
     // A wrong password is refused before anything is stored.
     let out = env.login(&reg, USER, "not-the-password", &["--ca-file", ca]);
     assert_fails_with(
         &out,
-        &format!("credentials for {reg} were rejected: check them, or run `airlift login {reg}`"),
+        &format!(
+            "{reg} rejected the credentials of user `{USER}`: check the user name and the password"
+        ),
     );
     assert!(!env.docker_config().exists(), "nothing stored on failure");
+    let out = env.login(&reg, "robot", "not-the-password", &["--ca-file", ca]);
+    assert_fails_with(
+        &out,
+        &format!(
+            "{reg} rejected the credentials of user `robot`: check the user name and the \
+             password; a Harbor robot account is named `robot$NAME`"
+        ),
+    );
+    assert!(
+        !all_output(&out).contains("run `airlift login"),
+        "{}",
+        describe(&out)
+    );
 
     // The right one is checked, stored (unencrypted, and airlift says so) and used.
     let out = env.login(&reg, USER, PASSWORD, &["--ca-file", ca]);

@@ -383,7 +383,9 @@ fn pull_only_user_gets_the_insufficient_scope_hint() {
     let out = env.login(&reg, USER, "wrong-password", &[]);
     assert_fails_with(
         &out,
-        &format!("credentials for {reg} were rejected: check them, or run `airlift login {reg}`"),
+        &format!(
+            "{reg} rejected the credentials of user `{USER}`: check the user name and the password"
+        ),
     );
 
     // Without credentials the token service hands out tokens granting nothing.
@@ -401,6 +403,17 @@ fn pull_only_user_gets_the_insufficient_scope_hint() {
         &out,
         &format!("the token for {reg} does not grant push on {repository}"),
     );
+    // --dry-run finds that out too, writing nothing (issue 13, item 4).
+    let out = env.sync(&source.list, &reg, &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_fails_with(
+        &out,
+        &format!(
+            "error: cannot push to {reg}/{repository}: the token for {reg} does not grant \
+             push on {repository}"
+        ),
+    );
+    assert!(target.stored_blobs().is_empty(), "a dry run wrote to {reg}");
 }
 
 #[test]

@@ -58,6 +58,7 @@ fn descriptor(version: u32) -> Vec<u8> {
         )]),
         excluded_blobs: BTreeMap::new(),
         missing_images: Vec::new(),
+        inventoried: Vec::new(),
     };
     d.to_bytes()
 }
