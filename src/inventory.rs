@@ -258,6 +258,9 @@ enum Known {
 
 type Cache = Arc<Mutex<HashMap<Digest, Known>>>;
 
+/// Whether the registry has the referrers API: unknown until its first answer.
+type ReferrersApi = Arc<Mutex<Option<bool>>>;
+
 /// What one tag contributed.
 struct TagResult {
     repository: String,
@@ -337,6 +340,7 @@ async fn inventory_tag(
     repo: Repo,
     tag: String,
     cache: Cache,
+    api: ReferrersApi,
 ) -> Result<Option<TagResult>, InventoryError> {
     let Some((digest, known)) = fetch(&repo, &tag, &cache).await? else {
         return Ok(None);
@@ -365,14 +369,69 @@ async fn inventory_tag(
             }
         }
     }
+    add_referrers(&repo, &mut result, &cache, &api).await?;
     Ok(Some(result))
+}
+
+/// Adds the signatures, attestations and SBOMs of the tag's manifests (and theirs, as deep as
+/// airlift copies them) that the registry lists through the referrers API. Where there is no
+/// such API they live under `sha256-<hex>` tags, which the inventory walks anyway.
+async fn add_referrers(
+    repo: &Repo,
+    result: &mut TagResult,
+    cache: &Cache,
+    api: &ReferrersApi,
+) -> Result<(), InventoryError> {
+    let mut frontier = result.manifests.clone();
+    let mut seen: std::collections::HashSet<Digest> = frontier.iter().cloned().collect();
+    for _ in 0..crate::transfer::referrers::MAX_DEPTH {
+        let mut next = Vec::new();
+        for subject in frontier {
+            if *api.lock().unwrap_or_else(|p| p.into_inner()) == Some(false) {
+                return Ok(());
+            }
+            let listed = match repo.referrers(&subject).await {
+                Ok(listed) => listed,
+                Err(e) => {
+                    // Referrers only make a differential bundle smaller: not worth failing.
+                    tracing::warn!(
+                        "{}@{subject}: cannot list its referrers: {}",
+                        repo.name(),
+                        crate::transfer::error_chain(&e)
+                    );
+                    continue;
+                }
+            };
+            *api.lock().unwrap_or_else(|p| p.into_inner()) = Some(listed.is_some());
+            for r in listed.into_iter().flatten() {
+                if !seen.insert(r.digest.clone()) {
+                    continue;
+                }
+                match fetch(repo, r.digest.as_str(), cache).await? {
+                    Some((d, Known::Image(blobs))) => {
+                        result.manifests.push(d.clone());
+                        result.blobs.extend(blobs);
+                        next.push(d);
+                    }
+                    Some((d, _)) => {
+                        result.manifests.push(d.clone());
+                        next.push(d);
+                    }
+                    None => {}
+                }
+            }
+        }
+        frontier = next;
+    }
+    Ok(())
 }
 
 /// Takes the inventory of the repositories of `registry` under `prefix` (empty: all), with
 /// at most `jobs` requests in flight (at least one).
 ///
-/// Needs the catalog (`registry:catalog:*`) and pull access to the repositories. Only tagged
-/// manifests and the children of tagged indexes are found: the distribution API cannot list
+/// Needs the catalog (`registry:catalog:*`) and pull access to the repositories. Tagged
+/// manifests, the children of tagged indexes and, where the registry has the referrers API,
+/// their signatures, attestations and SBOMs are found: the distribution API cannot list other
 /// untagged manifests.
 pub async fn take(
     client: &RegistryClient,
@@ -451,12 +510,13 @@ async fn take_from(
             .insert(repo.repository().to_owned(), RepositoryInventory::default());
     }
     let cache: Cache = Arc::default();
+    let api: ReferrersApi = Arc::default();
     let work: Vec<(Repo, String)> = tagged
         .into_iter()
         .flat_map(|(repo, tags)| tags.into_iter().map(move |t| (repo.clone(), t)))
         .collect();
     let results: Vec<Option<TagResult>> = futures_util::stream::iter(work)
-        .map(|(repo, tag)| inventory_tag(repo, tag, cache.clone()))
+        .map(|(repo, tag)| inventory_tag(repo, tag, cache.clone(), api.clone()))
         .buffer_unordered(jobs)
         .try_collect()
         .await?;

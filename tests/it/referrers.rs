@@ -617,3 +617,56 @@ fn platform_filter_keeps_the_attestations_of_kept_platforms() {
         "the dropped platform's attestation was copied"
     );
 }
+
+/// At a registry with the referrers API the signatures have no tags: the inventory finds them
+/// through the API, so a differential bundle against it leaves their blobs out.
+#[test]
+fn inventory_includes_referrers_listed_by_the_referrers_api() {
+    let tools = Tools::new();
+    let source = RefReg::start(&tools.forky);
+    let (app, _multi, sbom) = signed_source(&tools, &source.addr);
+    let work = tempfile::tempdir().unwrap();
+    let list = write_list(work.path(), "images.txt", &source.addr);
+    let site = RefReg::start(&tools.forky);
+    sync_ok(
+        &list,
+        &format!("{}/m", site.addr),
+        &[&source.addr, &site.addr],
+    );
+
+    let inventory = work.path().join("inventory.json");
+    let mut cmd = airlift();
+    cmd.args(["inventory", "--registry", &format!("{}/m", site.addr), "-o"])
+        .arg(&inventory)
+        .args(["--insecure-registry", &site.addr]);
+    assert_exit(&run_with_timeout(&mut cmd, TIMEOUT), 0);
+    let inv: Value = serde_json::from_slice(&std::fs::read(&inventory).unwrap()).unwrap();
+    let manifests = inv["manifests"].to_string();
+    assert!(manifests.contains(&app.digest), "{inv:#}");
+    assert!(
+        manifests.contains(&sbom),
+        "the SBOM is not in the inventory: {inv:#}"
+    );
+
+    // A differential bundle against that inventory carries no blob of the signed image and
+    // its referrers (they are all at the site), only their manifests.
+    let bundle = work.path().join("diff.tar.zst");
+    let mut cmd = airlift();
+    cmd.args(["bundle", "create", "--list"])
+        .arg(&list)
+        .arg("-o")
+        .arg(&bundle)
+        .arg("--exclude-from")
+        .arg(&inventory)
+        .args(["--insecure-registry", &source.addr, "--progress", "none"]);
+    assert_exit(&run_with_timeout(&mut cmd, TIMEOUT), 0);
+    let out = run_with_timeout(
+        airlift().args(["bundle", "inspect", "--json"]).arg(&bundle),
+        TIMEOUT,
+    );
+    assert_exit(&out, 0);
+    let summary = json_report(&out);
+    for image in summary["images"].as_array().unwrap() {
+        assert_eq!(image["bundle_blobs"], 0, "{image}");
+    }
+}
