@@ -177,7 +177,7 @@ fn failures_once_and_a_rerun_says_already_present() {
     );
     assert!(
         text.lines().any(|l| l
-            == "1 images copied, 0 already present, 1 failed; 3 blobs transferred (583.48 KiB), \
+            == "1 images copied, 0 already present, 1 failed; 3 blobs transferred (583.60 KiB), \
                 0 already present (0 B) in TIME"),
         "{text}"
     );
@@ -444,7 +444,7 @@ fn mirror_status_shows_present_missing_and_different() {
     assert_eq!(
         site.filter(&String::from_utf8_lossy(&out.stdout)),
         "present   SRC/harness/base:1.0 -> DST/m/harness/base:1.0\n\
-         missing   SRC/harness/app-oci:2.1 -> DST/m/harness/app-oci:2.1 (4 blobs to copy, 907.60 KiB)\n\
+         missing   SRC/harness/app-oci:2.1 -> DST/m/harness/app-oci:2.1 (4 blobs to copy, 907.78 KiB)\n\
          different SRC/harness/base:1.0 -> DST/m/harness/base:2.0 (holds HEX, the list's is HEX)",
         "{}",
         describe(&out)
@@ -487,7 +487,7 @@ fn bundle_create_dry_run_creates_nothing_and_plans_the_volumes() {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(
         stdout.lines().last().unwrap_or_default(),
-        "volumes: about 3 of at most 256.00 KiB (584.16 KiB of content before compression)",
+        "volumes: about 3 of at most 256.00 KiB (584.29 KiB of content before compression)",
         "{}",
         describe(&out)
     );
@@ -566,11 +566,11 @@ fn since_takes_every_volume_of_the_old_bundle() {
     assert_eq!(
         lines,
         [
-            "differential: 3 blobs (583.48 KiB) are not carried and must already be at the site",
-            "  volume 1: DIR/new.tar.zst (SIZE), 3 blobs (391.04 KiB)",
-            "  SRC/harness/base:1.0 HEX [] 584.16 KiB (697 B carried, 583.48 KiB at the site) \
+            "differential: 3 blobs (583.60 KiB) are not carried and must already be at the site",
+            "  volume 1: DIR/new.tar.zst (SIZE), 3 blobs (391.22 KiB)",
+            "  SRC/harness/base:1.0 HEX [] 584.29 KiB (697 B carried, 583.60 KiB at the site) \
              manifests only",
-            "  SRC/harness/app-oci:2.1 HEX [linux/amd64] 908.44 KiB (391.88 KiB carried, 516.56 \
+            "  SRC/harness/app-oci:2.1 HEX [linux/amd64] 908.62 KiB (392.06 KiB carried, 516.56 \
              KiB at the site) in volume(s) 1",
         ],
         "{text}"
