@@ -407,6 +407,32 @@ fn signatures_travel_through_a_bundle_and_a_site_signature_survives_a_reload() {
     assert!(text.contains(&format!("+ {SPDX}")), "{text}");
     assert!(text.contains(&format!("+ {NOTARY}")), "{text}");
 
+    // Unpacked as a user would (`zstd -d | tar -x`), the layout lists the referrers in its
+    // index.json, so `oras discover --oci-layout` finds the SBOM and its signature.
+    let layout = tools.path("layout");
+    std::fs::create_dir(&layout).unwrap();
+    let mut unpack = Command::new("sh");
+    unpack
+        .arg("-c")
+        .arg(r#"zstd -q -d < "$1" | tar -x -C "$2""#)
+        .arg("sh")
+        .arg(&bundle)
+        .arg(&layout);
+    assert_exit(&run_with_timeout(&mut unpack, TIMEOUT), 0);
+    let inside = format!("{}/layout@{}", tools.inside, app.digest);
+    let out = tools.ok(&[
+        "oras",
+        "discover",
+        "--oci-layout",
+        "--format",
+        "json",
+        &inside,
+    ]);
+    let tree: Value = serde_json::from_slice(&out.stdout).expect("oras discover --format json");
+    let listed = tree["referrers"].to_string();
+    assert!(listed.contains(&sbom), "{tree:#}");
+    assert!(listed.contains(NOTARY), "{tree:#}");
+
     let site = TestRegistry::start();
     let state = work.path().join("state");
     let load = || {
