@@ -72,17 +72,7 @@ fn unreachable_image(
     message: String,
 ) -> airlift::transfer::PlannedImage {
     let error = airlift::transfer::TransferError::Unreachable { registry, message };
-    airlift::transfer::PlannedImage {
-        job,
-        source_digest: None,
-        target_digest: None,
-        manifests: Vec::new(),
-        blobs: Vec::new(),
-        complete: false,
-        missing: (0, 0),
-        error: Some(std::sync::Arc::new(error)),
-        referrer: None,
-    }
+    airlift::transfer::PlannedImage::failed(job, std::sync::Arc::new(error))
 }
 
 /// Whether the command line asked for a JSON report (`--json`).

@@ -239,7 +239,7 @@ pub async fn plan(
         let (res, done) = match (res, done) {
             (Ok(r), Ok(d)) => (r, d),
             (Err(e), _) | (Ok(_), Err(e)) => {
-                let mut image = failed(job, e);
+                let mut image = PlannedImage::failed(job, e);
                 image.referrer = referrer;
                 images.push(image);
                 continue;
@@ -379,17 +379,20 @@ pub async fn plan(
     }
 }
 
-fn failed(job: ImageJob, error: SharedError) -> PlannedImage {
-    PlannedImage {
-        job,
-        source_digest: None,
-        target_digest: None,
-        manifests: Vec::new(),
-        blobs: Vec::new(),
-        complete: false,
-        missing: (0, 0),
-        error: Some(error),
-        referrer: None,
+impl PlannedImage {
+    /// An image that cannot be copied, for `error`.
+    pub fn failed(job: ImageJob, error: SharedError) -> PlannedImage {
+        PlannedImage {
+            job,
+            source_digest: None,
+            target_digest: None,
+            manifests: Vec::new(),
+            blobs: Vec::new(),
+            complete: false,
+            missing: (0, 0),
+            error: Some(error),
+            referrer: None,
+        }
     }
 }
 

@@ -127,6 +127,23 @@ fn run(args: &[&str], registries: &[&TestRegistry]) -> Output {
     run_with_timeout(&mut cmd, TIMEOUT)
 }
 
+/// `airlift bundle load BUNDLE --to SITE/site --state-dir STATE --json`.
+fn load_into(site: &TestRegistry, bundle: &Path, state: &Path) -> Output {
+    run(
+        &[
+            "bundle",
+            "load",
+            path_str(bundle),
+            "--to",
+            &format!("{}/site", site.addr()),
+            "--state-dir",
+            path_str(state),
+            "--json",
+        ],
+        &[site],
+    )
+}
+
 fn path_str(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }
@@ -193,20 +210,7 @@ fn bundle_carries_every_entry_that_shares_a_manifest() {
             continue;
         }
         first_images = Some(summary["images"].clone());
-        let state = fx.dir.path().join("state");
-        let loaded = run(
-            &[
-                "bundle",
-                "load",
-                path_str(&out_path),
-                "--to",
-                &format!("{}/site", site.addr()),
-                "--state-dir",
-                path_str(&state),
-                "--json",
-            ],
-            &[&site],
-        );
+        let loaded = load_into(&site, &out_path, &fx.dir.path().join("state"));
         assert_exit(&loaded, 0);
         assert_report_ok(&json_report(&loaded), &fx, &loaded);
         fx.assert_all_at(&site, "site", "after bundle load");
@@ -386,20 +390,7 @@ fn a_failed_entry_writes_no_bundle_unless_keep_going() {
 
     // Loading it completes every carried entry and names the missing one.
     let site = TestRegistry::start();
-    let state = fx.dir.path().join("partial-state");
-    let loaded = run(
-        &[
-            "bundle",
-            "load",
-            path_str(&out_path),
-            "--to",
-            &format!("{}/site", site.addr()),
-            "--state-dir",
-            path_str(&state),
-            "--json",
-        ],
-        &[&site],
-    );
+    let loaded = load_into(&site, &out_path, &fx.dir.path().join("partial-state"));
     assert_exit(&loaded, 0);
     let report = json_report(&loaded);
     assert_eq!(
