@@ -13,9 +13,11 @@ use super::{Status, UsageError};
 use crate::cli::SyncArgs;
 use crate::settings::SyncSettings;
 
-/// Runs `mirror sync`.
-pub async fn sync(args: SyncArgs, quiet: bool) -> Result<Status> {
-    let started = Instant::now();
+/// What `sync` and `status` share: settings, the lists mapped to jobs, the client.
+fn prepare(
+    args: SyncArgs,
+    quiet: bool,
+) -> Result<(SyncSettings, Vec<mapping::ImageJob>, RegistryClient)> {
     let settings = SyncSettings::resolve(args, quiet).map_err(|e| UsageError(format!("{e:#}")))?;
     let entries = imagelist::load(&settings.lists)?;
     let jobs = mapping::resolve(
@@ -26,6 +28,13 @@ pub async fn sync(args: SyncArgs, quiet: bool) -> Result<Status> {
     )?;
     let client = RegistryClient::new(settings.client.clone())
         .context("cannot set up the registry client")?;
+    Ok((settings, jobs, client))
+}
+
+/// Runs `mirror sync`.
+pub async fn sync(args: SyncArgs, quiet: bool) -> Result<Status> {
+    let started = Instant::now();
+    let (settings, jobs, client) = prepare(args, quiet)?;
     let (source, sink) = (Source::Registry(client.clone()), Sink::Registry(client));
 
     let outcome = super::plan_and_run(
@@ -71,16 +80,7 @@ struct ImageState {
 /// not complete what it holds.
 pub async fn status(args: SyncArgs, quiet: bool) -> Result<Status> {
     use std::io::Write;
-    let settings = SyncSettings::resolve(args, quiet).map_err(|e| UsageError(format!("{e:#}")))?;
-    let entries = imagelist::load(&settings.lists)?;
-    let jobs = mapping::resolve(
-        &entries,
-        settings.dest.as_ref(),
-        settings.mode,
-        &settings.platforms,
-    )?;
-    let client = RegistryClient::new(settings.client.clone())
-        .context("cannot set up the registry client")?;
+    let (settings, jobs, client) = prepare(args, quiet)?;
     let (source, sink) = (
         Source::Registry(client.clone()),
         Sink::Registry(client.clone()),
