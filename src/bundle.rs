@@ -31,6 +31,7 @@ mod private;
 mod reader;
 mod sanity;
 mod staging;
+mod store;
 #[cfg(test)]
 pub(crate) mod testutil;
 mod verify;
@@ -47,6 +48,7 @@ pub use parts::{AssembledBlob, PartAssembler};
 pub(crate) use reader::into_bundle_error;
 pub use reader::{Entry, EntryKind, VolumeReader};
 pub use staging::{StagedBlob, Staging};
+pub use store::{BlobReader, BundleStore, StoredManifest};
 pub use verify::{ImageCheck, Problem, ProblemKind, VerifyReport, VolumeCheck, verify};
 pub use writer::{BundleImage, BundleInput, WriteOptions, volume_paths, write_bundle};
 
@@ -89,6 +91,12 @@ pub mod limits {
 /// concerned so the message alone says where to look.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
+    /// A blob was asked for that the bundle does not carry, or whose volume was not given.
+    #[error("blob {digest} is not in the volumes given")]
+    BlobNotInVolumes {
+        /// The blob.
+        digest: Digest,
+    },
     /// A file system operation failed.
     #[error("{path}: {source}")]
     Io {

@@ -226,6 +226,26 @@ impl VolumeReader {
         }
     }
 
+    /// Reads entries up to the one named `name` and leaves the reader at its content (read it
+    /// with [`VolumeReader::body`]); an error if the volume has no such entry.
+    pub(crate) fn seek_entry(&mut self, name: &str) -> Result<u64, BundleError> {
+        while let Some(entry) = self.next_entry()? {
+            if entry.name() == name {
+                return Ok(entry.size());
+            }
+        }
+        Err(BundleError::MissingEntries {
+            volume: self.path.clone(),
+            entries: vec![name.to_owned()],
+        })
+    }
+
+    /// The unread content of the current entry, as plain bytes (not hashed: for range reads,
+    /// whose reader checks what it needs).
+    pub(crate) fn body(&mut self) -> impl Read + '_ {
+        Body(self)
+    }
+
     /// Reads every entry with `visit` (which may read or ignore each), then [`finish`]es.
     ///
     /// [`finish`]: VolumeReader::finish
@@ -602,6 +622,29 @@ fn create_file(path: &Path, content: &mut dyn Read) -> Result<(), BundleError> {
             path: path.to_owned(),
             source: e,
         }),
+    }
+}
+
+/// The unread content of the current entry (see [`VolumeReader::body`]).
+struct Body<'a>(&'a mut VolumeReader);
+
+impl Read for Body<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let r = &mut *self.0;
+        let want = buf
+            .len()
+            .min(usize::try_from(r.remaining).unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = r
+            .read_stream(&mut buf[..want])
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, r.truncated()));
+        }
+        r.remaining -= n as u64;
+        Ok(n)
     }
 }
 

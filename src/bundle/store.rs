@@ -1,0 +1,298 @@
+//! Random access to the content of a bundle: a set of volumes read as a store of manifests and
+//! blobs addressed by digest, with byte ranges.
+//!
+//! This is the bundle as a *source*: `bundle serve` answers registry requests from it, and the
+//! engine fetches blobs from it the way it fetches them from a registry. Opening reads the
+//! descriptors and the manifests (every volume carries all of them), never a blob.
+//!
+//! How a blob's bytes are found depends on the volume's format:
+//! * format 1 (one zstd frame per volume): the volume is decompressed from its start up to the
+//!   entry, then read — correct, but the cost grows with the entry's position, so format 1 is
+//!   meant for sequential use ([`crate::bundle::VolumeReader`]);
+//! * format 2 (a frame per entry and a seek index, `docs/bundle-format.md`): the frames that hold
+//!   the range are read and nothing else.
+//!
+//! Reads are blocking (`Read`); async callers run them in `spawn_blocking`. Bytes read here are
+//! not checked against the blob digest (a range cannot be): whoever reads a whole blob checks
+//! it, as the engine does for every blob it copies.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use crate::reference::Digest;
+
+use super::descriptor::{BlobLocation, Descriptor};
+use super::reader::{EntryKind, VolumeReader};
+use super::{BundleError, blob_name, part_name};
+
+/// A manifest held by the bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredManifest {
+    /// The raw bytes (their sha256 is the digest; checked when the volume was opened).
+    pub bytes: Bytes,
+    /// The media type the descriptor records.
+    pub media_type: String,
+}
+
+/// The volumes of one bundle opened for random access.
+pub struct BundleStore {
+    descriptor: Descriptor,
+    /// Volume number -> file.
+    volumes: HashMap<u32, PathBuf>,
+    manifests: HashMap<Digest, StoredManifest>,
+}
+
+impl BundleStore {
+    /// Opens `paths` (volumes of one bundle, any order, any subset): reads each descriptor,
+    /// checks they belong to one bundle, and reads the manifests of the first volume (each is
+    /// verified against its digest as it is read). Blocking.
+    pub fn open(paths: &[PathBuf]) -> Result<BundleStore, BundleError> {
+        let first = paths.first().ok_or(BundleError::NoVolumes)?;
+        let mut reader = VolumeReader::open(first)?;
+        let descriptor = reader.descriptor().clone();
+        let mut volumes = HashMap::new();
+        volumes.insert(descriptor.volume, first.clone());
+        for path in &paths[1..] {
+            let other = VolumeReader::open(path)?;
+            let d = other.descriptor();
+            if d.bundle_id != descriptor.bundle_id {
+                return Err(BundleError::MixedBundles {
+                    volume: path.clone(),
+                    found: d.bundle_id.clone(),
+                    expected: descriptor.bundle_id.clone(),
+                });
+            }
+            volumes.insert(d.volume, path.clone());
+        }
+        let mut manifests = HashMap::new();
+        while let Some(mut entry) = reader.next_entry()? {
+            match entry.kind().clone() {
+                EntryKind::Manifest { digest } => {
+                    // Bounded by the manifest size limit the reader enforces.
+                    let mut bytes = Vec::with_capacity(entry.size() as usize);
+                    entry.copy_to(&mut bytes)?;
+                    let media_type = descriptor
+                        .manifests
+                        .get(&digest)
+                        .map(|m| m.media_type.clone())
+                        .unwrap_or_default();
+                    manifests.insert(
+                        digest,
+                        StoredManifest {
+                            bytes: bytes.into(),
+                            media_type,
+                        },
+                    );
+                }
+                // Manifests precede blobs: nothing more to learn here.
+                EntryKind::Blob { .. } | EntryKind::BlobPart { .. } => break,
+                _ => {}
+            }
+        }
+        Ok(BundleStore {
+            descriptor,
+            volumes,
+            manifests,
+        })
+    }
+
+    /// The descriptor (of the first volume given; the image list is the same in all).
+    pub fn descriptor(&self) -> &Descriptor {
+        &self.descriptor
+    }
+
+    /// The file of volume `n`, if it was given.
+    pub fn volume_path(&self, n: u32) -> Option<&Path> {
+        self.volumes.get(&n).map(PathBuf::as_path)
+    }
+
+    /// A manifest by digest.
+    pub fn manifest(&self, digest: &Digest) -> Option<&StoredManifest> {
+        self.manifests.get(digest)
+    }
+
+    /// Every manifest of the bundle.
+    pub fn manifests(&self) -> impl Iterator<Item = (&Digest, &StoredManifest)> {
+        self.manifests.iter()
+    }
+
+    /// The size of a blob whose every part is in the volumes given; `None` when the bundle does
+    /// not carry it or a volume holding part of it was not given.
+    pub fn blob_size(&self, digest: &Digest) -> Option<u64> {
+        let entry = self.descriptor.blobs.get(digest)?;
+        entry
+            .volumes
+            .iter()
+            .all(|l| self.volumes.contains_key(&l.volume))
+            .then_some(entry.size)
+    }
+
+    /// Reads bytes `range` of blob `digest` (clamped to its size). Blocking; the reader reads
+    /// lazily, one stored piece after another, so memory does not grow with the range.
+    pub fn read_blob(&self, digest: &Digest, range: Range<u64>) -> Result<BlobReader, BundleError> {
+        let size = self
+            .blob_size(digest)
+            .ok_or_else(|| BundleError::BlobNotInVolumes {
+                digest: digest.clone(),
+            })?;
+        let range = range.start.min(size)..range.end.min(size);
+        let entry = &self.descriptor.blobs[digest];
+        let mut pieces: Vec<Piece> = entry
+            .volumes
+            .iter()
+            .filter(|l| l.offset < range.end && l.offset + l.length > range.start)
+            .map(|l| Piece::new(digest, l, &range, &self.volumes[&l.volume]))
+            .collect();
+        pieces.sort_by_key(|p| p.blob_offset);
+        pieces.reverse();
+        Ok(BlobReader {
+            pieces,
+            current: None,
+        })
+    }
+}
+
+/// One stored piece (a whole blob or one part) and the bytes of it wanted.
+struct Piece {
+    volume: PathBuf,
+    entry: String,
+    /// Offset of the piece in the blob (for ordering).
+    blob_offset: u64,
+    /// Bytes of the piece's entry to skip, then to read.
+    skip: u64,
+    take: u64,
+}
+
+impl Piece {
+    fn new(digest: &Digest, loc: &BlobLocation, range: &Range<u64>, volume: &Path) -> Piece {
+        let start = range.start.max(loc.offset);
+        let end = range.end.min(loc.offset + loc.length);
+        Piece {
+            volume: volume.to_owned(),
+            entry: match loc.part {
+                Some(n) => part_name(digest, n),
+                None => blob_name(digest),
+            },
+            blob_offset: loc.offset,
+            skip: start - loc.offset,
+            take: end - start,
+        }
+    }
+
+    /// Positions a reader at the wanted bytes of this piece.
+    fn open(&self) -> Result<(VolumeReader, u64), BundleError> {
+        let mut reader = VolumeReader::open(&self.volume)?;
+        reader.seek_entry(&self.entry)?;
+        let skipped = io::copy(
+            &mut io::Read::take(reader.body(), self.skip),
+            &mut io::sink(),
+        )
+        .map_err(|e| BundleError::Read {
+            volume: self.volume.clone(),
+            entry: Some(self.entry.clone()),
+            source: e,
+        })?;
+        if skipped != self.skip {
+            return Err(BundleError::Truncated {
+                volume: self.volume.clone(),
+                entry: Some(self.entry.clone()),
+            });
+        }
+        Ok((reader, self.take))
+    }
+}
+
+/// The bytes of a blob range, read piece by piece (see [`BundleStore::read_blob`]).
+pub struct BlobReader {
+    /// Pieces still to read, last first.
+    pieces: Vec<Piece>,
+    /// The piece being read and how many of its bytes are left.
+    current: Option<(VolumeReader, u64)>,
+}
+
+impl Read for BlobReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if let Some((reader, left)) = &mut self.current {
+                if *left == 0 {
+                    self.current = None;
+                    continue;
+                }
+                let want = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+                let n = reader.body().read(&mut buf[..want])?;
+                if n == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "volume entry ended early",
+                    ));
+                }
+                *left -= n as u64;
+                return Ok(n);
+            }
+            let Some(piece) = self.pieces.pop() else {
+                return Ok(0);
+            };
+            self.current = Some(piece.open().map_err(io::Error::other)?);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::testutil;
+    use sha2::Digest as _;
+
+    #[test]
+    fn reads_whole_blobs_ranges_and_split_parts() {
+        let f = testutil::fixture(300_000);
+        let volumes = f.write("release.tar.zst", Some(128 << 10));
+        assert!(volumes.len() > 1);
+        let store = BundleStore::open(&volumes).unwrap();
+        assert!(store.descriptor().blobs[&f.big].is_split());
+        for (digest, entry) in &store.descriptor().blobs {
+            let content = &f.content[digest];
+            assert_eq!(entry.size, content.len() as u64);
+            assert_eq!(store.blob_size(digest), Some(entry.size));
+            let mut all = Vec::new();
+            store
+                .read_blob(digest, 0..u64::MAX)
+                .unwrap()
+                .read_to_end(&mut all)
+                .unwrap();
+            assert_eq!(&all, content, "{digest}");
+            let len = content.len() as u64;
+            let (a, b) = (len / 3, len - len / 5);
+            let mut part = Vec::new();
+            store
+                .read_blob(digest, a..b)
+                .unwrap()
+                .read_to_end(&mut part)
+                .unwrap();
+            assert_eq!(part, content[a as usize..b as usize], "{digest} {a}..{b}");
+        }
+        for (digest, m) in store.manifests() {
+            assert_eq!(
+                Digest::from_sha256(&sha2::Sha256::digest(&m.bytes)),
+                *digest
+            );
+            assert!(!m.media_type.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_blob_in_a_volume_not_given_is_not_there() {
+        let f = testutil::fixture(300_000);
+        let volumes = f.write("release.tar.zst", Some(128 << 10));
+        let store = BundleStore::open(&volumes[..1]).unwrap();
+        assert_eq!(store.blob_size(&f.big), None);
+        assert!(matches!(
+            store.read_blob(&f.big, 0..1),
+            Err(BundleError::BlobNotInVolumes { .. })
+        ));
+    }
+}
