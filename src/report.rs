@@ -110,6 +110,11 @@ pub struct ImageReport {
     /// problem), so that images failing for it are shown together.
     #[serde(skip)]
     pub cause: Option<String>,
+    /// The blobs of this image that failed, each with its cause (what follows "cannot copy
+    /// blob D from A to B", or the registry-wide cause), so that a summary can say "24
+    /// blobs: CAUSE" once. The JSON report keeps the image's `error`.
+    #[serde(skip)]
+    pub failed_blobs: Vec<(Digest, String)>,
 }
 
 /// A list entry a partial bundle does not carry (`bundle create --keep-going` could not

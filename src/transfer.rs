@@ -338,6 +338,19 @@ pub fn registry_cause(error: &(dyn std::error::Error + 'static)) -> Option<Strin
     None
 }
 
+/// The cause of a failed blob copy, without the blob's own header ("cannot copy blob D from
+/// A to B"): the registry-wide cause if there is one, else the rest of the chain. Blobs
+/// failing for one reason (credentials rejected at the target, a full quota) share it.
+pub fn blob_cause(error: &TransferError) -> String {
+    if let Some(cause) = registry_cause(error) {
+        return cause;
+    }
+    match error {
+        TransferError::Blob { source, .. } => error_chain(&**source),
+        other => error_chain(other),
+    }
+}
+
 /// Renders an error with its whole `source()` chain on one line, for reports.
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut out = error.to_string();

@@ -281,7 +281,23 @@ pub async fn execute(
         };
         runs.push(run.boxed().shared());
     }
-    let images = join_all(runs).await;
+    let mut images = join_all(runs).await;
+    // Every blob a failed image needed that failed, with its cause: an image stops at its
+    // first failed blob, but the summary counts them all ("24 blobs: CAUSE").
+    for (report, image) in images.iter_mut().zip(&plan.images) {
+        if report.status != ImageStatus::Failed {
+            continue;
+        }
+        let (registry, repository) = sink.scope(&image.job.target);
+        for d in &image.blobs {
+            let key = (d.clone(), registry.clone(), repository.clone());
+            if let Some(Err(e)) = futures.get(&key).and_then(|f| f.peek())
+                && !matches!(**e, TransferError::Cancelled)
+            {
+                report.failed_blobs.push((d.clone(), super::blob_cause(e)));
+            }
+        }
+    }
 
     let blobs_transferred = transferred.load(Ordering::Relaxed);
     let skipped: Vec<_> = plan
@@ -455,6 +471,7 @@ pub(super) fn image_report(image: &PlannedImage, result: Result<(), SharedError>
         integrity_error,
         disk_full,
         cause: result.err().and_then(|e| super::registry_cause(&*e)),
+        failed_blobs: Vec::new(),
     }
 }
 
