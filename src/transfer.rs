@@ -125,7 +125,10 @@ pub enum TransferError {
         source: RegistryError,
     },
     /// The destination could not be queried.
-    #[error("cannot query {reference} at the destination")]
+    #[error(
+        "cannot query {reference} at the destination{}",
+        missing_project_hint(source)
+    )]
     Query {
         /// What was asked about.
         reference: String,
@@ -319,6 +322,25 @@ fn misspelled_hint(source: &RegistryError) -> &'static str {
              that does not exist as one that needs credentials)"
         }
         _ => "",
+    }
+}
+
+/// A destination that grants not even pull on the repository to be written usually has no
+/// such repository or project: Harbor, Quay and Docker Hub answer a missing one so (a token
+/// with no access, a 403). Say so before the "ask for access" that follows.
+fn missing_project_hint(source: &RegistryError) -> String {
+    use crate::registry::AuthFailure;
+    match source {
+        RegistryError::Auth { kind, .. } => match &**kind {
+            AuthFailure::InsufficientScope { repository, .. }
+            | AuthFailure::Denied { repository, .. } => format!(
+                " (no access at all usually means the repository or its project `{}` does not \
+                 exist: create the project/repository there first)",
+                repository.split('/').next().unwrap_or(repository)
+            ),
+            _ => String::new(),
+        },
+        _ => String::new(),
     }
 }
 
