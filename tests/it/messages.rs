@@ -188,3 +188,124 @@ fn blobs_failing_for_one_cause_are_said_once() {
         );
     }
 }
+
+/// A target whose first two probes time out (starting up, overloaded): the probe's retries
+/// are shown, one line each with the wait (`AIRLIFT_RETRY_DELAY_MS` pins it to 1 s), and the
+/// progress says what it is waiting for, before the run goes ahead and copies.
+#[test]
+fn retries_of_a_registry_are_visible() {
+    let busy = Rule::new(
+        Matcher::any().method("GET").path_glob("/v2/"),
+        Action::StallHeaders,
+    )
+    .times(2);
+    let rig = Rig::new(1, Faults::default().with_rule(busy));
+    let mut cmd = rig.sync(&["--progress", "plain", "--timeout", "2"]);
+    cmd.env("AIRLIFT_RETRY_DELAY_MS", "1000");
+    let out = run_with_timeout(&mut cmd, TIMEOUT);
+    assert_exit(&out, 0);
+    let text = rig.filter(&stderr(&out));
+    let retries: Vec<&str> = text.lines().filter(|l| l.starts_with("retrying")).collect();
+    assert_eq!(
+        retries,
+        [
+            "retrying DST in 1 s (attempt 2/6): cannot reach http://DST/v2/: error sending \
+             request: operation timed out",
+            "retrying DST in 1 s (attempt 3/6): cannot reach http://DST/v2/: error sending \
+             request: operation timed out",
+        ],
+        "{}",
+        describe(&out)
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("progress: connecting to ") && l.contains("DST")),
+        "{}",
+        describe(&out)
+    );
+    assert!(!text.contains("0 B / 0 B"), "{}", describe(&out));
+    assert!(text.contains("1 images copied"), "{}", describe(&out));
+}
+
+/// Log lines (`-vv`) and error lines carry no colour codes when stderr is not a terminal, even
+/// without `NO_COLOR`; on a terminal (a pty from `script`) the log levels are coloured.
+#[test]
+fn log_lines_carry_no_colour_codes_outside_a_terminal() {
+    let rig = Rig::new(1, Faults::default());
+    let mut cmd = rig.sync(&["-vv", "--progress", "plain"]);
+    cmd.env_remove("NO_COLOR");
+    let out = run_with_timeout(&mut cmd, TIMEOUT);
+    assert_exit(&out, 0);
+    let text = stderr(&out);
+    assert!(text.contains(" DEBUG "), "{}", describe(&out));
+    assert!(!text.contains('\x1b'), "{}", describe(&out));
+
+    // An error line: a list that does not exist.
+    let mut cmd = airlift();
+    cmd.env_remove("NO_COLOR")
+        .args(["mirror", "sync", "--list"])
+        .arg(rig.dir.path().join("missing.txt"))
+        .args(["--to", &rig.proxy()]);
+    let out = run_with_timeout(&mut cmd, TIMEOUT);
+    assert_exit(&out, 2);
+    let text = stderr(&out);
+    assert!(text.starts_with("error: "), "{}", describe(&out));
+    assert!(!text.contains('\x1b'), "{}", describe(&out));
+
+    // The same -vv run on a terminal is coloured: the check above can see colour codes.
+    crate::support::require_program("script", "bsdutils");
+    let airlift = env!("CARGO_BIN_EXE_airlift");
+    let line = format!(
+        "'{airlift}' -vv mirror sync --list '{}' --to '{}/m' --insecure-registry '{}' \
+         --insecure-registry '{}' --progress plain",
+        rig.list().display(),
+        rig.proxy(),
+        rig.source.addr(),
+        rig.proxy()
+    );
+    let out = run_with_timeout(
+        Command::new("script")
+            .args(["-q", "-e", "-c", &line, "/dev/null"])
+            .env("XDG_CACHE_HOME", crate::support::test_cache_dir())
+            .env_remove("NO_COLOR"),
+        TIMEOUT,
+    );
+    assert_exit(&out, 0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("DEBUG"), "{}", describe(&out));
+    assert!(text.contains('\x1b'), "{}", describe(&out));
+}
+
+/// A registry whose name does not resolve (`.invalid` never does, RFC 2606: no network
+/// needed) is not retried: the run ends within a few seconds, default retry delays, with one
+/// line naming it.
+#[test]
+fn a_name_that_does_not_resolve_ends_the_run_with_one_line() {
+    let rig = Rig::new(1, Faults::default());
+    let list = rig.dir.path().join("dns.txt");
+    std::fs::write(
+        &list,
+        "nonexistent.invalid/harness/a:1\nnonexistent.invalid/harness/b:1\n\
+         nonexistent.invalid/harness/c:1\n",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let mut cmd = airlift();
+    cmd.env_remove("AIRLIFT_RETRY_DELAY_MS")
+        .args(["-q", "mirror", "sync", "--list"])
+        .arg(&list)
+        .args(["--to", &format!("{}/m", rig.proxy())])
+        .args(["--insecure-registry", &rig.proxy()]);
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(60));
+    let elapsed = started.elapsed();
+    assert_exit(&out, 1);
+    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+    assert_eq!(
+        rig.filter(&stderr(&out)),
+        "failed: 3 images (nonexistent.invalid/harness/a:1 (DIR/dns.txt:1), \
+         nonexistent.invalid/harness/b:1 and 1 more): cannot reach registry \
+         nonexistent.invalid: its host name does not resolve (DNS lookup failed)\n",
+        "{}",
+        describe(&out)
+    );
+}
