@@ -50,13 +50,10 @@ pub async fn run(cli: Cli) -> Result<Status> {
         Command::Login(args) => login::login(args).await,
         Command::Logout(args) => login::logout(args).await,
         Command::Completions(args) => {
-            use clap::CommandFactory;
             use std::io::Write;
-            // clap_complete panics when its writer fails: generate into memory, then write
-            // (a closed pipe, as in `completions zsh | head -1`, is then an error main
-            // treats as success).
-            let mut script = Vec::new();
-            clap_complete::generate(args.shell, &mut Cli::command(), "airlift", &mut script);
+            // Generated into memory, then written: a closed pipe, as in `completions zsh |
+            // head -1`, is then an error main treats as success.
+            let script = crate::completions::generate(args.shell);
             let mut out = std::io::stdout().lock();
             out.write_all(&script)?;
             out.flush()?;
