@@ -178,6 +178,7 @@ pub async fn execute(
     let transferred = Arc::new(AtomicUsize::new(0));
     let writes = ManifestWrites::default();
     reporter.on_plan(&plan.summary);
+    reporter.on_images(&image_plans(&plan, |t| sink.scope(t)));
 
     // One future per (blob, target repository) that lacks it.
     let mut futures: HashMap<(Digest, String, String), BlobFuture> = HashMap::new();
@@ -318,6 +319,38 @@ pub async fn execute(
         missing_from_bundle: Vec::new(),
         volumes: Vec::new(),
     }
+}
+
+/// What each image of `plan` still needs moved: its blobs that its target lacks (`scope` gives
+/// the registry and repository a target's blobs go to, as [`Sink::scope`]).
+pub(super) fn image_plans(
+    plan: &Plan,
+    scope: impl Fn(&crate::reference::ImageRef) -> (String, String),
+) -> Vec<crate::report::ImagePlan> {
+    let blobs: HashMap<&Digest, &super::PlannedBlob> =
+        plan.blobs.iter().map(|b| (&b.digest, b)).collect();
+    plan.images
+        .iter()
+        .map(|image| {
+            let (registry, repository) = scope(&image.job.target);
+            let missing = image
+                .blobs
+                .iter()
+                .filter_map(|d| blobs.get(d))
+                .filter(|b| {
+                    b.targets
+                        .iter()
+                        .any(|t| !t.present && t.registry == registry && t.repository == repository)
+                })
+                .map(|b| (b.digest.clone(), b.size))
+                .collect();
+            crate::report::ImagePlan {
+                source: image.job.source.to_string(),
+                target: image.job.target.to_string(),
+                blobs: missing,
+            }
+        })
+        .collect()
 }
 
 /// The error of a referrer whose image could not be copied.

@@ -309,3 +309,41 @@ fn a_name_that_does_not_resolve_ends_the_run_with_one_line() {
         describe(&out)
     );
 }
+
+/// On a terminal (a pty from `script`) each finished image is one line above the bars, and
+/// the run ends with the summary.
+#[test]
+fn a_terminal_shows_one_line_per_finished_image() {
+    crate::support::require_program("script", "bsdutils");
+    let rig = Rig::new(3, Faults::default());
+    let airlift = env!("CARGO_BIN_EXE_airlift");
+    let line = format!(
+        "'{airlift}' mirror sync --list '{}' --to '{}/m' --insecure-registry '{}' \
+         --insecure-registry '{}'",
+        rig.list().display(),
+        rig.proxy(),
+        rig.source.addr(),
+        rig.proxy()
+    );
+    let out = run_with_timeout(
+        Command::new("script")
+            .args(["-q", "-e", "-c", &line, "/dev/null"])
+            .env("XDG_CACHE_HOME", crate::support::test_cache_dir())
+            .env("NO_COLOR", "1"),
+        TIMEOUT,
+    );
+    assert_exit(&out, 0);
+    let text = rig.filter(&String::from_utf8_lossy(&out.stdout));
+    for image in &rig.images {
+        let copied = format!(
+            "copied: SRC/{repo}:{tag} -> DST/m/{repo}:{tag} (",
+            repo = image.repository,
+            tag = image.tag
+        );
+        assert_eq!(text.matches(&copied).count(), 1, "{copied:?} in {text}");
+    }
+    assert!(
+        text.contains("3 images copied, 0 already present"),
+        "{text}"
+    );
+}
