@@ -359,7 +359,7 @@ _airlift() {
             ;;
         airlift__subcmd__bundle__subcmd__inspect)
             opts="-v -q -h -V --json --verbose --quiet --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -368,12 +368,23 @@ _airlift() {
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            local oldifs
+            if [ -n "${IFS+x}" ]; then
+                oldifs="$IFS"
+            fi
+            IFS=$'\n'
+            COMPREPLY=($(compgen -f -- "${cur}"))
+            if [ -n "${oldifs+x}" ]; then
+                IFS="$oldifs"
+            fi
+            if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                compopt -o filenames 2>/dev/null
+            fi
             return 0
             ;;
         airlift__subcmd__bundle__subcmd__load)
             opts="-j -v -q -h -V --to --keep-host --flatten --platform --jobs --fail-fast --keep-going --retries --retry-budget --timeout --referrers --referrer-type --min-rate --insecure-registry --ca-file --authfile --json --progress --state-dir --dry-run --require-complete --verbose --quiet --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -442,12 +453,23 @@ _airlift() {
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            local oldifs
+            if [ -n "${IFS+x}" ]; then
+                oldifs="$IFS"
+            fi
+            IFS=$'\n'
+            COMPREPLY=($(compgen -f -- "${cur}"))
+            if [ -n "${oldifs+x}" ]; then
+                IFS="$oldifs"
+            fi
+            if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                compopt -o filenames 2>/dev/null
+            fi
             return 0
             ;;
         airlift__subcmd__bundle__subcmd__verify)
             opts="-v -q -h -V --json --verbose --quiet --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -456,7 +478,18 @@ _airlift() {
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            local oldifs
+            if [ -n "${IFS+x}" ]; then
+                oldifs="$IFS"
+            fi
+            IFS=$'\n'
+            COMPREPLY=($(compgen -f -- "${cur}"))
+            if [ -n "${oldifs+x}" ]; then
+                IFS="$oldifs"
+            fi
+            if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                compopt -o filenames 2>/dev/null
+            fi
             return 0
             ;;
         airlift__subcmd__completions)

@@ -47,7 +47,7 @@ pub use inspect::{BundleSummary, ImageSummary, VolumeSummary, inspect};
 pub use parts::{AssembledBlob, PartAssembler};
 pub(crate) use reader::into_bundle_error;
 pub use reader::{Entry, EntryKind, VolumeReader};
-pub use staging::{StagedBlob, Staging};
+pub use staging::{StagedBlob, Staging, staging_key};
 pub use store::{BlobReader, BundleStore, StoredManifest};
 pub use verify::{ImageCheck, Problem, ProblemKind, VerifyReport, VolumeCheck, verify};
 pub use writer::{BundleImage, BundleInput, WriteOptions, volume_paths, write_bundle};

@@ -50,13 +50,10 @@ pub async fn run(cli: Cli) -> Result<Status> {
         Command::Login(args) => login::login(args).await,
         Command::Logout(args) => login::logout(args).await,
         Command::Completions(args) => {
-            use clap::CommandFactory;
             use std::io::Write;
-            // clap_complete panics when its writer fails: generate into memory, then write
-            // (a closed pipe, as in `completions zsh | head -1`, is then an error main
-            // treats as success).
-            let mut script = Vec::new();
-            clap_complete::generate(args.shell, &mut Cli::command(), "airlift", &mut script);
+            // Generated into memory, then written: a closed pipe, as in `completions zsh |
+            // head -1`, is then an error main treats as success.
+            let script = crate::completions::generate(args.shell);
             let mut out = std::io::stdout().lock();
             out.write_all(&script)?;
             out.flush()?;
@@ -179,10 +176,12 @@ pub(crate) async fn prepare_credentials(
 /// Plans `jobs`, then either prints the plan (`dry_run`) or executes it with progress,
 /// stopping cleanly on Ctrl-C in every phase. Shared by `mirror sync`, `bundle create` and
 /// `bundle load`. Every registry of the run is probed once first ([`check_registries`]).
+/// `volumes_dir` is where `bundle create` writes its volumes, for the free-space check.
 #[allow(clippy::too_many_arguments)]
 async fn plan_and_run(
     source: &airlift::transfer::Source,
     sink: &airlift::transfer::Sink,
+    volumes_dir: Option<&std::path::Path>,
     jobs: Vec<airlift::mapping::ImageJob>,
     transfer: &airlift::transfer::TransferOptions,
     client: &airlift::registry::ClientOptions,
@@ -258,6 +257,7 @@ async fn plan_and_run(
     {
         check_free_space(
             b.staging.dir(),
+            volumes_dir,
             plan.summary.bytes_to_transfer,
             plan.summary.bytes_present,
         )?;
@@ -375,29 +375,54 @@ pub(crate) async fn check_registries(
         .collect())
 }
 
-/// Refuses to start a bundle when the disk cannot hold it: the blobs still to fetch are
+/// Refuses to start a bundle when the disks cannot hold it: the blobs still to fetch are
 /// staged, then written again into the volumes with those already staged (staging is
-/// removed only at the end). An estimate: excluded blobs count as staged.
-fn check_free_space(dir: &std::path::Path, bytes_to_fetch: u64, bytes_staged: u64) -> Result<()> {
-    let probe = dir
-        .ancestors()
-        .find(|p| p.exists())
-        .unwrap_or(std::path::Path::new("."));
-    let Ok(stat) = rustix::fs::statvfs(probe) else {
-        return Ok(());
+/// removed only at the end). Staging and volumes are often on different disks (staging in
+/// the cache, volumes on removable media): each disk is checked for its share, or for both
+/// when they are one. An estimate: excluded blobs count as staged, volumes as uncompressed.
+fn check_free_space(
+    staging: &std::path::Path,
+    volumes: Option<&std::path::Path>,
+    bytes_to_fetch: u64,
+    bytes_staged: u64,
+) -> Result<()> {
+    use std::path::Path;
+    // The nearest existing directory: what will be created there takes its disk's space.
+    let probe = |dir: &Path| {
+        dir.ancestors()
+            .find(|p| p.exists() && !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned()
     };
-    let free = stat.f_bavail.saturating_mul(stat.f_frsize);
-    let needed = bytes_to_fetch
-        .saturating_mul(2)
-        .saturating_add(bytes_staged)
-        .saturating_add(64 << 20);
-    if free < needed {
-        anyhow::bail!(
-            "not enough free space in {}: {} free, about {} needed (blobs to fetch are staged, then written into the volumes); free some space or pass --staging-dir on another disk, then run the same command again",
-            probe.display(),
-            indicatif::HumanBytes(free),
-            indicatif::HumanBytes(needed)
-        );
+    let margin = 64 << 20;
+    let for_staging = bytes_to_fetch.saturating_add(margin);
+    let for_volumes = bytes_to_fetch.saturating_add(bytes_staged);
+    let staging_probe = probe(staging);
+    let device = |p: &Path| rustix::fs::stat(p).ok().map(|s| s.st_dev);
+    let mut checks = vec![(staging_probe.clone(), for_staging)];
+    if let Some(volumes) = volumes {
+        let volumes_probe = probe(volumes);
+        match device(&volumes_probe) {
+            Some(d) if Some(d) == device(&staging_probe) => {
+                checks[0].1 = for_staging.saturating_add(for_volumes)
+            }
+            _ => checks.push((volumes_probe, for_volumes)),
+        }
+    }
+    for (dir, needed) in checks {
+        let Ok(stat) = rustix::fs::statvfs(&dir) else {
+            continue;
+        };
+        let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+        if free < needed {
+            anyhow::bail!(
+                "not enough free space in {}: {} free, about {} needed (blobs to fetch are staged in {}, then written into the volumes); free some space, pass --staging-dir on another disk or write the bundle elsewhere, then run the same command again",
+                dir.display(),
+                indicatif::HumanBytes(free),
+                indicatif::HumanBytes(needed),
+                staging.display()
+            );
+        }
     }
     Ok(())
 }

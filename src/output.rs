@@ -161,38 +161,64 @@ pub fn print_summary(report: &RunReport, quiet: bool) {
     }
 }
 
-/// One line per failed image, in list order; images failing with the very same error (a
-/// registry that is down, credentials it rejects) share one line.
+/// One line per failed image, in list order. Images failing for one cause share a line when
+/// there are three or more of them (a registry that is down, credentials it rejects, one
+/// cause of many blobs), and blobs failing for one cause are counted, not listed: "failed: 3
+/// images (a (list:1), b and 1 more): 24 blobs: credentials for R were rejected".
 fn failure_lines(report: &RunReport) -> Vec<String> {
-    let failed: Vec<_> = report
+    use airlift::report::ImageReport;
+    let failed: Vec<&ImageReport> = report
         .images
         .iter()
         .filter(|i| i.status == ImageStatus::Failed)
         .collect();
-    // Images failing for one cause of their registry (credentials, TLS) are grouped by it.
-    let error = |i: &airlift::report::ImageReport| {
+    // The cause an image is grouped by: its registry's, else that of its first failed blob,
+    // else its error.
+    let key = |i: &ImageReport| {
         i.cause
             .clone()
+            .or_else(|| i.failed_blobs.first().map(|(_, c)| c.clone()))
             .or_else(|| i.error.clone())
             .unwrap_or_else(|| "unknown error".to_owned())
     };
-    let mut shared: HashMap<String, Vec<&airlift::report::ImageReport>> = HashMap::new();
+    // Distinct blobs of `images` failing for `cause`.
+    let blobs = |images: &[&ImageReport], cause: &str| {
+        images
+            .iter()
+            .flat_map(|i| &i.failed_blobs)
+            .filter(|(_, c)| c == cause)
+            .map(|(d, _)| d)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    // What failed: "N blobs: CAUSE" for several blobs, else for a group the registry-wide
+    // cause, else the first image's whole error (which names the reference or blob).
+    let what = |images: &[&ImageReport], cause: &str| match blobs(images, cause) {
+        n if n >= 2 => format!("{n} blobs: {cause}"),
+        _ if images.len() > 1 && images[0].cause.is_some() => cause.to_owned(),
+        _ => images[0]
+            .error
+            .clone()
+            .unwrap_or_else(|| "unknown error".to_owned()),
+    };
+    let mut shared: HashMap<String, Vec<&ImageReport>> = HashMap::new();
     for image in &failed {
-        shared.entry(error(image)).or_default().push(image);
+        shared.entry(key(image)).or_default().push(image);
     }
     let mut lines = Vec::new();
     for image in &failed {
-        let e = error(image);
-        match shared.get(&e).map(Vec::as_slice) {
-            Some([first, second, rest @ ..]) if !rest.is_empty() => {
+        let cause = key(image);
+        match shared.get(&cause).map(Vec::as_slice) {
+            Some(group @ [first, second, rest @ ..]) if !rest.is_empty() => {
                 if std::ptr::eq(*first, *image) {
                     lines.push(format!(
-                        "failed: {} images ({} ({}), {} and {} more): {e}",
-                        2 + rest.len(),
+                        "failed: {} images ({} ({}), {} and {} more): {}",
+                        group.len(),
                         first.source,
                         first.origin,
                         second.source,
-                        rest.len()
+                        rest.len(),
+                        what(group, &cause)
                     ));
                 }
             }
@@ -200,7 +226,7 @@ fn failure_lines(report: &RunReport) -> Vec<String> {
                 "failed: {} ({}): {}",
                 image.source,
                 image.origin,
-                image.error.as_deref().unwrap_or("unknown error")
+                what(&[image], &cause)
             )),
         }
     }
@@ -210,4 +236,114 @@ fn failure_lines(report: &RunReport) -> Vec<String> {
 /// Ensures the reporter trait object is what the library expects.
 pub fn as_reporter(p: &Arc<Progress>) -> Arc<dyn Reporter> {
     p.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use airlift::Digest;
+    use airlift::report::ImageReport;
+
+    fn failed(source: &str, error: &str, blobs: &[(&str, &str)]) -> ImageReport {
+        ImageReport {
+            source: source.to_owned(),
+            target: format!("site/{source}"),
+            digest: None,
+            source_digest: None,
+            status: ImageStatus::Failed,
+            error: Some(error.to_owned()),
+            pending_volumes: Vec::new(),
+            origin: format!("list:{}", source.len()),
+            referrer_of: None,
+            artifact_type: None,
+            integrity_error: false,
+            disk_full: false,
+            cause: None,
+            failed_blobs: blobs
+                .iter()
+                .map(|(content, cause)| (Digest::of(content.as_bytes()), (*cause).to_owned()))
+                .collect(),
+        }
+    }
+
+    fn report(images: Vec<ImageReport>) -> RunReport {
+        RunReport {
+            images,
+            blobs_transferred: 0,
+            blobs_skipped: 0,
+            bytes_transferred: 0,
+            bytes_skipped: 0,
+            seconds: 0.0,
+            missing_from_bundle: Vec::new(),
+            volumes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn blobs_failing_for_one_cause_are_counted_once() {
+        let denied = "HTTP 403 from R: quota exceeded";
+        let r = report(vec![
+            failed("a", "blob A failed: ...", &[("1", denied), ("2", denied)]),
+            failed("b", "blob B failed: ...", &[("2", denied), ("3", denied)]),
+            failed("c", "blob C failed: ...", &[("4", denied)]),
+            failed("d", "cannot fetch manifest d: not found", &[]),
+        ]);
+        assert_eq!(
+            failure_lines(&r),
+            [
+                format!("failed: 3 images (a (list:1), b and 1 more): 4 blobs: {denied}"),
+                "failed: d (list:1): cannot fetch manifest d: not found".to_owned(),
+            ]
+        );
+    }
+
+    #[test]
+    fn one_image_with_many_failed_blobs_says_how_many() {
+        let r = report(vec![
+            failed(
+                "a",
+                "blob A failed: x",
+                &[("1", "reset"), ("2", "reset"), ("3", "other")],
+            ),
+            failed(
+                "bb",
+                "blob B failed: cannot copy blob B: reset",
+                &[("4", "reset")],
+            ),
+        ]);
+        // Two images are not a group; each says its own count or error.
+        assert_eq!(
+            failure_lines(&r),
+            [
+                "failed: a (list:1): 2 blobs: reset",
+                "failed: bb (list:2): blob B failed: cannot copy blob B: reset",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_registry_cause_groups_images_and_a_lone_image_keeps_its_error() {
+        let cause = "credentials for R were rejected";
+        let mut images: Vec<_> = ["a", "b", "c"]
+            .iter()
+            .map(|s| {
+                let mut i = failed(s, &format!("cannot fetch manifest {s}: {cause}"), &[]);
+                i.cause = Some(cause.to_owned());
+                i
+            })
+            .collect();
+        assert_eq!(
+            failure_lines(&report(images.clone())),
+            [format!(
+                "failed: 3 images (a (list:1), b and 1 more): {cause}"
+            )]
+        );
+        images.truncate(1);
+        assert_eq!(
+            failure_lines(&report(images)),
+            [format!(
+                "failed: a (list:1): cannot fetch manifest a: {cause}"
+            )]
+        );
+    }
 }

@@ -13,6 +13,8 @@ use crate::reference::Digest;
 pub trait Reporter: Send + Sync {
     /// The plan is known: how many blobs and bytes will move, how many are already present.
     fn on_plan(&self, _plan: &PlanSummary) {}
+    /// The plan per image: what each image still needs moved (after `on_plan`).
+    fn on_images(&self, _images: &[ImagePlan]) {}
     /// A blob transfer starts.
     fn on_blob_start(&self, _digest: &Digest, _size: u64) {}
     /// `n` more bytes of a blob arrived (may go backwards by a retry: see `on_blob_retry`).
@@ -48,6 +50,17 @@ pub struct PlanSummary {
     pub manifests: usize,
     /// Signatures, attestations and SBOMs found for the images (planned besides `images`).
     pub referrers: usize,
+}
+
+/// What one image of the plan still needs moved, for per-image progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImagePlan {
+    /// Source reference (as [`ImageReport::source`]).
+    pub source: String,
+    /// Target reference (as [`ImageReport::target`]).
+    pub target: String,
+    /// The blobs to move for it (shared blobs are listed by every image needing them).
+    pub blobs: Vec<(Digest, u64)>,
 }
 
 /// Outcome of one image.
@@ -110,6 +123,11 @@ pub struct ImageReport {
     /// problem), so that images failing for it are shown together.
     #[serde(skip)]
     pub cause: Option<String>,
+    /// The blobs of this image that failed, each with its cause (what follows "cannot copy
+    /// blob D from A to B", or the registry-wide cause), so that a summary can say "24
+    /// blobs: CAUSE" once. The JSON report keeps the image's `error`.
+    #[serde(skip)]
+    pub failed_blobs: Vec<(Digest, String)>,
 }
 
 /// A list entry a partial bundle does not carry (`bundle create --keep-going` could not

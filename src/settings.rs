@@ -212,11 +212,23 @@ impl CreateSettings {
             .context("invalid --from")?
             .map(|d| (d, mode.unwrap_or_default()));
         let keep_staging = staging_dir.is_some();
-        let staging_dir = staging_dir.unwrap_or_else(|| {
-            let mut s = output.clone().into_os_string();
-            s.push(".staging");
-            PathBuf::from(s)
-        });
+        // Staging holds twice what the volumes do at its peak and is written at random: it
+        // belongs in the user's cache, not on the removable media the volumes go to. The
+        // key is derived from the output's absolute path, so the same command run again
+        // resumes from what it staged.
+        let staging_dir = match staging_dir {
+            Some(dir) => dir,
+            None => user_cache_dir()
+                .map(|base| {
+                    base.join("airlift")
+                        .join("staging")
+                        .join(airlift::bundle::staging_key(&output))
+                })
+                .context(
+                    "no directory for staging: neither XDG_CACHE_HOME nor HOME is set; pass \
+                     --staging-dir DIR (a private directory, not a shared one like /tmp)",
+                )?,
+        };
         Ok(CreateSettings {
             lists,
             output,
@@ -274,14 +286,7 @@ impl LoadSettings {
         // plant or read there.
         let state_dir = match state_dir {
             Some(dir) => dir,
-            None => std::env::var_os("XDG_CACHE_HOME")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-                .or_else(|| {
-                    std::env::var_os("HOME")
-                        .filter(|v| !v.is_empty())
-                        .map(|h| PathBuf::from(h).join(".cache"))
-                })
+            None => user_cache_dir()
                 .map(|base| base.join("airlift").join("load"))
                 .context(
                     "no directory for the load state: neither XDG_CACHE_HOME nor HOME is set; \
@@ -306,6 +311,19 @@ impl LoadSettings {
             dry_run,
         })
     }
+}
+
+/// The user's cache directory: `$XDG_CACHE_HOME`, else `~/.cache`. Never a shared directory
+/// such as /tmp, where another user could plant or read what airlift keeps.
+fn user_cache_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache"))
+        })
 }
 
 /// Everything `mirror config` needs.

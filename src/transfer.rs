@@ -125,7 +125,10 @@ pub enum TransferError {
         source: RegistryError,
     },
     /// The destination could not be queried.
-    #[error("cannot query {reference} at the destination")]
+    #[error(
+        "cannot query {reference} at the destination{}",
+        missing_project_hint(source)
+    )]
     Query {
         /// What was asked about.
         reference: String,
@@ -322,6 +325,25 @@ fn misspelled_hint(source: &RegistryError) -> &'static str {
     }
 }
 
+/// A destination that grants not even pull on the repository to be written usually has no
+/// such repository or project: Harbor, Quay and Docker Hub answer a missing one so (a token
+/// with no access, a 403). Say so before the "ask for access" that follows.
+fn missing_project_hint(source: &RegistryError) -> String {
+    use crate::registry::AuthFailure;
+    match source {
+        RegistryError::Auth { kind, .. } => match &**kind {
+            AuthFailure::InsufficientScope { repository, .. }
+            | AuthFailure::Denied { repository, .. } => format!(
+                " (no access at all usually means the repository or its project `{}` does not \
+                 exist: create the project/repository there first)",
+                repository.split('/').next().unwrap_or(repository)
+            ),
+            _ => String::new(),
+        },
+        _ => String::new(),
+    }
+}
+
 /// The part of `error` that concerns a whole registry and not the image (credentials it
 /// rejects, a TLS problem), rendered with its causes; `None` otherwise.
 pub fn registry_cause(error: &(dyn std::error::Error + 'static)) -> Option<String> {
@@ -336,6 +358,19 @@ pub fn registry_cause(error: &(dyn std::error::Error + 'static)) -> Option<Strin
         cur = e.source();
     }
     None
+}
+
+/// The cause of a failed blob copy, without the blob's own header ("cannot copy blob D from
+/// A to B"): the registry-wide cause if there is one, else the rest of the chain. Blobs
+/// failing for one reason (credentials rejected at the target, a full quota) share it.
+pub fn blob_cause(error: &TransferError) -> String {
+    if let Some(cause) = registry_cause(error) {
+        return cause;
+    }
+    match error {
+        TransferError::Blob { source, .. } => error_chain(&**source),
+        other => error_chain(other),
+    }
 }
 
 /// Renders an error with its whole `source()` chain on one line, for reports.

@@ -18,6 +18,37 @@ use crate::reference::Digest;
 
 use super::{BundleError, io_err};
 
+/// The name of the default staging directory of a bundle written to `output`: the output's
+/// file name (for a person looking into the cache) and a hash of its absolute path, so two
+/// bundles of the same name elsewhere do not share staging while the same command run again
+/// finds what it staged. The directory part is resolved (links, `..`) when it exists.
+pub fn staging_key(output: &Path) -> String {
+    let absolute = std::path::absolute(output).unwrap_or_else(|_| output.to_owned());
+    let resolved = match (absolute.parent(), absolute.file_name()) {
+        (Some(dir), Some(name)) => std::fs::canonicalize(dir)
+            .map(|d| d.join(name))
+            .unwrap_or_else(|_| absolute.clone()),
+        _ => absolute.clone(),
+    };
+    let hash = Sha256::digest(resolved.as_os_str().as_encoded_bytes());
+    let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let name: String = resolved
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    format!("{name}-{hex}")
+}
+
 /// A staging directory.
 #[derive(Debug, Clone)]
 pub struct Staging {
@@ -205,6 +236,24 @@ impl StagedBlob {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn staging_key_is_stable_per_absolute_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("release.tar.zst");
+        let key = staging_key(&out);
+        assert!(key.starts_with("release.tar.zst-"), "{key}");
+        assert_eq!(key.len(), "release.tar.zst-".len() + 16);
+        // The same file named another way is the same key.
+        let other = dir.path().join("sub/../release.tar.zst");
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        assert_eq!(staging_key(&other), key);
+        // Another directory, same file name: another key.
+        let elsewhere = tempfile::tempdir().unwrap();
+        assert_ne!(staging_key(&elsewhere.path().join("release.tar.zst")), key);
+        // Odd characters do not reach the directory name.
+        assert!(staging_key(Path::new("/x/a b\nc")).starts_with("a_b_c-"));
+    }
 
     #[tokio::test]
     async fn commit_verifies_and_renames() {

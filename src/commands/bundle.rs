@@ -67,9 +67,11 @@ pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
         staging: staging.clone(),
         excluded: Arc::new(excluded.clone()),
     });
+    let volumes_dir = s.output.parent().filter(|p| !p.as_os_str().is_empty());
     let outcome = super::plan_and_run(
         &source,
         &sink,
+        Some(volumes_dir.unwrap_or(std::path::Path::new("."))),
         jobs,
         &s.transfer,
         &s.client,
@@ -348,6 +350,7 @@ pub async fn load(args: BundleLoadArgs, quiet: bool) -> Result<Status> {
     match super::plan_and_run(
         &source,
         &sink,
+        None,
         jobs,
         &s.transfer,
         &s.client,

@@ -40,6 +40,7 @@ pub async fn sync(args: SyncArgs, quiet: bool) -> Result<Status> {
     let outcome = super::plan_and_run(
         &source,
         &sink,
+        None,
         jobs,
         &settings.transfer,
         &settings.client,

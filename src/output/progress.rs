@@ -1,14 +1,17 @@
 //! Progress display: indicatif bars on a terminal, or a plain line on stderr every few seconds
-//! (for CI logs), fed by the engine's [`Reporter`] calls.
+//! (for CI logs), fed by the engine's [`Reporter`] calls. On a terminal each finished image is
+//! one line above the bars, and a large image gets a bar of its own (advanced as its blobs
+//! complete) under which the overall bar stays.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use airlift::Digest;
-use airlift::report::{ImageReport, ImageStatus, PlanSummary, Reporter, volume_list};
+use airlift::report::{ImagePlan, ImageReport, ImageStatus, PlanSummary, Reporter, volume_list};
 
 use crate::cli::ProgressMode;
 
@@ -24,11 +27,38 @@ struct Counters {
     in_flight: AtomicUsize,
 }
 
+/// Images moving at least this many bytes get a bar of their own on a terminal.
+const LARGE_IMAGE: u64 = 32 << 20;
+/// At most this many image bars at once; another large image gets one when a bar is gone.
+const MAX_IMAGE_BARS: usize = 4;
+
+/// A large image's progress: bytes of its blobs completed out of those it needs moved.
+struct ImageBar {
+    source: String,
+    target: String,
+    total: u64,
+    /// Blobs completed (a blob shared by images counts for each).
+    done: HashSet<Digest>,
+    moved: u64,
+    bar: Option<ProgressBar>,
+    finished: bool,
+}
+
+/// The large images of the run, and which of them each blob belongs to.
+#[derive(Default)]
+struct ImageBars {
+    images: Vec<ImageBar>,
+    by_blob: HashMap<Digest, Vec<usize>>,
+}
+
 /// The CLI's [`Reporter`].
 pub struct Progress {
     mode: ProgressMode,
     counters: Arc<Counters>,
+    /// The terminal display holding the overall bar and the image bars.
+    multi: Option<MultiProgress>,
     bar: Option<ProgressBar>,
+    images: Mutex<ImageBars>,
     started: Instant,
     ticker: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// What happens before the plan is known ("connecting to X"), shown instead of byte
@@ -39,8 +69,14 @@ pub struct Progress {
 impl Progress {
     /// A display in `mode` (`Auto` already resolved by the caller).
     pub fn new(mode: ProgressMode) -> Self {
-        let bar = (mode == ProgressMode::Bars).then(|| {
-            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(8));
+        Progress::with_target(mode, ProgressDrawTarget::stderr_with_hz(8))
+    }
+
+    /// A display in `mode` drawing its bars to `target`.
+    fn with_target(mode: ProgressMode, target: ProgressDrawTarget) -> Self {
+        let multi = (mode == ProgressMode::Bars).then(|| MultiProgress::with_draw_target(target));
+        let bar = multi.as_ref().map(|multi| {
+            let bar = multi.add(ProgressBar::new(0));
             bar.set_style(
                 ProgressStyle::with_template(
                     "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
@@ -53,7 +89,9 @@ impl Progress {
         Progress {
             mode,
             counters: Arc::default(),
+            multi,
             bar,
+            images: Mutex::default(),
             started: Instant::now(),
             ticker: Mutex::new(None),
             phase: Arc::default(),
@@ -93,6 +131,11 @@ impl Progress {
         if let Some(h) = self.ticker.lock().expect("not poisoned").take() {
             h.abort();
         }
+        for image in &mut self.images.lock().expect("not poisoned").images {
+            if let Some(bar) = image.bar.take() {
+                bar.finish_and_clear();
+            }
+        }
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
@@ -128,11 +171,56 @@ impl Progress {
     fn println(&self, line: String) {
         // Lines carry names and errors from registries and bundles: escaped here, once.
         let line = airlift::escape::escape_lines(&line).into_owned();
-        match (&self.bar, self.mode) {
-            (Some(bar), _) => bar.println(line),
+        match (&self.multi, self.mode) {
+            (Some(multi), _) => {
+                let _ = multi.println(line);
+            }
             (None, ProgressMode::None) => {}
             (None, _) => eprintln!("{line}"),
         }
+    }
+
+    /// Gives the large images that `digest` belongs to a bar, while fewer than
+    /// [`MAX_IMAGE_BARS`] are shown.
+    fn show_image_bars(&self, bars: &mut ImageBars, digest: &Digest) {
+        let (Some(multi), Some(main)) = (&self.multi, &self.bar) else {
+            return;
+        };
+        let mut shown = bars.images.iter().filter(|i| i.bar.is_some()).count();
+        for &i in bars
+            .by_blob
+            .get(digest)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let image = &mut bars.images[i];
+            if image.bar.is_some() || image.finished || shown >= MAX_IMAGE_BARS {
+                continue;
+            }
+            let bar = multi.insert_before(main, ProgressBar::new(image.total));
+            bar.set_style(
+                ProgressStyle::with_template("  {wide_msg} {bar:30} {bytes}/{total_bytes}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_message(airlift::escape::escape_lines(&image.source).into_owned());
+            bar.set_position(image.moved);
+            image.bar = Some(bar);
+            shown += 1;
+        }
+    }
+
+    /// The image bars shown: (source, position, length).
+    #[cfg(test)]
+    fn image_bars(&self) -> Vec<(String, u64, u64)> {
+        let bars = self.images.lock().expect("not poisoned");
+        bars.images
+            .iter()
+            .filter_map(|i| {
+                let bar = i.bar.as_ref()?;
+                Some((i.source.clone(), bar.position(), bar.length().unwrap_or(0)))
+            })
+            .collect()
     }
 
     fn update_message(&self) {
@@ -191,8 +279,38 @@ impl Reporter for Progress {
         ));
     }
 
-    fn on_blob_start(&self, _digest: &Digest, _size: u64) {
+    fn on_images(&self, images: &[ImagePlan]) {
+        if self.multi.is_none() {
+            return;
+        }
+        let mut bars = self.images.lock().expect("not poisoned");
+        for image in images {
+            let total: u64 = image.blobs.iter().map(|(_, size)| size).sum();
+            if total < LARGE_IMAGE {
+                continue;
+            }
+            let index = bars.images.len();
+            for (digest, _) in &image.blobs {
+                bars.by_blob.entry(digest.clone()).or_default().push(index);
+            }
+            bars.images.push(ImageBar {
+                source: image.source.clone(),
+                target: image.target.clone(),
+                total,
+                done: HashSet::new(),
+                moved: 0,
+                bar: None,
+                finished: false,
+            });
+        }
+    }
+
+    fn on_blob_start(&self, digest: &Digest, _size: u64) {
         self.counters.in_flight.fetch_add(1, Ordering::Relaxed);
+        if self.multi.is_some() {
+            let mut bars = self.images.lock().expect("not poisoned");
+            self.show_image_bars(&mut bars, digest);
+        }
     }
 
     fn on_bytes(&self, n: u64) {
@@ -206,11 +324,41 @@ impl Reporter for Progress {
         self.println(format!("retrying blob {}: {error}", digest.short()));
     }
 
-    fn on_blob_done(&self, _digest: &Digest, _size: u64) {
+    fn on_blob_done(&self, digest: &Digest, size: u64) {
         self.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if self.multi.is_none() {
+            return;
+        }
+        let mut bars = self.images.lock().expect("not poisoned");
+        // A bundle load reports blobs done only: a bar appears with its image's first one.
+        self.show_image_bars(&mut bars, digest);
+        let ImageBars { images, by_blob } = &mut *bars;
+        for &i in by_blob.get(digest).map(Vec::as_slice).unwrap_or_default() {
+            let image = &mut images[i];
+            if image.done.insert(digest.clone()) {
+                image.moved += size;
+                if let Some(bar) = &image.bar {
+                    bar.set_position(image.moved);
+                }
+            }
+        }
     }
 
     fn on_image_done(&self, image: &ImageReport) {
+        if let Some(multi) = &self.multi {
+            let mut bars = self.images.lock().expect("not poisoned");
+            let done = bars
+                .images
+                .iter_mut()
+                .find(|i| !i.finished && i.source == image.source && i.target == image.target);
+            if let Some(done) = done {
+                done.finished = true;
+                if let Some(bar) = done.bar.take() {
+                    bar.finish_and_clear();
+                    multi.remove(&bar);
+                }
+            }
+        }
         let c = &self.counters;
         c.images_done.fetch_add(1, Ordering::Relaxed);
         let digest = image.digest.as_ref().map(|d| d.short()).unwrap_or("-");
@@ -247,5 +395,105 @@ impl Reporter for Progress {
 
     fn on_warning(&self, message: &str) {
         self.println(format!("warning: {message}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(source: &str, blobs: &[(&str, u64)]) -> ImagePlan {
+        ImagePlan {
+            source: source.to_owned(),
+            target: format!("site/{source}"),
+            blobs: blobs
+                .iter()
+                .map(|(content, size)| (Digest::of(content.as_bytes()), *size))
+                .collect(),
+        }
+    }
+
+    fn report(source: &str) -> ImageReport {
+        ImageReport {
+            source: source.to_owned(),
+            target: format!("site/{source}"),
+            digest: None,
+            source_digest: None,
+            status: ImageStatus::Copied,
+            error: None,
+            pending_volumes: Vec::new(),
+            origin: "list:1".to_owned(),
+            referrer_of: None,
+            artifact_type: None,
+            integrity_error: false,
+            disk_full: false,
+            cause: None,
+            failed_blobs: Vec::new(),
+        }
+    }
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn large_images_get_a_bar_while_they_move() {
+        let p = Progress::with_target(ProgressMode::Bars, ProgressDrawTarget::hidden());
+        p.on_images(&[
+            plan("big", &[("shared", 40 * MIB), ("big-only", 24 * MIB)]),
+            plan("also-big", &[("shared", 40 * MIB)]),
+            plan("small", &[("shared-small", MIB)]),
+        ]);
+        assert!(p.image_bars().is_empty(), "no bar before a blob moves");
+        let d = |s: &str| Digest::of(s.as_bytes());
+        p.on_blob_start(&d("big-only"), 24 * MIB);
+        assert_eq!(p.image_bars(), [("big".to_owned(), 0, 64 * MIB)]);
+        p.on_blob_done(&d("big-only"), 24 * MIB);
+        // A blob shared by two large images moves both.
+        p.on_blob_start(&d("shared"), 40 * MIB);
+        p.on_blob_done(&d("shared"), 40 * MIB);
+        assert_eq!(
+            p.image_bars(),
+            [
+                ("big".to_owned(), 64 * MIB, 64 * MIB),
+                ("also-big".to_owned(), 40 * MIB, 40 * MIB)
+            ]
+        );
+        // A small image never gets one; a finished image's bar goes.
+        p.on_blob_start(&d("shared-small"), MIB);
+        p.on_image_done(&report("big"));
+        p.on_image_done(&report("small"));
+        assert_eq!(
+            p.image_bars(),
+            [("also-big".to_owned(), 40 * MIB, 40 * MIB)]
+        );
+        p.finish();
+        assert!(p.image_bars().is_empty());
+    }
+
+    #[test]
+    fn at_most_a_few_image_bars_at_once() {
+        let p = Progress::with_target(ProgressMode::Bars, ProgressDrawTarget::hidden());
+        let names: Vec<String> = (0..6).map(|i| format!("image-{i}")).collect();
+        let plans: Vec<ImagePlan> = names
+            .iter()
+            .map(|n| plan(n, &[(n.as_str(), 100 * MIB)]))
+            .collect();
+        p.on_images(&plans);
+        for n in &names {
+            p.on_blob_start(&Digest::of(n.as_bytes()), 100 * MIB);
+        }
+        assert_eq!(p.image_bars().len(), MAX_IMAGE_BARS);
+        // One finishes: the next blob event of a waiting image shows its bar.
+        p.on_image_done(&report("image-0"));
+        p.on_blob_done(&Digest::of(b"image-5"), 100 * MIB);
+        let shown: Vec<String> = p.image_bars().into_iter().map(|b| b.0).collect();
+        assert_eq!(shown, ["image-1", "image-2", "image-3", "image-5"]);
+    }
+
+    #[test]
+    fn plain_mode_keeps_no_image_bars() {
+        let p = Progress::with_target(ProgressMode::Plain, ProgressDrawTarget::hidden());
+        p.on_images(&[plan("big", &[("x", 100 * MIB)])]);
+        p.on_blob_start(&Digest::of(b"x"), 100 * MIB);
+        assert!(p.image_bars().is_empty());
     }
 }

@@ -178,6 +178,7 @@ pub async fn execute(
     let transferred = Arc::new(AtomicUsize::new(0));
     let writes = ManifestWrites::default();
     reporter.on_plan(&plan.summary);
+    reporter.on_images(&image_plans(&plan, |t| sink.scope(t)));
 
     // One future per (blob, target repository) that lacks it.
     let mut futures: HashMap<(Digest, String, String), BlobFuture> = HashMap::new();
@@ -281,7 +282,23 @@ pub async fn execute(
         };
         runs.push(run.boxed().shared());
     }
-    let images = join_all(runs).await;
+    let mut images = join_all(runs).await;
+    // Every blob a failed image needed that failed, with its cause: an image stops at its
+    // first failed blob, but the summary counts them all ("24 blobs: CAUSE").
+    for (report, image) in images.iter_mut().zip(&plan.images) {
+        if report.status != ImageStatus::Failed {
+            continue;
+        }
+        let (registry, repository) = sink.scope(&image.job.target);
+        for d in &image.blobs {
+            let key = (d.clone(), registry.clone(), repository.clone());
+            if let Some(Err(e)) = futures.get(&key).and_then(|f| f.peek())
+                && !matches!(**e, TransferError::Cancelled)
+            {
+                report.failed_blobs.push((d.clone(), super::blob_cause(e)));
+            }
+        }
+    }
 
     let blobs_transferred = transferred.load(Ordering::Relaxed);
     let skipped: Vec<_> = plan
@@ -302,6 +319,38 @@ pub async fn execute(
         missing_from_bundle: Vec::new(),
         volumes: Vec::new(),
     }
+}
+
+/// What each image of `plan` still needs moved: its blobs that its target lacks (`scope` gives
+/// the registry and repository a target's blobs go to, as [`Sink::scope`]).
+pub(super) fn image_plans(
+    plan: &Plan,
+    scope: impl Fn(&crate::reference::ImageRef) -> (String, String),
+) -> Vec<crate::report::ImagePlan> {
+    let blobs: HashMap<&Digest, &super::PlannedBlob> =
+        plan.blobs.iter().map(|b| (&b.digest, b)).collect();
+    plan.images
+        .iter()
+        .map(|image| {
+            let (registry, repository) = scope(&image.job.target);
+            let missing = image
+                .blobs
+                .iter()
+                .filter_map(|d| blobs.get(d))
+                .filter(|b| {
+                    b.targets
+                        .iter()
+                        .any(|t| !t.present && t.registry == registry && t.repository == repository)
+                })
+                .map(|b| (b.digest.clone(), b.size))
+                .collect();
+            crate::report::ImagePlan {
+                source: image.job.source.to_string(),
+                target: image.job.target.to_string(),
+                blobs: missing,
+            }
+        })
+        .collect()
 }
 
 /// The error of a referrer whose image could not be copied.
@@ -455,6 +504,7 @@ pub(super) fn image_report(image: &PlannedImage, result: Result<(), SharedError>
         integrity_error,
         disk_full,
         cause: result.err().and_then(|e| super::registry_cause(&*e)),
+        failed_blobs: Vec::new(),
     }
 }
 

@@ -214,6 +214,9 @@ pub async fn execute_load(
     started: Instant,
 ) -> RunReport {
     reporter.on_plan(&plan.summary);
+    reporter.on_images(&super::execute::image_plans(&plan, |t| {
+        (t.registry().to_owned(), t.repository().to_owned())
+    }));
     let mut needs: HashMap<Digest, Need> = plan
         .blobs
         .iter()

@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::support::assert_complete;
 use crate::support::generator::{self, Generated};
 use crate::support::proxy::{FaultProxy, Faults};
-use crate::support::{Forky, assert_exit, describe, json_report, number};
+use crate::support::{Forky, assert_exit, default_staging, describe, json_report, number};
 use crate::support::{
     TestRegistry, airlift, digest_of, require_program, run_with_timeout, skopeo,
     skopeo_inspect_raw, try_skopeo_inspect_raw,
@@ -288,10 +288,22 @@ fn create_then_load_into_empty_registry_keeps_every_digest() {
     let fx = Fixture::small();
     let volumes = fx.create_ok(&fx.list, "release.tar.zst", &[]);
     assert_eq!(volumes.len(), 1, "no --max-volume-size: one volume");
-    // Staging is gone after a successful create without --staging-dir.
+    // Staging is in the user's cache, not next to the volumes, and gone after a successful
+    // create without --staging-dir.
+    let staging = default_staging(&fx.path("release.tar.zst"));
     assert!(
-        !fx.path("release.tar.zst.staging").exists(),
-        "the default staging directory was left behind"
+        !staging.exists(),
+        "the default staging directory {} was left behind",
+        staging.display()
+    );
+    assert!(staging.parent().unwrap().is_dir());
+    let names: Vec<String> = std::fs::read_dir(fx.path(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.contains("staging")),
+        "staging next to the output: {names:?}"
     );
 
     let site = TestRegistry::start();

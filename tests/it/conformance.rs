@@ -613,17 +613,29 @@ fn a_missing_target_project_is_named() {
         Faults::default().with_rule(missing),
     ));
     let to = format!("{}/site", proxy.addr());
-    let out = Env::new().sync(&images.list, &to, &["--progress", "none"]);
+    let said = format!(
+        "has no repository `site/{}` (or no project `site` for it): create the \
+         project/repository there first",
+        images.images[0].repository
+    );
+    // A dry run finds it out too (its push check opens an upload and cancels it), writing
+    // nothing.
+    let out = Env::new().sync(&images.list, &to, &["--progress", "none", "--dry-run"]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let line = format!(
+        ": error: cannot push to {to}/{0}: {1} {said}",
+        images.images[0].repository,
+        proxy.addr()
+    );
     assert!(
-        all_output(&out).contains(&format!(
-            "has no repository `site/{}` (or no project `site` for it): create the \
-             project/repository there first",
-            images.images[0].repository
-        )),
+        String::from_utf8_lossy(&out.stdout).contains(&line),
         "{}",
         describe(&out)
     );
+    assert!(target.stored_blobs().is_empty(), "a dry run wrote");
+    let out = Env::new().sync(&images.list, &to, &["--progress", "none"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(all_output(&out).contains(&said), "{}", describe(&out));
 }
 
 /// Harbor allows `/v2/_catalog` to admins only (nginx refuses it here): `inventory --list`

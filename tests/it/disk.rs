@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use crate::faults::{MIB, Rig, fault_set};
 use crate::support::generator;
 use crate::support::proxy::Faults;
-use crate::support::{TestRegistry, airlift, assert_exit, run_with_timeout, sha256_hex};
+use crate::support::{
+    TestRegistry, airlift, assert_exit, default_staging, run_with_timeout, sha256_hex,
+};
 
 /// A tmpfs of a fixed size, unmounted on drop.
 struct SmallDisk {
@@ -67,10 +69,28 @@ fn bundle_create_refuses_a_disk_too_small_for_the_plan() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
-    assert!(stderr.contains("not enough free space"), "stderr: {stderr}");
-    assert!(stderr.contains("needed"), "stderr: {stderr}");
+    // Staging is in the cache (a big disk); the volumes' disk is the one too small.
+    let staging = default_staging(&out_path);
+    let line = format!("not enough free space in {}: ", disk.path().display());
+    assert!(stderr.contains(&line), "no {line:?} in stderr: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "needed (blobs to fetch are staged in {}",
+            staging.display()
+        )),
+        "stderr: {stderr}"
+    );
+    // Private, like the load state directory.
+    use std::os::unix::fs::PermissionsExt;
+    for dir in [&staging, staging.parent().unwrap()] {
+        let mode = std::fs::metadata(dir)
+            .expect("staging")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "{}", dir.display());
+    }
     // Nothing was fetched: the staging directory holds no blob, and no volume exists.
-    let staged: Vec<_> = walk(&disk.path().join("release.tar.zst.staging/blobs"));
+    let staged: Vec<_> = walk(&staging.join("blobs"));
     assert!(
         staged.is_empty(),
         "fetched before checking space: {staged:?}"
@@ -104,14 +124,18 @@ fn bundle_create_stops_cleanly_when_the_disk_fills_and_resumes_after() {
     // Room for the plan's check (twice the blobs plus 64 MiB), not much more.
     let disk = SmallDisk::mount("160m");
     let out_path = disk.path().join("set.tar.zst");
-    let staged_dir = disk.path().join("set.tar.zst.staging/blobs/sha256");
+    // Staging on the small disk too (by default it is in the cache, on another disk).
+    let staging = disk.path().join("staging");
+    let staged_dir = staging.join("blobs/sha256");
     let list = rig.list_at(&proxy.addr().to_string());
     let create = || {
         let mut cmd = airlift();
         cmd.args(["bundle", "create", "--json", "--progress", "none", "--list"])
             .arg(&list)
             .arg("-o")
-            .arg(&out_path);
+            .arg(&out_path)
+            .arg("--staging-dir")
+            .arg(&staging);
         cmd
     };
 

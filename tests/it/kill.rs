@@ -6,7 +6,7 @@
 //! promptly with exit 130.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use crate::faults::{
 };
 use crate::support::generator::{self, Arch, ImageSpec, Kind, LayerSpec};
 use crate::support::proxy::{FaultProxy, Faults, Stats};
-use crate::support::{TestRegistry, airlift};
+use crate::support::{TestRegistry, airlift, default_staging};
 use crate::support::{assert_exit, json_report, number};
 
 /// Kill points, as fractions of the unique blob bytes seen at the proxy.
@@ -221,9 +221,7 @@ fn create_cmd(list: &Path, output: &Path) -> Command {
 
 /// Blobs committed to a `bundle create` staging directory (`blobs/sha256/<hex>`).
 fn staged(output: &Path) -> HashSet<String> {
-    let mut dir = output.as_os_str().to_owned();
-    dir.push(".staging");
-    let dir = PathBuf::from(dir).join("blobs/sha256");
+    let dir = default_staging(output).join("blobs/sha256");
     std::fs::read_dir(&dir)
         .map(|entries| {
             entries

@@ -14,7 +14,8 @@
 //! limits; `referrers` carries signatures and SBOMs judged by cosign, notation and oras;
 //! `conformance` runs one scenario against the registry set-ups users meet (proxies, CDNs,
 //! other servers); `operator` tests what an operator sees when things are not perfect (quiet
-//! runs, typos, `--json`, pipes).
+//! runs, typos, `--json`, pipes); `messages` the lines said when the network or a registry
+//! misbehaves (causes grouped, retries, colour, DNS).
 
 #[allow(dead_code)]
 mod support;
@@ -28,6 +29,7 @@ mod harness;
 mod hostile;
 mod inventory;
 mod kill;
+mod messages;
 mod operator;
 mod proxy_faults;
 mod referrers;

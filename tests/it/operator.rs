@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use crate::support::generator::{self, Generated};
 use crate::support::{
-    TestRegistry, airlift, assert_exit, describe, json_report, run_with_timeout, sha256_hex,
+    TestRegistry, airlift, assert_exit, default_staging, describe, json_report, run_with_timeout,
+    sha256_hex,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(300);
@@ -497,6 +498,8 @@ fn bundle_create_dry_run_creates_nothing_and_plans_the_volumes() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(left, ["images.txt"], "a dry run left files behind");
+    let staging = default_staging(&site.path("b.tar.zst"));
+    assert!(!staging.exists(), "a dry run left {}", staging.display());
 }
 
 // Item 7: `--since old.*.tar.zst` (a shell glob: every volume of the old bundle) is accepted.

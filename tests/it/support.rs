@@ -266,13 +266,27 @@ pub fn require_program(program: &str, package: &str) {
     );
 }
 
-/// `airlift` as built by cargo for this test run, with retries undelayed and colours off.
+/// `airlift` as built by cargo for this test run, with retries undelayed, colours off and
+/// the user's cache (staging, load state) in the test target directory, not in `~/.cache`.
 pub fn airlift() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_airlift"));
     cmd.env("AIRLIFT_RETRY_DELAY_MS", "0")
         .env("NO_COLOR", "1")
+        .env("XDG_CACHE_HOME", test_cache_dir())
         .stdin(Stdio::null());
     cmd
+}
+
+/// The `XDG_CACHE_HOME` of the commands [`airlift`] makes.
+pub fn test_cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache")
+}
+
+/// The staging directory `bundle create -o OUTPUT` uses by default (no `--staging-dir`).
+pub fn default_staging(output: &Path) -> PathBuf {
+    test_cache_dir()
+        .join("airlift/staging")
+        .join(airlift::bundle::staging_key(output))
 }
 
 /// Runs `cmd` to completion, killing it and panicking after `timeout`.

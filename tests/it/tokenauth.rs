@@ -151,7 +151,12 @@ fn respond(mut stream: &TcpStream, status: u16, body: &str) {
     );
 }
 
-/// What `user` may do on `repository:NAME:ACTIONS` scopes: alice everything asked, bob pull.
+/// A project that does not exist: like Harbor's token service for a missing project, the
+/// server grants nothing on its repositories, to anyone.
+const MISSING_PROJECT: &str = "ghost";
+
+/// What `user` may do on `repository:NAME:ACTIONS` scopes: alice everything asked, bob pull,
+/// nobody anything in [`MISSING_PROJECT`].
 fn grant(user: Option<&str>, scopes: &[String]) -> Vec<(String, Vec<String>)> {
     let Some(user) = user else {
         return Vec::new();
@@ -165,8 +170,10 @@ fn grant(user: Option<&str>, scopes: &[String]) -> Vec<(String, Vec<String>)> {
             let Some(("repository", name)) = resource.split_once(':') else {
                 continue;
             };
+            let missing = name.split('/').next() == Some(MISSING_PROJECT);
             let allowed: Vec<String> = actions
                 .split(',')
+                .filter(|_| !missing)
                 .filter(|a| user == USER || *a == "pull")
                 .map(str::to_owned)
                 .collect();
@@ -413,6 +420,52 @@ fn pull_only_user_gets_the_insufficient_scope_hint() {
              push on {repository}"
         ),
     );
+    assert!(target.stored_blobs().is_empty(), "a dry run wrote to {reg}");
+}
+
+/// `--dry-run` into a project that does not exist (the token service grants nothing on it, as
+/// Harbor's does): the plan names the repository and says to create the project, exit 1, and
+/// nothing is written; the real run says the same. The same user's dry run into an existing
+/// place passes.
+#[test]
+fn dry_run_names_a_missing_project() {
+    let source = Source::small(1);
+    let server = TokenServer::start(60, Duration::ZERO);
+    let target = token_registry(&server);
+    let env = Env::new();
+    let reg = target.addr();
+    assert_ok(&env.login(&reg, USER, PASSWORD, &[]));
+    let image = &source.images[0];
+    let repository = format!("{MISSING_PROJECT}/{}", image.repository);
+    let to = format!("{reg}/{MISSING_PROJECT}");
+    let error = format!(
+        "cannot query {reg}/{repository}:{tag} at the destination (no access at all usually \
+         means the repository or its project `{MISSING_PROJECT}` does not exist: create the \
+         project/repository there first): the token for {reg} does not grant pull on \
+         {repository}: ask for pull access to it, or check the destination path",
+        tag = image.tag
+    );
+
+    let out = env.sync(&source.list, &to, &["--dry-run", "--progress", "none"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The source's address is the only part left out.
+    let line = format!(" -> {reg}/{repository}:{}: error: {error}", image.tag);
+    assert!(
+        stdout
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("  ") && l.ends_with(&line)),
+        "{}",
+        describe(&out)
+    );
+    assert!(target.stored_blobs().is_empty(), "a dry run wrote to {reg}");
+
+    let out = env.sync(&source.list, &to, &["--progress", "none"]);
+    assert_fails_with(&out, &error);
+
+    let out = env.sync(&source.list, &format!("{reg}/site"), &["--dry-run"]);
+    assert_ok(&out);
     assert!(target.stored_blobs().is_empty(), "a dry run wrote to {reg}");
 }
 
