@@ -14,7 +14,7 @@
 //! limits; `referrers` carries signatures and SBOMs judged by cosign, notation and oras;
 //! `conformance` runs one scenario against the registry set-ups users meet (proxies, CDNs,
 //! other servers); `operator` tests what an operator sees when things are not perfect (quiet
-//! runs, typos, `--json`, pipes).
+//! runs, typos, `--json`, pipes); `serve` pulls from `bundle serve` with skopeo and podman.
 
 #[allow(dead_code)]
 mod support;
@@ -32,6 +32,7 @@ mod operator;
 mod proxy_faults;
 mod referrers;
 mod registry;
+mod serve;
 mod siteconfig;
 mod sync;
 mod tls;
