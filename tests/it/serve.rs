@@ -759,3 +759,50 @@ fn images_missing_a_volume_are_named_and_the_rest_served() {
     let (status, log) = served.stop();
     assert_eq!(status.code(), Some(0), "{log}");
 }
+
+#[test]
+fn signatures_and_sboms_verify_against_the_served_bundle() {
+    use crate::referrers::{Tools, signed_source, write_list};
+    let tools = Tools::new();
+    let source = TestRegistry::start();
+    let (app, _multi, sbom) = signed_source(&tools, &source.addr());
+    let work = tempfile::tempdir().unwrap();
+    let list = write_list(work.path(), "images.txt", &source.addr());
+    let bundle = work.path().join("signed.tar.zst");
+    let create = run_with_timeout(
+        airlift()
+            .args(["bundle", "create", "--list"])
+            .arg(&list)
+            .arg("-o")
+            .arg(&bundle)
+            .args(["--insecure-registry", &source.addr(), "--progress", "none"]),
+        TIMEOUT,
+    );
+    assert!(create.status.success(), "{}", describe(&create));
+    drop(source);
+    let served = Served::start(&[bundle], &["--prefix", "site"]);
+    assert!(
+        served.log().contains(" of them)"),
+        "the referrers are counted: {}",
+        served.log()
+    );
+    // cosign (sigstore bundles through the referrers API, and `.sig` tags), notation and
+    // oras discover, all against the server.
+    let image = format!("{}/site/team/app@{}", served.addr(), app.digest);
+    tools.verify_all(&image, &sbom, "served");
+    let filtered = call(
+        "GET",
+        &format!(
+            "{}/v2/site/team/app/referrers/{}?artifactType=application/spdx%2Bjson",
+            served.url, app.digest
+        ),
+        &[],
+    );
+    assert_eq!(filtered.status, 200);
+    assert_eq!(filtered.header("oci-filters-applied"), "artifactType");
+    let listed = filtered.json()["manifests"].clone();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["digest"], sbom.as_str());
+    let (status, log) = served.stop();
+    assert_eq!(status.code(), Some(0), "{log}");
+}
