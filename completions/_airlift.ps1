@@ -180,6 +180,7 @@ Register-ArgumentCompleter -Native -CommandName 'airlift' -ScriptBlock {
             [CompletionResult]::new('load', 'load', [CompletionResultType]::ParameterValue, 'Push a bundle''s images into a registry, streaming from the volumes')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check every blob''s digest and size in the volumes given and that they belong together (exit code 3 on a problem); which images need volumes not given is reported as information (exit code 0)')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'List a bundle''s images, platforms, sizes and volumes')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve a bundle''s images as a read-only registry, straight from the volumes (no unpacking): pull with docker, podman, skopeo or containerd until stopped (Ctrl-C or SIGTERM, exit 0). Images are named as `bundle load` would name them')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -280,11 +281,29 @@ Register-ArgumentCompleter -Native -CommandName 'airlift' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'airlift;bundle;serve' {
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on, e.g. `0.0.0.0:5000`; port 0 picks a free port (printed)')
+            [CompletionResult]::new('--tls-cert', '--tls-cert', [CompletionResultType]::ParameterName, 'Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key')
+            [CompletionResult]::new('--tls-key', '--tls-key', [CompletionResultType]::ParameterName, 'The private key of --tls-cert (PEM)')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Serve every image under this path (`mirror/site` serves `mirror/site/<source path>`), as `bundle load --to REGISTRY/PREFIX` would place it')
+            [CompletionResult]::new('--keep-host', '--keep-host', [CompletionResultType]::ParameterName, 'Keep the source registry host as the first path component (`PREFIX/k8s.gcr.io/pause:3.10`)')
+            [CompletionResult]::new('--flatten', '--flatten', [CompletionResultType]::ParameterName, 'Keep only the last path component (`PREFIX/pause:3.10`)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr: no progress, no summary')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'airlift;bundle;help' {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Pull the images of the lists into a bundle: one or more zstd-compressed tar volumes holding an OCI layout. Re-running after an interruption downloads only what is missing')
             [CompletionResult]::new('load', 'load', [CompletionResultType]::ParameterValue, 'Push a bundle''s images into a registry, streaming from the volumes')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check every blob''s digest and size in the volumes given and that they belong together (exit code 3 on a problem); which images need volumes not given is reported as information (exit code 0)')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'List a bundle''s images, platforms, sizes and volumes')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve a bundle''s images as a read-only registry, straight from the volumes (no unpacking): pull with docker, podman, skopeo or containerd until stopped (Ctrl-C or SIGTERM, exit 0). Images are named as `bundle load` would name them')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -298,6 +317,9 @@ Register-ArgumentCompleter -Native -CommandName 'airlift' -ScriptBlock {
             break
         }
         'airlift;bundle;help;inspect' {
+            break
+        }
+        'airlift;bundle;help;serve' {
             break
         }
         'airlift;bundle;help;help' {
@@ -393,6 +415,7 @@ Register-ArgumentCompleter -Native -CommandName 'airlift' -ScriptBlock {
             [CompletionResult]::new('load', 'load', [CompletionResultType]::ParameterValue, 'Push a bundle''s images into a registry, streaming from the volumes')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check every blob''s digest and size in the volumes given and that they belong together (exit code 3 on a problem); which images need volumes not given is reported as information (exit code 0)')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'List a bundle''s images, platforms, sizes and volumes')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve a bundle''s images as a read-only registry, straight from the volumes (no unpacking): pull with docker, podman, skopeo or containerd until stopped (Ctrl-C or SIGTERM, exit 0). Images are named as `bundle load` would name them')
             break
         }
         'airlift;help;bundle;create' {
@@ -405,6 +428,9 @@ Register-ArgumentCompleter -Native -CommandName 'airlift' -ScriptBlock {
             break
         }
         'airlift;help;bundle;inspect' {
+            break
+        }
+        'airlift;help;bundle;serve' {
             break
         }
         'airlift;help;inventory' {

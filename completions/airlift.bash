@@ -49,6 +49,9 @@ _airlift() {
             airlift__subcmd__bundle,load)
                 cmd="airlift__subcmd__bundle__subcmd__load"
                 ;;
+            airlift__subcmd__bundle,serve)
+                cmd="airlift__subcmd__bundle__subcmd__serve"
+                ;;
             airlift__subcmd__bundle,verify)
                 cmd="airlift__subcmd__bundle__subcmd__verify"
                 ;;
@@ -63,6 +66,9 @@ _airlift() {
                 ;;
             airlift__subcmd__bundle__subcmd__help,load)
                 cmd="airlift__subcmd__bundle__subcmd__help__subcmd__load"
+                ;;
+            airlift__subcmd__bundle__subcmd__help,serve)
+                cmd="airlift__subcmd__bundle__subcmd__help__subcmd__serve"
                 ;;
             airlift__subcmd__bundle__subcmd__help,verify)
                 cmd="airlift__subcmd__bundle__subcmd__help__subcmd__verify"
@@ -96,6 +102,9 @@ _airlift() {
                 ;;
             airlift__subcmd__help__subcmd__bundle,load)
                 cmd="airlift__subcmd__help__subcmd__bundle__subcmd__load"
+                ;;
+            airlift__subcmd__help__subcmd__bundle,serve)
+                cmd="airlift__subcmd__help__subcmd__bundle__subcmd__serve"
                 ;;
             airlift__subcmd__help__subcmd__bundle,verify)
                 cmd="airlift__subcmd__help__subcmd__bundle__subcmd__verify"
@@ -154,7 +163,7 @@ _airlift() {
             return 0
             ;;
         airlift__subcmd__bundle)
-            opts="-v -q -h -V --verbose --quiet --help --version create load verify inspect help"
+            opts="-v -q -h -V --verbose --quiet --help --version create load verify inspect serve help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -274,7 +283,7 @@ _airlift() {
             return 0
             ;;
         airlift__subcmd__bundle__subcmd__help)
-            opts="create load verify inspect help"
+            opts="create load verify inspect serve help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -330,6 +339,20 @@ _airlift() {
             return 0
             ;;
         airlift__subcmd__bundle__subcmd__help__subcmd__load)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        airlift__subcmd__bundle__subcmd__help__subcmd__serve)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -467,6 +490,36 @@ _airlift() {
             fi
             return 0
             ;;
+        airlift__subcmd__bundle__subcmd__serve)
+            opts="-v -q -h -V --listen --tls-cert --tls-key --prefix --keep-host --flatten --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         airlift__subcmd__bundle__subcmd__verify)
             opts="-v -q -h -V --json --verbose --quiet --help --version"
             if [[ ${cur} == -* ]] ; then
@@ -521,7 +574,7 @@ _airlift() {
             return 0
             ;;
         airlift__subcmd__help__subcmd__bundle)
-            opts="create load verify inspect"
+            opts="create load verify inspect serve"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -563,6 +616,20 @@ _airlift() {
             return 0
             ;;
         airlift__subcmd__help__subcmd__bundle__subcmd__load)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        airlift__subcmd__help__subcmd__bundle__subcmd__serve)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -167,6 +167,7 @@ set edit:completion:arg-completer[airlift] = {|@words|
             cand load 'Push a bundle''s images into a registry, streaming from the volumes'
             cand verify 'Check every blob''s digest and size in the volumes given and that they belong together (exit code 3 on a problem); which images need volumes not given is reported as information (exit code 0)'
             cand inspect 'List a bundle''s images, platforms, sizes and volumes'
+            cand serve 'Serve a bundle''s images as a read-only registry, straight from the volumes (no unpacking): pull with docker, podman, skopeo or containerd until stopped (Ctrl-C or SIGTERM, exit 0). Images are named as `bundle load` would name them'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'airlift;bundle;create'= {
@@ -262,11 +263,28 @@ set edit:completion:arg-completer[airlift] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'airlift;bundle;serve'= {
+            cand --listen 'Address to listen on, e.g. `0.0.0.0:5000`; port 0 picks a free port (printed)'
+            cand --tls-cert 'Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key'
+            cand --tls-key 'The private key of --tls-cert (PEM)'
+            cand --prefix 'Serve every image under this path (`mirror/site` serves `mirror/site/<source path>`), as `bundle load --to REGISTRY/PREFIX` would place it'
+            cand --keep-host 'Keep the source registry host as the first path component (`PREFIX/k8s.gcr.io/pause:3.10`)'
+            cand --flatten 'Keep only the last path component (`PREFIX/pause:3.10`)'
+            cand -v 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand --verbose 'More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides'
+            cand -q 'Only errors on stderr: no progress, no summary'
+            cand --quiet 'Only errors on stderr: no progress, no summary'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'airlift;bundle;help'= {
             cand create 'Pull the images of the lists into a bundle: one or more zstd-compressed tar volumes holding an OCI layout. Re-running after an interruption downloads only what is missing'
             cand load 'Push a bundle''s images into a registry, streaming from the volumes'
             cand verify 'Check every blob''s digest and size in the volumes given and that they belong together (exit code 3 on a problem); which images need volumes not given is reported as information (exit code 0)'
             cand inspect 'List a bundle''s images, platforms, sizes and volumes'
+            cand serve 'Serve a bundle''s images as a read-only registry, straight from the volumes (no unpacking): pull with docker, podman, skopeo or containerd until stopped (Ctrl-C or SIGTERM, exit 0). Images are named as `bundle load` would name them'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'airlift;bundle;help;create'= {
@@ -276,6 +294,8 @@ set edit:completion:arg-completer[airlift] = {|@words|
         &'airlift;bundle;help;verify'= {
         }
         &'airlift;bundle;help;inspect'= {
+        }
+        &'airlift;bundle;help;serve'= {
         }
         &'airlift;bundle;help;help'= {
         }
@@ -360,6 +380,7 @@ set edit:completion:arg-completer[airlift] = {|@words|
             cand load 'Push a bundle''s images into a registry, streaming from the volumes'
             cand verify 'Check every blob''s digest and size in the volumes given and that they belong together (exit code 3 on a problem); which images need volumes not given is reported as information (exit code 0)'
             cand inspect 'List a bundle''s images, platforms, sizes and volumes'
+            cand serve 'Serve a bundle''s images as a read-only registry, straight from the volumes (no unpacking): pull with docker, podman, skopeo or containerd until stopped (Ctrl-C or SIGTERM, exit 0). Images are named as `bundle load` would name them'
         }
         &'airlift;help;bundle;create'= {
         }
@@ -368,6 +389,8 @@ set edit:completion:arg-completer[airlift] = {|@words|
         &'airlift;help;bundle;verify'= {
         }
         &'airlift;help;bundle;inspect'= {
+        }
+        &'airlift;help;bundle;serve'= {
         }
         &'airlift;help;inventory'= {
         }

@@ -77,6 +77,10 @@ pub enum BundleCommand {
     Verify(BundleVerifyArgs),
     /// List a bundle's images, platforms, sizes and volumes.
     Inspect(BundleInspectArgs),
+    /// Serve a bundle's images as a read-only registry, straight from the volumes (no
+    /// unpacking): pull with docker, podman, skopeo or containerd until stopped (Ctrl-C or
+    /// SIGTERM, exit 0). Images are named as `bundle load` would name them.
+    Serve(BundleServeArgs),
 }
 
 /// Arguments of `airlift bundle create`.
@@ -176,6 +180,34 @@ pub struct BundleInspectArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Arguments of `airlift bundle serve`.
+#[derive(Debug, Args)]
+pub struct BundleServeArgs {
+    /// Volume files, in any order; images that need a volume not given are not served.
+    #[arg(required = true, value_name = "VOLUME")]
+    pub volumes: Vec<PathBuf>,
+    /// Address to listen on, e.g. `0.0.0.0:5000`; port 0 picks a free port (printed).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve every image under this path (`mirror/site` serves `mirror/site/<source path>`),
+    /// as `bundle load --to REGISTRY/PREFIX` would place it.
+    #[arg(long, value_name = "PREFIX")]
+    pub prefix: Option<String>,
+    /// Keep the source registry host as the first path component
+    /// (`PREFIX/k8s.gcr.io/pause:3.10`).
+    #[arg(long, conflicts_with = "flatten")]
+    pub keep_host: bool,
+    /// Keep only the last path component (`PREFIX/pause:3.10`).
+    #[arg(long)]
+    pub flatten: bool,
 }
 
 /// Arguments of `airlift inventory`.
@@ -550,6 +582,51 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn serve_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "airlift",
+            "bundle",
+            "serve",
+            "a.001.tar.zst",
+            "a.002.tar.zst",
+            "--listen",
+            "127.0.0.1:0",
+            "--prefix",
+            "mirror/site",
+            "--flatten",
+        ])
+        .unwrap();
+        let Command::Bundle(BundleCommand::Serve(s)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(s.volumes.len(), 2);
+        assert_eq!(s.listen.to_string(), "127.0.0.1:0");
+        assert!(s.flatten && !s.keep_host && s.tls_cert.is_none());
+        let serve = |extra: &[&str]| {
+            let mut args = vec!["airlift", "bundle", "serve", "a.tar.zst"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args)
+        };
+        // --listen is required and must be an address; TLS needs both files.
+        assert!(serve(&[]).is_err());
+        assert!(serve(&["--listen", "localhost"]).is_err());
+        assert!(serve(&["--listen", "[::1]:5000", "--tls-cert", "c.pem"]).is_err());
+        assert!(serve(&["--listen", "[::1]:5000", "--tls-key", "k.pem"]).is_err());
+        assert!(
+            serve(&[
+                "--listen",
+                "[::1]:5000",
+                "--tls-cert",
+                "c.pem",
+                "--tls-key",
+                "k.pem"
+            ])
+            .is_ok()
+        );
+        assert!(serve(&["--listen", "0.0.0.0:5000", "--keep-host", "--flatten"]).is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@ mod bundle;
 mod config;
 mod login;
 mod mirror;
+mod serve;
 
 use anyhow::Result;
 
@@ -46,6 +47,7 @@ pub async fn run(cli: Cli) -> Result<Status> {
         Command::Bundle(BundleCommand::Load(args)) => bundle::load(args, cli.quiet).await,
         Command::Bundle(BundleCommand::Verify(args)) => bundle::verify(args).await,
         Command::Bundle(BundleCommand::Inspect(args)) => bundle::inspect(args).await,
+        Command::Bundle(BundleCommand::Serve(args)) => serve::serve(args, cli.quiet).await,
         Command::Inventory(args) => bundle::inventory(args).await,
         Command::Login(args) => login::login(args).await,
         Command::Logout(args) => login::logout(args).await,
@@ -81,6 +83,7 @@ pub fn wants_json(cli: &Cli) -> bool {
         Command::Bundle(BundleCommand::Verify(a)) => a.json,
         Command::Bundle(BundleCommand::Inspect(a)) => a.json,
         Command::Mirror(MirrorCommand::Config(_))
+        | Command::Bundle(BundleCommand::Serve(_))
         | Command::Inventory(_)
         | Command::Login(_)
         | Command::Logout(_)
@@ -94,6 +97,8 @@ pub fn exit_code_for(error: &anyhow::Error) -> Status {
         e.is::<airlift::imagelist::ListError>()
             || e.is::<airlift::reference::ReferenceError>()
             || e.is::<UsageError>()
+            || e.downcast_ref::<airlift::serve::ServeError>()
+                .is_some_and(|s| s.is_input())
     });
     let integrity = error.chain().any(|e| {
         e.downcast_ref::<airlift::bundle::BundleError>()

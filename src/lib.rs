@@ -4,7 +4,8 @@
 //! destination ([`mapping`]), talks to registries ([`registry`]) and copies content through one
 //! plan/execute engine ([`transfer`]), writes and reads content bundles ([`bundle`]), and
 //! takes inventories of site registries for differential bundles ([`inventory`]), and writes
-//! the configuration that makes a site's runtimes pull from the mirror ([`siteconfig`]).
+//! the configuration that makes a site's runtimes pull from the mirror ([`siteconfig`]), and
+//! serves a bundle as a read-only registry ([`serve`]).
 //! Progress is reported through [`report::Reporter`]; the `airlift` binary supplies terminal
 //! and JSON front ends.
 
@@ -19,6 +20,7 @@ pub mod policy;
 pub mod reference;
 pub mod registry;
 pub mod report;
+pub mod serve;
 pub mod siteconfig;
 pub mod transfer;
 

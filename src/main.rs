@@ -2,8 +2,8 @@
 //!
 //! Exit codes: 0 success, 1 some images failed (or another runtime error), 2 usage or input
 //! error, 3 integrity error, 4 images pending (`bundle load --require-complete` without every
-//! volume), 130 interrupted. `-v` logs airlift's info, `-vv` its debug
-//! lines, `-vvv` every crate's.
+//! volume), 130 interrupted (`bundle serve` runs until SIGINT or SIGTERM and then exits 0).
+//! `-v` logs airlift's info, `-vv` its debug lines, `-vvv` every crate's.
 
 mod cli;
 mod commands;

@@ -390,3 +390,42 @@ impl SiteConfigSettings {
         })
     }
 }
+
+/// Everything `bundle serve` needs.
+pub struct ServeSettings {
+    pub volumes: Vec<PathBuf>,
+    pub options: airlift::serve::ServeOptions,
+}
+
+impl ServeSettings {
+    pub fn resolve(args: crate::cli::BundleServeArgs) -> Result<Self> {
+        let crate::cli::BundleServeArgs {
+            volumes,
+            listen,
+            tls_cert,
+            tls_key,
+            prefix,
+            keep_host,
+            flatten,
+        } = args;
+        let mode = match (keep_host, flatten) {
+            (true, _) => MappingMode::KeepHost,
+            (_, true) => MappingMode::Flatten,
+            _ => MappingMode::Strip,
+        };
+        let naming = airlift::serve::Naming::new(mode, prefix.as_deref().unwrap_or(""))?;
+        let tls = match (tls_cert, tls_key) {
+            (Some(cert), Some(key)) => Some(airlift::serve::TlsFiles { cert, key }),
+            // clap requires both or neither.
+            _ => None,
+        };
+        Ok(ServeSettings {
+            volumes,
+            options: airlift::serve::ServeOptions {
+                naming,
+                listen,
+                tls,
+            },
+        })
+    }
+}

@@ -29,18 +29,24 @@ use crate::support::{
 /// Upper bound for one bundle command on the small set (debug build, 2 shared cores).
 const TIMEOUT: Duration = Duration::from_secs(300);
 
-/// A source registry holding the small set, a list of it, and a scratch directory.
-struct Fixture {
-    source: TestRegistry,
-    images: Vec<Generated>,
-    list: PathBuf,
-    dir: tempfile::TempDir,
+/// A source registry holding the small set, a list of it, and a scratch directory (also used
+/// by the `serve` tests).
+pub(crate) struct Fixture {
+    pub(crate) source: TestRegistry,
+    pub(crate) images: Vec<Generated>,
+    pub(crate) list: PathBuf,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Fixture {
-    fn small() -> Fixture {
+    pub(crate) fn small() -> Fixture {
+        Fixture::of(&generator::small_set())
+    }
+
+    /// A source registry holding `specs`.
+    pub(crate) fn of(specs: &[generator::ImageSpec]) -> Fixture {
         let source = TestRegistry::start();
-        let images = generator::push(&source.addr(), &generator::small_set());
+        let images = generator::push(&source.addr(), specs);
         let dir = tempfile::tempdir().expect("tempdir");
         let list = generator::write_list(dir.path(), &images, &source.addr());
         Fixture {
@@ -51,7 +57,7 @@ impl Fixture {
         }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
@@ -80,7 +86,7 @@ impl Fixture {
     }
 
     /// Creates a bundle of `list` and asserts success; returns its volume files.
-    fn create_ok(&self, list: &Path, name: &str, args: &[&str]) -> Vec<PathBuf> {
+    pub(crate) fn create_ok(&self, list: &Path, name: &str, args: &[&str]) -> Vec<PathBuf> {
         let out = self.path(name);
         let result = self.create(list, &out, args);
         assert_exit(&result, 0);

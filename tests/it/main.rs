@@ -15,7 +15,8 @@
 //! `conformance` runs one scenario against the registry set-ups users meet (proxies, CDNs,
 //! other servers); `operator` tests what an operator sees when things are not perfect (quiet
 //! runs, typos, `--json`, pipes); `messages` the lines said when the network or a registry
-//! misbehaves (causes grouped, retries, colour, DNS).
+//! misbehaves (causes grouped, retries, colour, DNS); `serve` pulls from `bundle serve` with
+//! skopeo and podman.
 
 #[allow(dead_code)]
 mod support;
@@ -34,6 +35,7 @@ mod operator;
 mod proxy_faults;
 mod referrers;
 mod registry;
+mod serve;
 mod siteconfig;
 mod sync;
 mod tls;

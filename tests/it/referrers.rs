@@ -90,14 +90,14 @@ impl Drop for RefReg {
 
 /// The signing and verifying tools, with their keys and configuration in a directory inside
 /// the chroot.
-struct Tools {
+pub(crate) struct Tools {
     forky: Forky,
     dir: tempfile::TempDir,
     inside: String,
 }
 
 impl Tools {
-    fn new() -> Tools {
+    pub(crate) fn new() -> Tools {
         let forky = Forky::get();
         let dir = tempfile::tempdir_in(forky.root().join("tmp")).expect("tempdir in the chroot");
         let inside = forky.inside(dir.path());
@@ -132,7 +132,7 @@ impl Tools {
         run_with_timeout(&mut cmd, Duration::from_secs(120))
     }
 
-    fn ok(&self, args: &[&str]) -> Output {
+    pub(crate) fn ok(&self, args: &[&str]) -> Output {
         let out = self.run(args);
         assert!(out.status.success(), "{args:?}: {}", describe(&out));
         out
@@ -199,7 +199,7 @@ impl Tools {
     }
 
     /// Every verification the site would run on `image` (`HOST/REPO@DIGEST`) and its SBOM.
-    fn verify_all(&self, image: &str, sbom: &str, context: &str) {
+    pub(crate) fn verify_all(&self, image: &str, sbom: &str, context: &str) {
         let check = |args: Vec<&str>| {
             let out = self.run(&args);
             assert!(
@@ -269,7 +269,7 @@ impl Tools {
 }
 
 /// Pushes two images to `addr` and signs them every way: (app, multi, app's SBOM digest).
-fn signed_source(tools: &Tools, addr: &str) -> (Generated, Generated, String) {
+pub(crate) fn signed_source(tools: &Tools, addr: &str) -> (Generated, Generated, String) {
     let specs = vec![
         ImageSpec::new(
             "team/app",
@@ -299,7 +299,7 @@ fn signed_source(tools: &Tools, addr: &str) -> (Generated, Generated, String) {
     (app, multi, sbom)
 }
 
-fn write_list(dir: &Path, name: &str, addr: &str) -> PathBuf {
+pub(crate) fn write_list(dir: &Path, name: &str, addr: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(
         &path,

@@ -116,7 +116,7 @@ fn config(env: &Env, source: &Source, runtime: &str, to: &str, extra: &[&str]) -
 }
 
 /// A directory under the chroot (so its programs can read it), removed on drop.
-fn chroot_tempdir(forky: &Forky) -> tempfile::TempDir {
+pub(crate) fn chroot_tempdir(forky: &Forky) -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("airlift-siteconfig-")
         .tempdir_in(forky.root().join("tmp"))
@@ -356,8 +356,9 @@ fn containerd_pulls_source_references_through_the_mirror() {
 }
 
 /// `podman pull REF` in the chroot with `registries.conf` as the only registries file, a
-/// throwaway vfs store under `store`, and `--cert-dir` when given.
-fn podman_pull(
+/// throwaway vfs store under `store`, and `--cert-dir` when given (also used by the `serve`
+/// tests).
+pub(crate) fn podman_pull(
     forky: &Forky,
     conf: &Path,
     store: &Path,
