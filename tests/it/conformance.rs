@@ -19,6 +19,7 @@ use crate::support::{
 use crate::tls::{Certs, Env, PASSWORD, USER, all_output, assert_copied, assert_ok};
 
 mod helper;
+mod limits;
 
 const MIB: u64 = 1024 * 1024;
 
