@@ -20,6 +20,7 @@ use crate::tls::{Certs, Env, PASSWORD, USER, all_output, assert_copied, assert_o
 
 mod helper;
 mod limits;
+mod mounts;
 
 const MIB: u64 = 1024 * 1024;
 
