@@ -13,12 +13,14 @@
 //! feeds crafted bundles, lists and a hostile registry to the binary under memory and time
 //! limits; `referrers` carries signatures and SBOMs judged by cosign, notation and oras;
 //! `conformance` runs one scenario against the registry set-ups users meet (proxies, CDNs,
-//! other servers); `operator` tests what an operator sees when things are not perfect (quiet
+//! other servers); `addresses` runs registries on a network namespace's non-loopback and IPv6
+//! addresses; `operator` tests what an operator sees when things are not perfect (quiet
 //! runs, typos, `--json`, pipes).
 
 #[allow(dead_code)]
 mod support;
 
+mod addresses;
 mod aliases;
 mod bundle;
 mod conformance;
