@@ -159,3 +159,69 @@ fn ignored_mounts_are_not_counted_as_already_present() {
         nginx.log("front")
     );
 }
+
+/// The same for `bundle load`: the target holds the first image (loaded from a bundle of it),
+/// and a front that drops `mount=` makes distribution ignore the mounts of the shared base
+/// layers. They are read from the volumes and uploaded; the report counts them as
+/// transferred, not as already present.
+#[test]
+fn bundle_load_counts_ignored_mounts_as_transferred() {
+    let source = TestRegistry::start();
+    let images = Images::push_specs(&source, &source.addr(), &generator::small_set());
+    let registry = TestRegistry::start();
+    let front = free_port();
+    let servers = format!(
+        "server {{ listen 127.0.0.1:{front}; access_log {{dir}}/front.log airlift;
+           location / {{ if ($arg_mount) {{ rewrite ^(.*)$ $1? break; }}
+             proxy_pass {}; proxy_set_header Host $http_host; }} }}",
+        registry.url(),
+    );
+    let nginx = Nginx::start(&servers, &[front]);
+    let env = Env::new();
+    let (first, rest) = images.images.split_at(1);
+    let first_dir = tempfile::tempdir().unwrap();
+    let first_list = generator::write_list(first_dir.path(), first, &source.addr());
+    let to = format!("127.0.0.1:{front}/mirror");
+    let mut reports = Vec::new();
+    for (name, list) in [("first", &first_list), ("all", &images.list)] {
+        let bundle = env.path(&format!("{name}.tar.zst"));
+        let bundle = bundle.to_str().unwrap();
+        let list = list.to_str().unwrap();
+        let out = env.run(&["bundle", "create", "--list", list, "-o", bundle]);
+        assert_ok(&out);
+        let state = env.path(&format!("{name}-state"));
+        let state = state.to_str().unwrap();
+        let args = ["bundle", "load", bundle, "--to", &to, "--state-dir", state];
+        let out = env.run(&[&args[..], &["--json", "--progress", "none"]].concat());
+        assert_ok(&out);
+        reports.push(json_report(&out));
+    }
+    assert_copied(&registry, &images.images);
+    let uploaded: HashSet<&str> = rest
+        .iter()
+        .flat_map(|g| g.blobs.iter().map(|(d, _)| d.as_str()))
+        .collect();
+    let skipped: u64 = first[0]
+        .blobs
+        .iter()
+        .filter(|(d, _)| !uploaded.contains(d.as_str()))
+        .map(|(_, s)| s)
+        .sum();
+    let report = &reports[1];
+    assert_eq!(number(report, "bytes_skipped"), skipped, "{report}");
+    assert_eq!(
+        number(report, "bytes_transferred"),
+        per_repository_bytes(rest),
+        "{report}"
+    );
+    let ignored = nginx
+        .log("front")
+        .iter()
+        .filter(|l| l.starts_with("POST ") && l.contains("mount=") && l.contains(" 202 "))
+        .count();
+    assert!(
+        ignored > 0,
+        "no mount was ignored: {:?}",
+        nginx.log("front")
+    );
+}
