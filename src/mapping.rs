@@ -132,11 +132,21 @@ pub fn map_reference(source: &ImageRef, dest: &Destination, mode: MappingMode) -
 
 /// A registry host as a repository path component. `:` is not allowed in a path, so the port
 /// separator becomes `_` (`127.0.0.1:5001` -> `127.0.0.1_5001`); host names are
-/// case-insensitive and paths must be lowercase. IPv6 brackets are dropped.
+/// case-insensitive and paths must be lowercase. An IPv6 literal becomes its eight groups
+/// joined by `-` (`[::1]:5000` -> `0-0-0-0-0-0-0-1_5000`): its colons as `_` could start the
+/// component with one or run three together, which no repository name allows.
 fn host_component(host: &str) -> String {
-    host.to_ascii_lowercase()
-        .replace(['[', ']'], "")
-        .replace(':', "_")
+    if let Some((ip, port)) = host.strip_prefix('[').and_then(|rest| rest.split_once(']'))
+        && let Ok(ip) = ip.parse::<std::net::Ipv6Addr>()
+    {
+        let groups: Vec<String> = ip.segments().iter().map(|g| format!("{g:x}")).collect();
+        let groups = groups.join("-");
+        return match port.strip_prefix(':') {
+            Some(port) => format!("{groups}_{port}"),
+            None => groups,
+        };
+    }
+    host.to_ascii_lowercase().replace(':', "_")
 }
 
 fn under_prefix(prefix: &str, path: &str) -> String {
@@ -422,6 +432,20 @@ mod tests {
         // The mapped path must itself be a valid reference.
         let back = mapped("localhost:5000/x", to, MappingMode::KeepHost);
         assert_eq!(image(&back).repository(), "mirror/localhost_5000/x");
+        // IPv6 literals: the eight groups, `-`-joined, whatever the compression.
+        for (source, component) in [
+            ("[::1]:5000/x", "0-0-0-0-0-0-0-1_5000"),
+            ("[FD00::1]:5000/app:1", "fd00-0-0-0-0-0-0-1_5000"),
+            ("[fd00::]/x", "fd00-0-0-0-0-0-0-0"),
+            ("[2001:db8::a:0:1]:443/x", "2001-db8-0-0-0-a-0-1"),
+        ] {
+            let back = mapped(source, to, MappingMode::KeepHost);
+            let repository = image(&back).repository().to_owned();
+            assert!(
+                repository.starts_with(&format!("mirror/{component}/")),
+                "{source} -> {back}"
+            );
+        }
     }
 
     #[test]

@@ -33,6 +33,7 @@ mod retry;
 mod site;
 mod tls;
 
+pub use headers::RateLimit;
 pub use reach::{ReachRetry, Unreachable, check_reachable};
 pub use site::SiteConnection;
 pub use tls::{CERTS_DIRS_ENV, DEFAULT_CERTS_DIRS, TlsProblem};
@@ -520,6 +521,12 @@ impl RegistryClient {
     /// succeed). What `airlift login` runs before storing anything.
     pub async fn check_login(&self, registry: &str) -> Result<(), RegistryError> {
         self.inner.check_login(registry).await
+    }
+
+    /// The pull limit `registry` stated in its last answer (`RateLimit-*` headers, which
+    /// Docker Hub sends on manifest `HEAD`s too), if it states one.
+    pub fn rate_limit(&self, registry: &str) -> Option<RateLimit> {
+        self.inner.rate_limits.get(registry)
     }
 
     /// [`RegistryClient::catalog`] asking for `page_size` repositories per page (`?n=`).

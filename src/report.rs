@@ -21,6 +21,12 @@ pub trait Reporter: Send + Sync {
     fn on_bytes(&self, _n: u64) {}
     /// A blob attempt failed and will be retried; `lost` bytes will be transferred again.
     fn on_blob_retry(&self, _digest: &Digest, _lost: u64, _error: &str) {}
+    /// A blob moved otherwise than the plan counted: `copied` means its `size` bytes were
+    /// copied where the plan counted a cross-repository mount (a registry that ignores or
+    /// refuses mounts, or a second target registry): `size` more bytes to transfer than
+    /// [`Reporter::on_plan`] said. Otherwise it was mounted where the plan counted a copy:
+    /// `size` fewer.
+    fn on_blob_replanned(&self, _digest: &Digest, _size: u64, _copied: bool) {}
     /// A blob is done (pushed and verified, or mounted).
     fn on_blob_done(&self, _digest: &Digest, _size: u64) {}
     /// An image is finished (successfully or not).
@@ -149,7 +155,8 @@ pub struct RunReport {
     pub images: Vec<ImageReport>,
     /// Blobs copied (or mounted) this run.
     pub blobs_transferred: usize,
-    /// Blobs that were already at the destination.
+    /// Blobs that were already at the destination (or mounted there from another of its
+    /// repositories), whose bytes were not transferred.
     pub blobs_skipped: usize,
     /// Bytes downloaded from the source and written to the destination this run.
     pub bytes_transferred: u64,

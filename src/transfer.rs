@@ -8,11 +8,13 @@
 //! plan computed again: whatever already arrived is found present and skipped.
 
 mod blob;
+mod budget;
 mod create;
 mod execute;
 mod load;
 mod plan;
 pub mod referrers;
+mod resolve;
 mod upload;
 pub mod walk;
 

@@ -324,6 +324,23 @@ impl Reporter for Progress {
         self.println(format!("retrying blob {}: {error}", digest.short()));
     }
 
+    fn on_blob_replanned(&self, _digest: &Digest, size: u64, copied: bool) {
+        let total = &self.counters.total_bytes;
+        if copied {
+            total.fetch_add(size, Ordering::Relaxed);
+        } else {
+            let _ = total.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                Some(t.saturating_sub(size))
+            });
+        }
+        if let Some(bar) = &self.bar {
+            match copied {
+                true => bar.inc_length(size),
+                false => bar.dec_length(size),
+            }
+        }
+    }
+
     fn on_blob_done(&self, digest: &Digest, size: u64) {
         self.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
         if self.multi.is_none() {

@@ -142,6 +142,79 @@ pub(super) fn rate_limit_note(headers: &HeaderMap) -> String {
     note
 }
 
+/// A registry's pull limit as its last answer stated it (`RateLimit-Limit` and
+/// `RateLimit-Remaining`, Docker Hub's `100;w=21600`; `RateLimit-Reset` when sent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests allowed per window.
+    pub limit: u64,
+    /// Requests left in the current window.
+    pub remaining: u64,
+    /// The window, in seconds, when stated (`w=`).
+    pub window_secs: Option<u64>,
+    /// Seconds until the window resets (`RateLimit-Reset`), when stated.
+    pub reset_secs: Option<u64>,
+}
+
+impl RateLimit {
+    /// The limit stated by `headers`, when both `RateLimit-Limit` and `RateLimit-Remaining`
+    /// are there and readable.
+    pub(super) fn from_headers(headers: &HeaderMap) -> Option<RateLimit> {
+        let (limit, window) = text(headers, "ratelimit-limit").and_then(rate_value)?;
+        let (remaining, _) = text(headers, "ratelimit-remaining").and_then(rate_value)?;
+        Some(RateLimit {
+            limit,
+            remaining,
+            window_secs: window,
+            reset_secs: text(headers, "ratelimit-reset").and_then(|v| v.trim().parse().ok()),
+        })
+    }
+
+    /// `100 pulls per 6 h` (or `100 pulls` without a stated window).
+    pub fn describe(&self) -> String {
+        match self.window_secs {
+            Some(w) => format!("{} pulls per {}", self.limit, span(w)),
+            None => format!("{} pulls", self.limit),
+        }
+    }
+
+    /// When the window resets (`in 2 h 5 min`), when the registry said.
+    pub fn resets_in(&self) -> Option<String> {
+        self.reset_secs.map(|s| format!("in {}", span(s)))
+    }
+}
+
+/// The last [`RateLimit`] each registry stated, by registry name.
+#[derive(Default)]
+pub(super) struct RateLimits(std::sync::Mutex<std::collections::HashMap<String, RateLimit>>);
+
+impl RateLimits {
+    /// Records what `headers` say about `registry`'s limit, if anything.
+    pub fn record(&self, registry: &str, headers: &HeaderMap) {
+        if let Some(limit) = RateLimit::from_headers(headers) {
+            tracing::debug!(
+                registry,
+                remaining = limit.remaining,
+                limit = limit.limit,
+                "rate limit"
+            );
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(registry.to_owned(), limit);
+        }
+    }
+
+    /// The last limit `registry` stated.
+    pub fn get(&self, registry: &str) -> Option<RateLimit> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(registry)
+            .copied()
+    }
+}
+
 /// Seconds as `2 h 5 min`, `3 min`, `40 s`.
 fn span(secs: u64) -> String {
     match secs {
@@ -175,6 +248,15 @@ mod tests {
             "the registry's limit is 100 pulls per 6 h (0 left): retry in 3 min"
         );
         assert_eq!(span(3700), "1 h 2 min");
+        let limit = RateLimit::from_headers(&h).unwrap();
+        assert_eq!((limit.limit, limit.remaining), (100, 0));
+        assert_eq!(limit.describe(), "100 pulls per 6 h");
+        assert_eq!(limit.resets_in(), None);
+        h.insert("ratelimit-reset", "7500".parse().unwrap());
+        let limit = RateLimit::from_headers(&h).unwrap();
+        assert_eq!(limit.resets_in().as_deref(), Some("in 2 h 5 min"));
+        h.remove("ratelimit-remaining");
+        assert_eq!(RateLimit::from_headers(&h), None);
         assert_eq!(span(59), "59 s");
     }
 

@@ -110,6 +110,8 @@ pub(super) struct Inner {
     tokens: Tokens,
     /// Registries that refused a cross-repository mount this run.
     no_mount: Mutex<HashSet<String>>,
+    /// The pull limit each registry last stated.
+    pub rate_limits: headers::RateLimits,
 }
 
 /// `host[:port]` of `url`, as registries are named.
@@ -194,6 +196,7 @@ impl Inner {
             hosts: Mutex::new(HashMap::new()),
             tokens: Tokens::default(),
             no_mount: Mutex::new(HashSet::new()),
+            rate_limits: headers::RateLimits::default(),
         })
     }
 
@@ -796,9 +799,7 @@ impl Inner {
             rb.send().await.map_err(|e| transport(url, e))?
         };
         tracing::debug!(method = %call.method, %url, status = resp.status().as_u16(), "registry request");
-        if let Some(left) = headers::text(resp.headers(), "ratelimit-remaining") {
-            tracing::debug!(registry = %host.registry, remaining = left, "rate limit");
-        }
+        self.rate_limits.record(&host.registry, resp.headers());
         Ok(resp)
     }
 }

@@ -87,9 +87,45 @@ impl Dest {
     }
 }
 
+/// How a blob reached its destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Moved {
+    /// Mounted from another repository of the destination registry: no bytes moved.
+    Mounted,
+    /// Its bytes were read from the source and written.
+    Copied,
+}
+
+/// How the plan counted one copy of a blob, so that the totals shown follow what happens.
+pub(crate) struct Planned {
+    /// The plan counted its bytes (else a mount, moving none).
+    pub copy: bool,
+    /// Set once the reporter was told the blob moves otherwise.
+    told: bool,
+}
+
+impl Planned {
+    /// A copy the plan counted as `copy`.
+    pub fn new(copy: bool) -> Self {
+        Planned { copy, told: false }
+    }
+
+    /// Tells the reporter, once and before any byte moves, when the blob moves otherwise
+    /// than planned.
+    fn settle(&mut self, ctx: &Ctx, digest: &Digest, size: u64, moved: Moved) {
+        let copied = moved == Moved::Copied;
+        if copied != self.copy && !self.told {
+            self.told = true;
+            ctx.reporter.on_blob_replanned(digest, size, copied);
+        }
+    }
+}
+
 /// Copies `digest` (of `size` bytes) from `src` to `dst`, retrying the whole blob on failures
 /// worth retrying. When `mount_from` names a repository of the destination registry that
-/// holds the blob, a cross-repository mount is tried first.
+/// holds the blob, a cross-repository mount is tried first; a registry that ignores or
+/// refuses it gets the bytes ([`Moved::Copied`]), and the reporter hears of it when `planned`
+/// counted a mount.
 pub(crate) async fn copy(
     ctx: &Ctx,
     src: &Repo,
@@ -97,18 +133,23 @@ pub(crate) async fn copy(
     digest: &Digest,
     size: u64,
     mount_from: Option<&str>,
-) -> Result<(), TransferError> {
+    planned: &mut Planned,
+) -> Result<Moved, TransferError> {
     let mut attempt = 0;
     loop {
         let result = match dst {
-            Dest::Registry(repo) => copy_once(ctx, src, repo, digest, size, mount_from).await,
+            Dest::Registry(repo) => {
+                copy_once(ctx, src, repo, digest, size, mount_from, planned).await
+            }
             Dest::Staging(staging) => match open(ctx, src, digest, size).await {
-                Ok(body) => stage(staging, digest, size, body).await,
+                Ok(body) => stage(staging, digest, size, body)
+                    .await
+                    .map(|()| Moved::Copied),
                 Err(e) => Err(e),
             },
         };
         match result {
-            Ok(()) => return Ok(()),
+            Ok(moved) => return Ok(moved),
             Err(e)
                 if e.is_retryable()
                     && attempt < ctx.opts.blob_retries
@@ -138,14 +179,19 @@ async fn copy_once(
     digest: &Digest,
     size: u64,
     mount_from: Option<&str>,
-) -> Result<(), TransferError> {
+    planned: &mut Planned,
+) -> Result<Moved, TransferError> {
     let session = match mount_from {
         Some(from) => match dst.mount_blob(digest, from).await? {
-            MountOutcome::Mounted => return Ok(()),
+            MountOutcome::Mounted => {
+                planned.settle(ctx, digest, size, Moved::Mounted);
+                return Ok(Moved::Mounted);
+            }
             MountOutcome::Upload(s) => s,
         },
         None => dst.start_upload().await?,
     };
+    planned.settle(ctx, digest, size, Moved::Copied);
     let body = open(ctx, src, digest, size).await?;
     ctx.uploader
         .upload(
@@ -157,6 +203,7 @@ async fn copy_once(
             format!("{}@{}", src.name(), digest),
         )
         .await
+        .map(|()| Moved::Copied)
 }
 
 /// Opens the source side of a blob: parallel segments for large blobs, else one resumable

@@ -3,8 +3,8 @@
 //! its blobs are in place (children first, the tag last).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures_util::FutureExt;
@@ -177,6 +177,8 @@ pub async fn execute(
     let permits = Arc::new(Semaphore::new(opts.jobs.max(1)));
     let transferred = Arc::new(AtomicUsize::new(0));
     let writes = ManifestWrites::default();
+    // Blobs the plan counted as present (mountable) whose bytes were copied after all.
+    let unskipped: Arc<Mutex<HashMap<Digest, u64>>> = Arc::default();
     reporter.on_plan(&plan.summary);
     reporter.on_images(&image_plans(&plan, |t| sink.scope(t)));
 
@@ -217,6 +219,10 @@ pub async fn execute(
                 b.size,
             );
             let counted = primary.is_none().then(|| transferred.clone());
+            // The plan counts a blob's bytes once, at its first target, unless every target
+            // can mount it; the others are counted as mounts.
+            let planned_copy = primary.is_none() && !b.mountable();
+            let unskipped = b.mountable().then(|| unskipped.clone());
             let fut = tasks
                 .spawn(async move {
                     if let Some(after) = after {
@@ -227,9 +233,24 @@ pub async fn execute(
                         .await
                         .expect("semaphore never closed");
                     ctx.reporter.on_blob_start(&digest, size);
-                    blob::copy(&ctx, &src, &dst, &digest, size, mount_from.as_deref())
-                        .await
-                        .map_err(Arc::new)?;
+                    let mut planned = blob::Planned::new(planned_copy);
+                    let moved = blob::copy(
+                        &ctx,
+                        &src,
+                        &dst,
+                        &digest,
+                        size,
+                        mount_from.as_deref(),
+                        &mut planned,
+                    )
+                    .await
+                    .map_err(Arc::new)?;
+                    if let (blob::Moved::Copied, Some(unskipped)) = (moved, unskipped) {
+                        unskipped
+                            .lock()
+                            .expect("not poisoned")
+                            .insert(digest.clone(), size);
+                    }
                     ctx.reporter.on_blob_done(&digest, size);
                     if let Some(c) = counted {
                         c.fetch_add(1, Ordering::Relaxed);
@@ -306,15 +327,18 @@ pub async fn execute(
         .iter()
         .filter(|b| b.present_everywhere())
         .collect();
+    // A mount the registry ignored (or refused) moved the bytes: they were not skipped.
+    let unskipped = std::mem::take(&mut *unskipped.lock().expect("not poisoned"));
     RunReport {
         images,
         blobs_transferred,
-        blobs_skipped: plan.summary.blobs_present,
+        blobs_skipped: plan.summary.blobs_present.saturating_sub(unskipped.len()),
         bytes_transferred: ctx.bytes_read.load(Ordering::Relaxed),
         bytes_skipped: plan
             .summary
             .bytes_present
-            .max(skipped.iter().map(|b| b.size).sum()),
+            .max(skipped.iter().map(|b| b.size).sum())
+            .saturating_sub(unskipped.values().sum()),
         seconds: started.elapsed().as_secs_f64(),
         missing_from_bundle: Vec::new(),
         volumes: Vec::new(),

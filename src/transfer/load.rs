@@ -33,6 +33,8 @@ use super::plan::{Plan, PlannedImage};
 use super::upload::Uploader;
 use super::{TransferError, TransferOptions};
 
+mod mounts;
+
 /// Blobs up to this size are read whole and uploaded concurrently with the reading.
 const SMALL_BLOB: u64 = 4 << 20;
 /// Chunk size of streamed blobs.
@@ -266,7 +268,17 @@ pub async fn execute_load(
             );
         }
     }
-    mount_present(client, &plan, &state, opts.jobs).await;
+    let unmounted = mounts::mount_present(client, &plan, &state, opts.jobs).await;
+    // A blob the plan counted as present through a mount the registry ignored or refused is
+    // read from the volumes after all: the totals follow, and the report does not count it
+    // as skipped.
+    let unmounted: HashMap<Digest, u64> = unmounted
+        .into_iter()
+        .filter(|(d, _)| bundle.descriptor.blobs.contains_key(d))
+        .collect();
+    for (digest, size) in &unmounted {
+        reporter.on_blob_replanned(digest, *size, true);
+    }
     {
         let done = state.done.lock().expect("not poisoned").clone();
         for (digest, need) in needs.iter_mut() {
@@ -334,9 +346,12 @@ pub async fn execute_load(
     RunReport {
         images,
         blobs_transferred: state.blobs.load(Ordering::Relaxed),
-        blobs_skipped: plan.summary.blobs_present,
+        blobs_skipped: plan.summary.blobs_present.saturating_sub(unmounted.len()),
         bytes_transferred: state.bytes.load(Ordering::Relaxed),
-        bytes_skipped: plan.summary.bytes_present,
+        bytes_skipped: plan
+            .summary
+            .bytes_present
+            .saturating_sub(unmounted.values().sum()),
         seconds: started.elapsed().as_secs_f64(),
         missing_from_bundle: bundle.descriptor.missing_images.clone(),
         volumes: Vec::new(),
@@ -476,7 +491,11 @@ async fn push_blob(
             let session = match primary {
                 Some(p) if p.0 == target.0 => match repo.mount_blob(digest, &p.1).await? {
                     MountOutcome::Mounted => break true,
-                    MountOutcome::Upload(s) => s,
+                    MountOutcome::Upload(s) => {
+                        // The plan counted a mount here: these bytes move on top.
+                        state.reporter.on_blob_replanned(digest, need.size, true);
+                        s
+                    }
                 },
                 _ => repo.start_upload().await?,
             };
@@ -539,40 +558,6 @@ async fn push_blob(
         }
     }
     Ok(())
-}
-
-/// Blobs the destination already holds in another repository (an earlier load, an image
-/// already complete there, or the site blobs a differential bundle leaves out) are mounted
-/// instead of read from the volumes. What cannot be mounted is read from the volumes, or
-/// reported by [`finish`] as missing at the site.
-async fn mount_present(client: &RegistryClient, plan: &Plan, state: &LoadState, jobs: usize) {
-    let mounts: Vec<(Digest, String, (String, String))> = plan
-        .blobs
-        .iter()
-        .filter(|b| !b.present_everywhere())
-        .filter_map(|b| Some((b, b.targets.iter().find(|t| t.present)?)))
-        .flat_map(|(b, from)| {
-            b.targets
-                .iter()
-                .filter(move |t| !t.present && t.registry == from.registry)
-                .map(move |t| {
-                    (
-                        b.digest.clone(),
-                        from.repository.clone(),
-                        (t.registry.clone(), t.repository.clone()),
-                    )
-                })
-        })
-        .collect();
-    futures_util::stream::iter(mounts)
-        .for_each_concurrent(jobs.max(1), |(digest, from, target)| async move {
-            let repo = client.repo(&target.0, &target.1).for_push();
-            // A refused mount opens an upload session that is simply left to expire.
-            if let Ok(MountOutcome::Mounted) = repo.mount_blob(&digest, &from).await {
-                mark_done(state, &digest, &target);
-            }
-        })
-        .await;
 }
 
 /// Once a split blob is at every target that lacked it, its parts in the state directory

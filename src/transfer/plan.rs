@@ -11,8 +11,9 @@ use crate::reference::{Digest, ImageRef};
 use crate::registry::Manifest;
 use crate::report::{PlanSummary, Reporter};
 
+use super::budget::PullBudget;
 use super::referrers::{self, Found};
-use super::walk::{self, BlobRef, Parsed};
+use super::resolve::{Fetched, Planner, Resolved};
 use super::{SharedError, Sink, Source, TransferError, TransferOptions};
 
 /// One image, resolved.
@@ -103,59 +104,6 @@ pub struct Plan {
     pub summary: PlanSummary,
 }
 
-/// A resolved image before the destination is consulted.
-struct Resolved {
-    source_digest: Digest,
-    target_digest: Digest,
-    manifests: Vec<Manifest>,
-    blobs: Vec<BlobRef>,
-}
-
-/// Manifests fetched while planning, by registry and digest, so a manifest named by several
-/// images (two tags of one image, indexes sharing a child, an index beside its child) is
-/// fetched once. Content is addressed by digest: whichever repository of the registry it was
-/// read from, it is the same verified bytes.
-#[derive(Default)]
-struct Fetched(std::sync::Mutex<HashMap<(String, Digest), FetchCell>>);
-
-type FetchCell = Arc<tokio::sync::OnceCell<Result<Manifest, SharedError>>>;
-
-impl Fetched {
-    fn cell(&self, registry: &str, digest: &Digest) -> FetchCell {
-        self.0
-            .lock()
-            .expect("not poisoned")
-            .entry((registry.to_owned(), digest.clone()))
-            .or_default()
-            .clone()
-    }
-
-    /// Manifest `digest` of `image`'s repository, fetched once per registry.
-    async fn get(
-        &self,
-        source: &Source,
-        image: &ImageRef,
-        digest: &Digest,
-    ) -> Result<Manifest, SharedError> {
-        self.cell(image.registry(), digest)
-            .get_or_init(|| async {
-                source
-                    .manifest(image, digest.as_str())
-                    .await
-                    .map_err(Arc::new)
-            })
-            .await
-            .clone()
-    }
-
-    /// Records a manifest fetched by tag, for images that name it by digest.
-    fn remember(&self, registry: &str, manifest: &Manifest) {
-        let _ = self
-            .cell(registry, &manifest.digest)
-            .set(Ok(manifest.clone()));
-    }
-}
-
 /// Builds the plan for `jobs`.
 pub async fn plan(
     source: &Source,
@@ -166,12 +114,16 @@ pub async fn plan(
 ) -> Plan {
     let width = opts.jobs.max(4) * 2;
     let fetched = Fetched::default();
+    let planner = Planner {
+        source,
+        sink,
+        opts,
+        reporter,
+        fetched: &fetched,
+        budget: PullBudget::new(source),
+    };
     let mut jobs = jobs;
-    let mut resolved: Vec<Result<Resolved, SharedError>> = stream::iter(jobs.iter())
-        .map(|job| resolve_budgeted(source, sink, job, opts, reporter, &fetched))
-        .buffered(width)
-        .collect()
-        .await;
+    let mut resolved = planner.resolve_all(&jobs).await;
     let mut referrer_of: Vec<Option<ReferrerOf>> = vec![None; jobs.len()];
     match source {
         Source::Registry(client)
@@ -182,7 +134,7 @@ pub async fn plan(
                 resolved: &mut resolved,
                 referrer_of: &mut referrer_of,
             };
-            discover(client, source, sink, &mut found, opts, reporter, &fetched).await;
+            discover(client, &planner, &mut found).await;
         }
         Source::Bundle(bundle) => {
             let by_source: HashMap<String, usize> = jobs
@@ -408,13 +360,10 @@ struct Discovered<'a> {
 /// naming the image it belongs to. A listing that fails is a warning, not a failed image.
 async fn discover(
     client: &crate::registry::RegistryClient,
-    source: &Source,
-    sink: &Sink,
+    planner: &Planner<'_>,
     d: &mut Discovered<'_>,
-    opts: &TransferOptions,
-    reporter: &dyn Reporter,
-    fetched: &Fetched,
 ) {
+    let (opts, reporter) = (planner.opts, planner.reporter);
     let discovery = referrers::Discovery::default();
     let width = opts.jobs.max(4) * 2;
     // Referrers already listed as images of their own are not added again.
@@ -499,11 +448,8 @@ async fn discover(
                 new_jobs.push((i, subject.clone(), f, job));
             }
         }
-        let resolved: Vec<Result<Resolved, SharedError>> = stream::iter(new_jobs.iter())
-            .map(|(_, _, _, job)| resolve_budgeted(source, sink, job, opts, reporter, fetched))
-            .buffered(width)
-            .collect()
-            .await;
+        let batch: Vec<ImageJob> = new_jobs.iter().map(|(_, _, _, job)| job.clone()).collect();
+        let resolved = planner.resolve_all(&batch).await;
         for ((parent, subject, found, job), r) in new_jobs.into_iter().zip(resolved) {
             let tag = match &found {
                 Found::Tag(t) => Some(t.as_str()),
@@ -539,184 +485,8 @@ async fn discover(
     }
 }
 
-/// [`resolve`], sparing the source's pull budget: Docker Hub counts manifest `GET`s, not
-/// `HEAD`s. The source is asked with `HEAD`, and when the target already holds that digest
-/// (the image is complete there) its manifests are read from the target instead, so a
-/// re-sync that copies nothing makes no manifest `GET` at the source. With `--platform` the
-/// source's index is needed to filter it, so the source is read as usual.
-async fn resolve_budgeted(
-    source: &Source,
-    sink: &Sink,
-    job: &ImageJob,
-    opts: &TransferOptions,
-    reporter: &dyn Reporter,
-    fetched: &Fetched,
-) -> Result<Resolved, SharedError> {
-    if let Some(resolved) = resolve_at_target(source, sink, job, opts, reporter, fetched).await {
-        return Ok(resolved);
-    }
-    resolve(source, job, opts, reporter, fetched).await
-}
-
-/// The image resolved from the target's copy, when the target has the source's digest;
-/// `None` (resolve from the source) on any doubt.
-async fn resolve_at_target(
-    source: &Source,
-    sink: &Sink,
-    job: &ImageJob,
-    opts: &TransferOptions,
-    reporter: &dyn Reporter,
-    fetched: &Fetched,
-) -> Option<Resolved> {
-    let (Source::Registry(from), Sink::Registry(to)) = (source, sink) else {
-        return None;
-    };
-    if !job.platforms.is_empty() {
-        return None;
-    }
-    let src = &job.source;
-    let digest = match src.digest() {
-        Some(d) => d.clone(),
-        None => {
-            let repo = from.repo(src.registry(), src.repository());
-            repo.head_manifest(src.locator()).await.ok()??.digest
-        }
-    };
-    if !target_has(sink, &job.target, &digest).await.ok()? {
-        return None;
-    }
-    let there = ImageJob {
-        source: job.target.with(None, Some(digest.clone())),
-        ..job.clone()
-    };
-    let resolved = resolve(
-        &Source::Registry(to.clone()),
-        &there,
-        opts,
-        reporter,
-        fetched,
-    )
-    .await
-    .ok()?;
-    (resolved.source_digest == digest).then_some(resolved)
-}
-
-/// Fetches an image's manifests (walking an index, filtering platforms) and lists its blobs.
-async fn resolve(
-    source: &Source,
-    job: &ImageJob,
-    opts: &TransferOptions,
-    reporter: &dyn Reporter,
-    fetched: &Fetched,
-) -> Result<Resolved, SharedError> {
-    let src = &job.source;
-    let top = match src.digest() {
-        Some(digest) => fetched.get(source, src, digest).await?,
-        None => {
-            let top = source
-                .manifest(src, src.locator())
-                .await
-                .map_err(Arc::new)?;
-            fetched.remember(src.registry(), &top);
-            top
-        }
-    };
-    let name = src.to_string();
-    let (top_out, children) = match walk::parse(&top, &name)? {
-        Parsed::Image(blobs) => {
-            return Ok(Resolved {
-                source_digest: top.digest.clone(),
-                target_digest: top.digest.clone(),
-                manifests: vec![top],
-                blobs,
-            });
-        }
-        // An index of no platforms (a signature or SBOM index) is not a platform index: it
-        // is copied as it is whatever --platform says.
-        Parsed::Index(children)
-            if job.platforms.is_empty() || children.iter().all(|c| c.platform.is_none()) =>
-        {
-            (top.clone(), children)
-        }
-        Parsed::Index(_) => {
-            let (filtered, kept) = walk::filter_index(&top, &name, &job.platforms)?;
-            reporter.on_warning(&format!(
-                "{name}: keeping only {} of the index: the target index digest changes from {} to {}",
-                job.platforms.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
-                top.digest,
-                filtered.digest
-            ));
-            (filtered, kept)
-        }
-    };
-    let children_fetched: Vec<Result<Manifest, SharedError>> = stream::iter(children.iter())
-        .map(|c| fetched.get(source, src, &c.digest))
-        .buffered(opts.jobs.max(4))
-        .collect()
-        .await;
-    let mut manifests = Vec::with_capacity(children.len() + 1);
-    let mut blobs = Vec::new();
-    for (child, m) in children.iter().zip(children_fetched) {
-        let m = m?;
-        let child_name = format!("{}@{}", src.name(), child.digest);
-        match walk::parse(&m, &child_name)? {
-            Parsed::Image(b) => blobs.extend(b),
-            Parsed::Index(grandchildren) => {
-                nested(source, src, &grandchildren, 2, &mut manifests, &mut blobs).await?;
-            }
-        }
-        manifests.push(m);
-    }
-    let target_digest = top_out.digest.clone();
-    manifests.push(top_out);
-    Ok(Resolved {
-        source_digest: top.digest,
-        target_digest,
-        manifests,
-        blobs,
-    })
-}
-
-/// How deep indexes may nest (an index in an index in …): the top is depth 1.
-const MAX_INDEX_DEPTH: usize = 4;
-
-/// The manifests (children before their index, for pushing) and blobs under a nested
-/// index's `children`, at `depth`.
-fn nested<'a>(
-    source: &'a Source,
-    src: &'a ImageRef,
-    children: &'a [walk::ChildRef],
-    depth: usize,
-    manifests: &'a mut Vec<Manifest>,
-    blobs: &'a mut Vec<BlobRef>,
-) -> futures_util::future::BoxFuture<'a, Result<(), TransferError>> {
-    Box::pin(async move {
-        for child in children {
-            let m = source.manifest(src, child.digest.as_str()).await?;
-            let child_name = format!("{}@{}", src.name(), child.digest);
-            match walk::parse(&m, &child_name)? {
-                Parsed::Image(b) => blobs.extend(b),
-                Parsed::Index(_) if depth >= MAX_INDEX_DEPTH => {
-                    return Err(TransferError::UnsupportedManifest {
-                        reference: child_name,
-                        media_type: format!(
-                            "{} (indexes nested more than {MAX_INDEX_DEPTH} deep)",
-                            m.media_type
-                        ),
-                    });
-                }
-                Parsed::Index(grandchildren) => {
-                    nested(source, src, &grandchildren, depth + 1, manifests, blobs).await?;
-                }
-            }
-            manifests.push(m);
-        }
-        Ok(())
-    })
-}
-
 /// Whether the target already has this image at `digest`.
-async fn target_has(
+pub(super) async fn target_has(
     sink: &Sink,
     target: &ImageRef,
     digest: &Digest,

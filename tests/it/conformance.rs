@@ -19,6 +19,8 @@ use crate::support::{
 use crate::tls::{Certs, Env, PASSWORD, USER, all_output, assert_copied, assert_ok};
 
 mod helper;
+mod limits;
+mod mounts;
 
 const MIB: u64 = 1024 * 1024;
 

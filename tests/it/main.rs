@@ -13,7 +13,8 @@
 //! feeds crafted bundles, lists and a hostile registry to the binary under memory and time
 //! limits; `referrers` carries signatures and SBOMs judged by cosign, notation and oras;
 //! `conformance` runs one scenario against the registry set-ups users meet (proxies, CDNs,
-//! other servers); `operator` tests what an operator sees when things are not perfect (quiet
+//! other servers); `addresses` runs registries on a network namespace's non-loopback and IPv6
+//! addresses; `operator` tests what an operator sees when things are not perfect (quiet
 //! runs, typos, `--json`, pipes); `messages` the lines said when the network or a registry
 //! misbehaves (causes grouped, retries, colour, DNS); `serve` pulls from `bundle serve` with
 //! skopeo and podman.
@@ -21,6 +22,7 @@
 #[allow(dead_code)]
 mod support;
 
+mod addresses;
 mod aliases;
 mod bundle;
 mod conformance;

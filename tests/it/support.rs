@@ -27,6 +27,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// A running `docker-registry` on 127.0.0.1, killed (and waited for) on drop.
 pub struct TestRegistry {
     child: Child,
+    /// `127.0.0.1`, or `[::1]`.
+    host: String,
     port: u16,
     storage: PathBuf,
     dir: tempfile::TempDir,
@@ -37,6 +39,8 @@ pub struct TestRegistry {
 pub struct RegistryBuilder {
     config_extra: String,
     http_extra: String,
+    /// The loopback address listened on (`[::1]` for IPv6); 127.0.0.1 when empty.
+    host: String,
 }
 
 impl RegistryBuilder {
@@ -52,6 +56,12 @@ impl RegistryBuilder {
         for line in yaml.lines() {
             let _ = writeln!(self.http_extra, "  {line}");
         }
+        self
+    }
+
+    /// Listens on `host` (`[::1]`) instead of 127.0.0.1.
+    pub fn host(mut self, host: &str) -> Self {
+        self.host = host.to_owned();
         self
     }
 
@@ -76,8 +86,12 @@ impl RegistryBuilder {
         let storage = dir.path().join("storage");
         std::fs::create_dir_all(&storage).map_err(|e| e.to_string())?;
         let port = free_port();
+        let host = match self.host.as_str() {
+            "" => "127.0.0.1".to_owned(),
+            h => h.to_owned(),
+        };
         let config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{}{}",
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: \"{host}:{port}\"\n{}{}",
             storage.display(),
             self.http_extra,
             self.config_extra
@@ -96,6 +110,7 @@ impl RegistryBuilder {
             .map_err(|e| format!("cannot run docker-registry: {e}"))?;
         let mut registry = TestRegistry {
             child,
+            host,
             port,
             storage,
             dir,
@@ -143,9 +158,9 @@ impl TestRegistry {
         RegistryBuilder::default()
     }
 
-    /// `127.0.0.1:PORT`.
+    /// `127.0.0.1:PORT` (or `[::1]:PORT`).
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host, self.port)
     }
 
     /// `http://127.0.0.1:PORT`.
