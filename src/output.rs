@@ -27,7 +27,7 @@ pub fn reporter(settings: &OutputSettings) -> Arc<Progress> {
         ProgressMode::Auto => ProgressMode::Plain,
         other => other,
     };
-    Arc::new(Progress::new(mode))
+    Arc::new(Progress::new(mode).with_warnings(!settings.quiet))
 }
 
 /// Prints a dry run's plan on stdout.

@@ -64,6 +64,9 @@ pub struct Progress {
     /// What happens before the plan is known ("connecting to X"), shown instead of byte
     /// counts that would read `0 B / 0 B`.
     phase: Arc<Mutex<Option<String>>>,
+    /// Whether warnings are printed when there is no progress display (`--progress none`
+    /// without `-q`).
+    warnings: bool,
 }
 
 impl Progress {
@@ -95,7 +98,14 @@ impl Progress {
             started: Instant::now(),
             ticker: Mutex::new(None),
             phase: Arc::default(),
+            warnings: mode != ProgressMode::None,
         }
+    }
+
+    /// Prints warnings even with no progress display (`--progress none`); `-q` keeps them off.
+    pub fn with_warnings(mut self, on: bool) -> Self {
+        self.warnings = on;
+        self
     }
 
     /// Starts the periodic plain lines (plain mode only); `interval` from
@@ -411,7 +421,13 @@ impl Reporter for Progress {
     }
 
     fn on_warning(&self, message: &str) {
-        self.println(format!("warning: {message}"));
+        let line = format!("warning: {message}");
+        match (&self.multi, self.mode) {
+            (None, ProgressMode::None) if self.warnings => {
+                eprintln!("{}", airlift::escape::escape_lines(&line));
+            }
+            _ => self.println(line),
+        }
     }
 }
 

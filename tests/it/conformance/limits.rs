@@ -79,7 +79,8 @@ fn the_pull_budget_is_checked_before_it_is_spent() {
                 Action::too_many_requests(0),
             )),
     );
-    let out = sync();
+    // Without a progress display (`--progress none`, not `-q`) the warning is still said.
+    let out = env.sync(&images.list, &to, &["--progress", "none"]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let text = all_output(&out);
     let w = warnings(&text);
