@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Benchmark: airlift against skopeo on the same generated release-sized image set, all on
 # loopback registries. BENCH_SCALE (default 1.0, ~600 MB) shrinks or grows the set,
-# BENCH_JOBS (default 8) is airlift's --jobs, BENCH_SECTIONS (default "mirror-sync") picks
-# the sections to run: mirror-sync, bundle, longhaul (the source behind examples/faultproxy
-# as a slow, distant link). Results go to stdout and bench/out/results.txt.
+# BENCH_SET picks it (release: 15 images sharing base layers, the default; release-like:
+# 14 images, ~650 MB, little sharing), BENCH_BIG_LAYER_MIB (default 0: none) adds an image
+# with one layer of that many MiB, BENCH_JOBS (default 8) is airlift's --jobs, BENCH_AIRLIFT
+# names another airlift binary to measure (default: the one this script builds),
+# BENCH_SECTIONS (default "mirror-sync") picks the sections to run: mirror-sync, bundle,
+# longhaul (the source behind examples/faultproxy as a slow, distant link). Every section
+# reports wall time and the peak RSS of airlift and of its peer (GNU time's maximum
+# resident set size). Results go to stdout and bench/out/results.txt.
 #
 # Each section is a function bench_<name> (dashes become underscores) that appends lines to
-# the results; later sections (long-haul proxy) plug in the same way.
+# the results: run each side with `measure LABEL CMD...` (wall seconds, CPU seconds and
+# peak RSS in MEASURED_*), and report with `result`.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 trap cleanup EXIT
@@ -15,6 +21,10 @@ cd "$AIRLIFT_ROOT"
 BENCH_SCALE="${BENCH_SCALE:-1.0}"
 BENCH_JOBS="${BENCH_JOBS:-8}"
 BENCH_SECTIONS="${BENCH_SECTIONS:-mirror-sync}"
+BENCH_SET="${BENCH_SET:-release}"
+BENCH_BIG_LAYER_MIB="${BENCH_BIG_LAYER_MIB:-0}"
+# BENCH_AIRLIFT: another airlift binary to measure (e.g. an older build, for before/after).
+AIRLIFT="${BENCH_AIRLIFT:-$BIN_DIR/airlift}"
 OUT_DIR="$AIRLIFT_ROOT/bench/out"
 RESULTS="$OUT_DIR/results.txt"
 mkdir -p "$OUT_DIR"
@@ -32,6 +42,24 @@ cpu_delta() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 
 # elapsed START END: seconds between two `now` readings, 3 decimals.
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+
+# ratio A B: A / B, 2 decimals.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+# measure LABEL CMD...: runs CMD under GNU time (its output and exit status are CMD's) and
+# sets MEASURED_S (wall seconds), MEASURED_CPU (user + system seconds) and MEASURED_RSS
+# (peak resident set size in MiB). The report is kept in $OUT_DIR/LABEL.time.
+measure() {
+    local label="$1" t0 t1 rc=0
+    shift
+    t0="$(now)"
+    /usr/bin/time -f '%U %S %M' -o "$OUT_DIR/$label.time" "$@" || rc=$?
+    t1="$(now)"
+    MEASURED_S="$(elapsed "$t0" "$t1")"
+    read -r MEASURED_CPU MEASURED_RSS < <(tail -n 1 "$OUT_DIR/$label.time" |
+        awk '{ printf "%.2f %.0f\n", $1 + $2, $3 / 1024 }')
+    return "$rc"
+}
 
 # verify_copies LIST DEST...: the first, middle and last listed images have the source's
 # manifest digest at each DEST (REGISTRY/PREFIX), under their last path component (skopeo
@@ -58,36 +86,30 @@ bench_mirror_sync() {
     local to_airlift="$REGISTRY_ADDR" airlift_pid="$REGISTRY_PID"
     start_registry
     local to_skopeo="$REGISTRY_ADDR" skopeo_pid="$REGISTRY_PID"
-    local t0 t1 airlift_s skopeo_s rc=0 s0 d0 a_src a_dst k_src k_dst a_cpu k_cpu
-    TIMEFORMAT='%U %S'
+    local airlift_s skopeo_s rc=0 s0 d0 a_src a_dst k_src k_dst a_cpu k_cpu a_rss k_rss
 
     log "airlift mirror sync -> $to_airlift/bench (--flatten --jobs $BENCH_JOBS)"
     s0="$(cpu_of "$SRC_PID")" d0="$(cpu_of "$airlift_pid")"
-    t0="$(now)"
-    { time "$BIN_DIR/airlift" mirror sync --list "$WORK/images.txt" --to "$to_airlift/bench" \
+    measure airlift-sync "$AIRLIFT" mirror sync --list "$WORK/images.txt" --to "$to_airlift/bench" \
         --flatten --jobs "$BENCH_JOBS" --json --insecure-registry "$SRC" --insecure-registry "$to_airlift" \
-        >"$OUT_DIR/airlift-report.json" 2>"$OUT_DIR/airlift.log"; } 2>"$WORK/airlift.time" || rc=$?
-    t1="$(now)"
+        >"$OUT_DIR/airlift-report.json" 2>"$OUT_DIR/airlift.log" || rc=$?
     [[ $rc -eq 0 ]] || die "airlift mirror sync exited with $rc (report: $OUT_DIR/airlift-report.json)"
-    airlift_s="$(elapsed "$t0" "$t1")"
+    airlift_s="$MEASURED_S" a_cpu="$MEASURED_CPU" a_rss="$MEASURED_RSS"
     a_src="$(cpu_delta "$s0" "$(cpu_of "$SRC_PID")")" a_dst="$(cpu_delta "$d0" "$(cpu_of "$airlift_pid")")"
-    a_cpu="$(tail -n 1 "$WORK/airlift.time" | awk '{ printf "%.2f", $1 + $2 }')"
 
     log "skopeo sync --all --src yaml --dest docker -> $to_skopeo/bench"
     s0="$(cpu_of "$SRC_PID")" d0="$(cpu_of "$skopeo_pid")"
-    t0="$(now)"
-    { time skopeo --policy "$POLICY" sync --all --src yaml --dest docker --dest-tls-verify=false \
-        "$WORK/skopeo.yaml" "$to_skopeo/bench" >"$OUT_DIR/skopeo.log" 2>&1; } 2>"$WORK/skopeo.time" \
+    measure skopeo-sync skopeo --policy "$POLICY" sync --all --src yaml --dest docker --dest-tls-verify=false \
+        "$WORK/skopeo.yaml" "$to_skopeo/bench" >"$OUT_DIR/skopeo.log" 2>&1 \
         || die "skopeo sync failed: see $OUT_DIR/skopeo.log"
-    t1="$(now)"
-    skopeo_s="$(elapsed "$t0" "$t1")"
+    skopeo_s="$MEASURED_S" k_cpu="$MEASURED_CPU" k_rss="$MEASURED_RSS"
     k_src="$(cpu_delta "$s0" "$(cpu_of "$SRC_PID")")" k_dst="$(cpu_delta "$d0" "$(cpu_of "$skopeo_pid")")"
-    k_cpu="$(tail -n 1 "$WORK/skopeo.time" | awk '{ printf "%.2f", $1 + $2 }')"
 
     verify_copies "$WORK/images.txt" "$to_airlift/bench" "$to_skopeo/bench"
-    result "mirror sync ($IMAGES images, $SEED_MB MB, scale $BENCH_SCALE, jobs $BENCH_JOBS):" \
+    result "mirror sync ($SET_DESC, jobs $BENCH_JOBS):" \
         "airlift: $airlift_s s, skopeo: $skopeo_s s," \
-        "ratio airlift/skopeo: $(awk -v a="$airlift_s" -v b="$skopeo_s" 'BEGIN { printf "%.2f", a / b }')"
+        "ratio airlift/skopeo: $(ratio "$airlift_s" "$skopeo_s");" \
+        "peak RSS airlift $a_rss MiB, skopeo $k_rss MiB"
     # On loopback the registries do most of the work; with $(nproc) cores, the CPU seconds
     # of all three processes divided by the cores is the floor no client can beat.
     result "  cpu seconds: airlift run: client $a_cpu, source registry $a_src, target registry $a_dst" \
@@ -132,40 +154,35 @@ bench_longhaul() {
     local to_airlift="$REGISTRY_ADDR"
     start_registry
     local to_skopeo="$REGISTRY_ADDR"
-    local t0 t1 airlift_s skopeo_s rc=0
+    local airlift_s skopeo_s rc=0 a_rss k_rss
 
     log "airlift mirror sync via $via -> $to_airlift/bench (--flatten --jobs $BENCH_JOBS)"
-    t0="$(now)"
-    "$BIN_DIR/airlift" mirror sync --list "$WORK/longhaul-images.txt" --to "$to_airlift/bench" \
+    measure longhaul-airlift "$AIRLIFT" mirror sync --list "$WORK/longhaul-images.txt" --to "$to_airlift/bench" \
         --flatten --jobs "$BENCH_JOBS" --json --insecure-registry "$via" \
         --insecure-registry "$to_airlift" >"$OUT_DIR/longhaul-airlift-report.json" || rc=$?
-    t1="$(now)"
     [[ $rc -eq 0 ]] || die "airlift mirror sync exited with $rc (report: $OUT_DIR/longhaul-airlift-report.json)"
-    airlift_s="$(elapsed "$t0" "$t1")"
+    airlift_s="$MEASURED_S" a_rss="$MEASURED_RSS"
 
     log "skopeo sync --all via $via -> $to_skopeo/bench"
-    t0="$(now)"
-    skopeo --policy "$POLICY" sync --all --src yaml --dest docker --dest-tls-verify=false \
+    measure longhaul-skopeo skopeo --policy "$POLICY" sync --all --src yaml --dest docker --dest-tls-verify=false \
         "$WORK/longhaul-skopeo.yaml" "$to_skopeo/bench" >"$OUT_DIR/longhaul-skopeo.log" 2>&1 \
         || die "skopeo sync failed: see $OUT_DIR/longhaul-skopeo.log"
-    t1="$(now)"
-    skopeo_s="$(elapsed "$t0" "$t1")"
+    skopeo_s="$MEASURED_S" k_rss="$MEASURED_RSS"
 
     verify_copies "$WORK/images.txt" "$to_airlift/bench" "$to_skopeo/bench"
     kill -INT "$PROXY_PID" 2>/dev/null || true
     wait "$PROXY_PID" 2>/dev/null || true
     log "$(tail -n 1 "$PROXY_ERR")"
-    result "long haul (${latency} ms one way, $conn/conn, $total total; $IMAGES images, $SEED_MB MB," \
-        "scale $BENCH_SCALE, jobs $BENCH_JOBS): airlift: $airlift_s s, skopeo: $skopeo_s s," \
-        "ratio airlift/skopeo: $(awk -v a="$airlift_s" -v b="$skopeo_s" 'BEGIN { printf "%.2f", a / b }')" \
-        "(airlift $(awk -v a="$airlift_s" -v b="$skopeo_s" 'BEGIN { printf "%.1f", b / a }')x faster; aim >= 4x)"
+    result "long haul (${latency} ms one way, $conn/conn, $total total; $SET_DESC," \
+        "jobs $BENCH_JOBS): airlift: $airlift_s s, skopeo: $skopeo_s s," \
+        "ratio airlift/skopeo: $(ratio "$airlift_s" "$skopeo_s")" \
+        "(airlift $(awk -v a="$airlift_s" -v b="$skopeo_s" 'BEGIN { printf "%.1f", b / a }')x faster; aim >= 4x);" \
+        "peak RSS airlift $a_rss MiB, skopeo $k_rss MiB"
 }
 
 # file_bytes FILE...: their total size in bytes.
 file_bytes() { stat -c %s "$@" | awk '{ s += $1 } END { printf "%d", s }'; }
 
-# ratio A B: A / B, 2 decimals.
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 # The bundle section: making an air-gap archive of the set and loading it into an empty
 # registry, airlift against the skopeo way (sync to a dir, tar | zstd; unpack, sync to a
@@ -173,22 +190,22 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 # the set's unique blob bytes by more than 1 % (blobs stored once, tar headers, manifests).
 bench_bundle() {
     local dir t0 t1 rc=0 create_a create_s load_a load_s size_a size_s limit
+    local create_a_rss create_k_rss load_a_rss load_k_rss
     dir="$(make_tmpdir)"
 
     log "airlift bundle create -> $dir/airlift.tar.zst (--jobs $BENCH_JOBS)"
-    t0="$(now)"
-    "$BIN_DIR/airlift" bundle create --list "$WORK/images.txt" -o "$dir/airlift.tar.zst" \
+    measure bundle-create-airlift "$AIRLIFT" bundle create --list "$WORK/images.txt" -o "$dir/airlift.tar.zst" \
         --jobs "$BENCH_JOBS" --json --progress none --insecure-registry "$SRC" \
         >"$OUT_DIR/bundle-create-report.json" 2>"$OUT_DIR/bundle-create.log" || rc=$?
-    t1="$(now)"
     [[ $rc -eq 0 ]] || die "airlift bundle create exited with $rc (see $OUT_DIR/bundle-create.log)"
-    create_a="$(elapsed "$t0" "$t1")"
+    create_a="$MEASURED_S" create_a_rss="$MEASURED_RSS"
 
     log "skopeo sync --all --src yaml --dest dir, then tar | zstd -T0 -3 -> $dir/skopeo.tar.zst"
     t0="$(now)"
-    skopeo --policy "$POLICY" sync --all --src yaml --dest dir "$WORK/skopeo.yaml" \
+    measure bundle-create-skopeo skopeo --policy "$POLICY" sync --all --src yaml --dest dir "$WORK/skopeo.yaml" \
         "$dir/skopeo-dir" >"$OUT_DIR/skopeo-bundle-create.log" 2>&1 \
         || die "skopeo sync to a dir failed: see $OUT_DIR/skopeo-bundle-create.log"
+    create_k_rss="$MEASURED_RSS"
     tar -C "$dir/skopeo-dir" -cf - . | zstd -q -T0 -3 -o "$dir/skopeo.tar.zst" \
         || die "tar | zstd failed"
     t1="$(now)"
@@ -201,22 +218,21 @@ bench_bundle() {
     local to_skopeo="$REGISTRY_ADDR"
 
     log "airlift bundle load -> $to_airlift/bench (--flatten --jobs $BENCH_JOBS)"
-    t0="$(now)"
-    "$BIN_DIR/airlift" bundle load "$dir/airlift.tar.zst" --to "$to_airlift/bench" --flatten \
+    measure bundle-load-airlift "$AIRLIFT" bundle load "$dir/airlift.tar.zst" --to "$to_airlift/bench" --flatten \
         --jobs "$BENCH_JOBS" --json --progress none --insecure-registry "$to_airlift" \
         --state-dir "$dir/load-state" \
         >"$OUT_DIR/bundle-load-report.json" 2>"$OUT_DIR/bundle-load.log" || rc=$?
-    t1="$(now)"
     [[ $rc -eq 0 ]] || die "airlift bundle load exited with $rc (see $OUT_DIR/bundle-load.log)"
-    load_a="$(elapsed "$t0" "$t1")"
+    load_a="$MEASURED_S" load_a_rss="$MEASURED_RSS"
 
     log "zstd -d | tar -x, then skopeo sync --all --src dir --dest docker -> $to_skopeo/bench"
     t0="$(now)"
     mkdir "$dir/unpacked"
     zstd -q -d -c "$dir/skopeo.tar.zst" | tar -x -C "$dir/unpacked" || die "unpacking failed"
-    skopeo --policy "$POLICY" sync --all --src dir --dest docker --dest-tls-verify=false \
+    measure bundle-load-skopeo skopeo --policy "$POLICY" sync --all --src dir --dest docker --dest-tls-verify=false \
         "$dir/unpacked" "$to_skopeo/bench" >"$OUT_DIR/skopeo-bundle-load.log" 2>&1 \
         || die "skopeo sync from the dir failed: see $OUT_DIR/skopeo-bundle-load.log"
+    load_k_rss="$MEASURED_RSS"
     t1="$(now)"
     load_s="$(elapsed "$t0" "$t1")"
 
@@ -224,18 +240,21 @@ bench_bundle() {
     size_a="$(file_bytes "$dir/airlift.tar.zst")"
     size_s="$(file_bytes "$dir/skopeo.tar.zst")"
     limit="$(awk -v u="$UNIQUE_BYTES" 'BEGIN { printf "%d", u * 1.01 }')"
-    result "bundle create ($IMAGES images, $SEED_MB MB, scale $BENCH_SCALE, jobs $BENCH_JOBS):" \
+    result "bundle create ($SET_DESC, jobs $BENCH_JOBS):" \
         "airlift: $create_a s, skopeo sync+tar+zstd: $create_s s," \
-        "ratio airlift/skopeo: $(ratio "$create_a" "$create_s")"
+        "ratio airlift/skopeo: $(ratio "$create_a" "$create_s");" \
+        "peak RSS airlift $create_a_rss MiB, skopeo $create_k_rss MiB"
     result "bundle load: airlift: $load_a s, zstd+tar+skopeo sync: $load_s s," \
-        "ratio airlift/skopeo: $(ratio "$load_a" "$load_s")"
+        "ratio airlift/skopeo: $(ratio "$load_a" "$load_s");" \
+        "peak RSS airlift $load_a_rss MiB, skopeo $load_k_rss MiB"
     result "bundle size: unique blob bytes $UNIQUE_BYTES; airlift $size_a" \
         "($(ratio "$size_a" "$UNIQUE_BYTES")x, limit $limit), skopeo $size_s" \
         "($(ratio "$size_s" "$UNIQUE_BYTES")x)"
     ((size_a <= limit)) || die "the airlift bundle ($size_a bytes) exceeds the unique blob bytes + 1 % ($limit)"
 }
 
-ensure_prereqs zstd
+ensure_prereqs zstd time:time
+[[ -x /usr/bin/time ]] || die "GNU time (/usr/bin/time) is needed to measure peak RSS"
 log "building airlift, the image generator and the fault proxy ($AIRLIFT_PROFILE)"
 cargo build --profile "$AIRLIFT_PROFILE" --bin airlift --example seed --example faultproxy
 POLICY="$(skopeo_policy)"
@@ -244,12 +263,15 @@ start_registry
 SRC="$REGISTRY_ADDR"
 SRC_PID="$REGISTRY_PID"
 
-log "generating the release set (scale $BENCH_SCALE) into $SRC"
-"$BIN_DIR/examples/seed" --registry "$SRC" --set release --scale "$BENCH_SCALE" \
+log "generating the $BENCH_SET set (scale $BENCH_SCALE, big layer ${BENCH_BIG_LAYER_MIB} MiB) into $SRC"
+"$BIN_DIR/examples/seed" --registry "$SRC" --set "$BENCH_SET" --scale "$BENCH_SCALE" \
+    --big-layer-mib "$BENCH_BIG_LAYER_MIB" \
     --list-out "$WORK/images.txt" --skopeo-yaml "$WORK/skopeo.yaml" | tee "$WORK/seed.txt"
 IMAGES="$(wc -l <"$WORK/images.txt")"
 UNIQUE_BYTES="$(sed -n 's/.*(\([0-9]*\) unique blob bytes.*/\1/p' "$WORK/seed.txt")"
 SEED_MB="$(awk -v b="$UNIQUE_BYTES" 'BEGIN { printf "%.0f", b / 1e6 }')"
+SET_DESC="$BENCH_SET set, $IMAGES images, $SEED_MB MB, scale $BENCH_SCALE"
+((BENCH_BIG_LAYER_MIB > 0)) && SET_DESC+=", one ${BENCH_BIG_LAYER_MIB} MiB layer"
 
 : >"$RESULTS"
 result "# airlift bench $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores, profile $AIRLIFT_PROFILE"

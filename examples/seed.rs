@@ -1,7 +1,9 @@
 //! Seeds a registry with generated test images and writes their image list.
 //!
-//! `cargo run --release --example seed -- --registry 127.0.0.1:5000 --set release|small
-//! [--scale F] --list-out FILE [--skopeo-yaml FILE]` pushes the chosen set from the
+//! `cargo run --release --example seed -- --registry 127.0.0.1:5000 --set
+//! release|release-like|small [--scale F] [--big-layer-mib N] --list-out FILE
+//! [--skopeo-yaml FILE]` pushes the chosen set (plus, with `--big-layer-mib`, one image
+//! with a single layer of that many MiB) from the
 //! integration tests' generator (compiled in through `#[path]`, not copied), writes a plain
 //! text list (`REGISTRY/REPO:TAG` per line) and optionally a `skopeo sync --src yaml` file
 //! naming the same images. Used by `scripts/demo.sh` and `bench/bench.sh`.
@@ -15,7 +17,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-const USAGE: &str = "usage: seed --registry HOST:PORT --set release|small [--scale F] --list-out FILE [--skopeo-yaml FILE]";
+const USAGE: &str = "usage: seed --registry HOST:PORT --set release|release-like|small [--scale F] [--big-layer-mib N] --list-out FILE [--skopeo-yaml FILE]";
 
 fn main() -> ExitCode {
     let mut registry = None;
@@ -23,6 +25,7 @@ fn main() -> ExitCode {
     let mut scale = 1.0f64;
     let mut list_out = None;
     let mut skopeo_yaml = None;
+    let mut big_layer_mib = 0u64;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -33,6 +36,11 @@ fn main() -> ExitCode {
                 v.parse()
                     .map(|f| scale = f)
                     .map_err(|e| format!("--scale {v}: {e}"))
+            }),
+            "--big-layer-mib" => value().and_then(|v| {
+                v.parse()
+                    .map(|n| big_layer_mib = n)
+                    .map_err(|e| format!("--big-layer-mib {v}: {e}"))
             }),
             "--list-out" => value().map(|v| list_out = Some(PathBuf::from(v))),
             "--skopeo-yaml" => value().map(|v| skopeo_yaml = Some(PathBuf::from(v))),
@@ -51,14 +59,18 @@ fn main() -> ExitCode {
         eprintln!("seed: --registry, --set and --list-out are required\n{USAGE}");
         return ExitCode::from(2);
     };
-    let specs = match set.as_str() {
+    let mut specs = match set.as_str() {
         "small" => r#gen::small_set(),
         "release" => r#gen::release_set(scale),
+        "release-like" => r#gen::release_like_set(scale),
         other => {
-            eprintln!("seed: unknown set `{other}` (small or release)");
+            eprintln!("seed: unknown set `{other}` (small, release or release-like)");
             return ExitCode::from(2);
         }
     };
+    if big_layer_mib > 0 {
+        specs.push(r#gen::big_layer_image(big_layer_mib));
+    }
 
     let started = Instant::now();
     let images = r#gen::push(&registry, &specs);

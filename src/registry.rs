@@ -715,7 +715,7 @@ impl Repo {
         session: UploadSession,
         chunk: Bytes,
     ) -> Result<UploadSession, RegistryError> {
-        blobs::patch_chunk(self, session, chunk).await
+        blobs::patch_chunk(self, session, blobs::Chunk::Bytes(chunk)).await
     }
 
     /// Completes a chunked upload: PUT with `?digest=` and an empty body.
@@ -724,7 +724,7 @@ impl Repo {
         session: UploadSession,
         digest: &Digest,
     ) -> Result<(), RegistryError> {
-        blobs::finish_upload(self, session, digest, Bytes::new()).await
+        blobs::finish_upload(self, session, digest, blobs::Chunk::Bytes(Bytes::new())).await
     }
 
     /// Completes a chunked upload with its last chunk as the PUT body (at `session.offset`).
@@ -736,7 +736,29 @@ impl Repo {
         digest: &Digest,
         last: Bytes,
     ) -> Result<(), RegistryError> {
-        blobs::finish_upload(self, session, digest, last).await
+        blobs::finish_upload(self, session, digest, blobs::Chunk::Bytes(last)).await
+    }
+
+    /// [`Repo::patch_chunk`] with a streamed body of exactly `len` bytes, so the chunk is
+    /// never held in memory.
+    pub async fn patch_chunk_stream(
+        &self,
+        session: UploadSession,
+        len: u64,
+        body: BoxStream<'static, Result<Bytes, std::io::Error>>,
+    ) -> Result<UploadSession, RegistryError> {
+        blobs::patch_chunk(self, session, blobs::Chunk::Stream(len, body)).await
+    }
+
+    /// [`Repo::finish_upload_with`] with a streamed last chunk of exactly `len` bytes.
+    pub async fn finish_upload_stream(
+        &self,
+        session: UploadSession,
+        digest: &Digest,
+        len: u64,
+        body: BoxStream<'static, Result<Bytes, std::io::Error>>,
+    ) -> Result<(), RegistryError> {
+        blobs::finish_upload(self, session, digest, blobs::Chunk::Stream(len, body)).await
     }
 
     /// Abandons an upload session (DELETE on the upload URL), so the registry can free what

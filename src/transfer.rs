@@ -11,10 +11,12 @@ mod blob;
 mod budget;
 mod create;
 mod execute;
+mod feed;
 mod load;
 mod plan;
 pub mod referrers;
 mod resolve;
+mod segments;
 mod upload;
 pub mod walk;
 
@@ -39,10 +41,15 @@ pub struct TransferOptions {
     pub keep_going: bool,
     /// Blobs at least this large are downloaded as parallel `Range` segments (default 32 MiB).
     pub segment_threshold: u64,
-    /// Size of one segment (default 16 MiB).
+    /// Size of one segment (default 8 MiB: segments waiting for their turn hold their bytes
+    /// in the memory budget, so smaller ones keep more connections busy within it).
     pub segment_size: u64,
     /// Segments of one blob in flight at once (default 4).
     pub segment_parallelism: usize,
+    /// Bytes that segments received ahead of the one being read may hold, shared by all
+    /// jobs (default 24 MiB). Segments beyond it wait; this, not `--jobs`, bounds the
+    /// memory a run uses for blob data.
+    pub memory_budget: u64,
     /// Attempts per blob (and per segment) after the first (default 4).
     pub blob_retries: u32,
     /// First backoff delay between blob attempts (default 500 ms; `AIRLIFT_RETRY_DELAY_MS`
@@ -64,8 +71,9 @@ impl Default for TransferOptions {
             jobs: 8,
             keep_going: true,
             segment_threshold: 32 << 20,
-            segment_size: 16 << 20,
+            segment_size: 8 << 20,
             segment_parallelism: 4,
+            memory_budget: 24 << 20,
             blob_retries: 4,
             retry_delay: Duration::from_millis(500),
             retry_budget: 100,

@@ -273,15 +273,41 @@ pub(super) async fn put_blob(
     }
 }
 
+/// A chunk body: bytes in memory (resendable) or a stream of `len` bytes (sent once).
+pub(super) enum Chunk {
+    /// Bytes in memory.
+    Bytes(Bytes),
+    /// A streamed body of exactly `len` bytes.
+    Stream(u64, BoxStream<'static, Result<Bytes, std::io::Error>>),
+}
+
+impl Chunk {
+    fn len(&self) -> u64 {
+        match self {
+            Chunk::Bytes(b) => b.len() as u64,
+            Chunk::Stream(len, _) => *len,
+        }
+    }
+
+    fn into_body(self) -> CallBody {
+        match self {
+            Chunk::Bytes(b) => CallBody::Bytes(b),
+            Chunk::Stream(_, s) => {
+                CallBody::Stream(Mutex::new(Some(reqwest::Body::wrap_stream(s))))
+            }
+        }
+    }
+}
+
 pub(super) async fn patch_chunk(
     repo: &Repo,
     session: UploadSession,
-    chunk: Bytes,
+    chunk: Chunk,
 ) -> Result<UploadSession, RegistryError> {
-    if chunk.is_empty() {
+    let len = chunk.len();
+    if len == 0 {
         return Ok(session);
     }
-    let len = chunk.len() as u64;
     let mut call = Call::new(
         Method::PATCH,
         Target::Url(session.location.clone()),
@@ -296,7 +322,7 @@ pub(super) async fn patch_chunk(
         "content-range",
         HeaderValue::from_str(&range).expect("ASCII"),
     );
-    call.body = CallBody::Bytes(chunk);
+    call.body = chunk.into_body();
     let (url, resp) = repo.http().execute(repo.registry(), &call).await?;
     match resp.status().as_u16() {
         // distribution answers 202; Amazon ECR 201 and go-containerregistry 204. The `Range`
@@ -329,7 +355,7 @@ pub(super) async fn finish_upload(
     repo: &Repo,
     session: UploadSession,
     digest: &Digest,
-    last: Bytes,
+    last: Chunk,
 ) -> Result<(), RegistryError> {
     let mut call = Call::new(
         Method::PUT,
@@ -338,11 +364,11 @@ pub(super) async fn finish_upload(
     );
     call.headers
         .insert(CONTENT_LENGTH, HeaderValue::from(last.len()));
-    if !last.is_empty() {
+    if last.len() > 0 {
         call.bounded = false;
         call.retry = false;
         call.headers.insert(CONTENT_TYPE, octet_stream());
-        call.body = CallBody::Bytes(last);
+        call.body = last.into_body();
     }
     let (url, resp) = repo.http().execute(repo.registry(), &call).await?;
     match resp.status().as_u16() {

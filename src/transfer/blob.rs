@@ -18,6 +18,8 @@ use crate::reference::Digest;
 use crate::registry::{MountOutcome, Repo};
 use crate::report::Reporter;
 
+use super::feed::Refetch;
+use super::segments::MemoryBudget;
 use super::upload::Uploader;
 use super::{TransferError, TransferOptions};
 
@@ -31,6 +33,8 @@ pub(crate) struct Ctx {
     pub retry_budget: Arc<RetryBudget>,
     /// Uploads into destination registries.
     pub uploader: Uploader,
+    /// Memory for segment data received ahead of the reader, shared by all blobs.
+    pub budget: MemoryBudget,
 }
 
 impl Ctx {
@@ -39,6 +43,7 @@ impl Ctx {
         let retry_budget = Arc::new(RetryBudget::new(opts.retry_budget));
         Ctx {
             uploader: Uploader::new(&opts, retry_budget.clone(), reporter.clone()),
+            budget: MemoryBudget::new(opts.memory_budget),
             opts,
             reporter,
             bytes_read: Arc::new(AtomicU64::new(0)),
@@ -194,16 +199,57 @@ async fn copy_once(
     planned.settle(ctx, digest, size, Moved::Copied);
     let body = open(ctx, src, digest, size).await?;
     ctx.uploader
-        .upload(
+        .upload_refetching(
             dst,
             session,
             digest,
             size,
             body,
             format!("{}@{}", src.name(), digest),
+            refetch(ctx, src, digest),
         )
         .await
         .map(|()| Moved::Copied)
+}
+
+/// Reads byte ranges of `digest` from `src` again, for an upload resuming after a drop.
+/// The bytes count as read from the source, not as progress.
+fn refetch(ctx: &Ctx, src: &Repo, digest: &Digest) -> Refetch {
+    let (src, digest) = (src.clone(), digest.clone());
+    let (retries, delay) = (ctx.opts.blob_retries, ctx.opts.retry_delay);
+    let (budget, reporter, total) = (
+        ctx.retry_budget.clone(),
+        ctx.reporter.clone(),
+        ctx.bytes_read.clone(),
+    );
+    Arc::new(move |from, to| {
+        let state = Resume {
+            src: src.clone(),
+            digest: digest.clone(),
+            size: to,
+            range_end: Some(to),
+            offset: from,
+            skip: 0,
+            current: None,
+            attempts: 0,
+            max_attempts: retries,
+            budget: budget.clone(),
+            delay,
+            reporter: reporter.clone(),
+            done: false,
+        };
+        let total = total.clone();
+        let s = stream::unfold(state, |mut st| async move {
+            let item = st.next_chunk().await?;
+            Some((item, st))
+        })
+        .inspect(move |r| {
+            if let Ok(b) = r {
+                total.fetch_add(b.len() as u64, Ordering::Relaxed);
+            }
+        });
+        futures_util::future::ready(Ok(s.boxed())).boxed()
+    })
 }
 
 /// Opens the source side of a blob: parallel segments for large blobs, else one resumable
@@ -215,7 +261,7 @@ async fn open(
     size: u64,
 ) -> Result<ByteStream, TransferError> {
     if size >= ctx.opts.segment_threshold {
-        segmented(ctx, src, digest, size).await
+        super::segments::segmented(ctx, src, digest, size).await
     } else {
         whole(ctx, src, digest, size).await
     }
@@ -276,6 +322,7 @@ async fn whole(
         src: src.clone(),
         digest: digest.clone(),
         size,
+        range_end: None,
         offset: 0,
         skip: 0,
         current: Some(first.stream),
@@ -297,6 +344,8 @@ struct Resume {
     src: Repo,
     digest: Digest,
     size: u64,
+    /// Where the requested range ends (exclusive); `None` for the rest of the blob.
+    range_end: Option<u64>,
     offset: u64,
     /// Bytes still to drop from a response that restarted at zero.
     skip: u64,
@@ -316,7 +365,11 @@ impl Resume {
         }
         loop {
             let Some(current) = self.current.as_mut() else {
-                match self.src.get_blob(&self.digest, self.offset, None).await {
+                match self
+                    .src
+                    .get_blob(&self.digest, self.offset, self.range_end)
+                    .await
+                {
                     Ok(body) => {
                         self.skip = if body.partial { 0 } else { self.offset };
                         self.current = Some(body.stream);
@@ -394,7 +447,7 @@ impl Resume {
 }
 
 /// Counts bytes into the run total and the reporter as they arrive.
-fn counted(ctx: &Ctx, s: ByteStream) -> ByteStream {
+pub(super) fn counted(ctx: &Ctx, s: ByteStream) -> ByteStream {
     let (reporter, total) = (ctx.reporter.clone(), ctx.bytes_read.clone());
     s.inspect(move |r| {
         if let Ok(b) = r {
@@ -403,81 +456,6 @@ fn counted(ctx: &Ctx, s: ByteStream) -> ByteStream {
         }
     })
     .boxed()
-}
-
-/// The blob as ordered `Range` segments, `segment_parallelism` in flight. Each segment is
-/// retried on its own, so a dropped connection costs one segment, not the blob.
-async fn segmented(
-    ctx: &Ctx,
-    src: &Repo,
-    digest: &Digest,
-    size: u64,
-) -> Result<ByteStream, TransferError> {
-    let seg = ctx.opts.segment_size.max(1);
-    let first = src.get_blob(digest, 0, Some(seg.min(size))).await?;
-    if !first.partial {
-        // The server ignored Range and is sending everything: use it as a plain stream.
-        return Ok(counted(
-            ctx,
-            first.stream.map(|r| r.map_err(TransferError::from)).boxed(),
-        ));
-    }
-    let counter = ctx.bytes_read.clone();
-    let reporter = ctx.reporter.clone();
-    let mut futures = Vec::new();
-    // The first segment's response is already open; it is the first attempt of segment 0.
-    let mut opened = Some(first);
-    let mut start = 0;
-    while start < size {
-        let end = (start + seg).min(size);
-        let (src, digest, counter, reporter) = (
-            src.clone(),
-            digest.clone(),
-            counter.clone(),
-            reporter.clone(),
-        );
-        let retries = ctx.opts.blob_retries;
-        let delay = ctx.opts.retry_delay;
-        let budget = ctx.retry_budget.clone();
-        let mut opened = opened.take();
-        futures.push(
-            async move {
-                let mut attempt = 0;
-                loop {
-                    let response = match opened.take() {
-                        Some(b) => Ok(b),
-                        None => src.get_blob(&digest, start, Some(end)).await,
-                    };
-                    let r = match response {
-                        Ok(b) if b.partial => {
-                            collect(b.stream, end - start, &counter, &*reporter).await
-                        }
-                        Ok(_) => Err(TransferError::Registry(
-                            crate::registry::RegistryError::Protocol {
-                                url: format!("{}@{}", src.name(), digest),
-                                reason: "server stopped honouring Range mid-blob".into(),
-                            },
-                        )),
-                        Err(e) => Err(e.into()),
-                    };
-                    match r {
-                        Ok(b) => return Ok(b),
-                        Err(e) if e.is_retryable() && attempt < retries && budget.take() => {
-                            attempt += 1;
-                            reporter.on_blob_retry(&digest, 0, &super::error_chain(&e));
-                            tokio::time::sleep(jitter(delay, attempt)).await;
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-            .boxed(),
-        );
-        start = end;
-    }
-    Ok(stream::iter(futures)
-        .buffered(ctx.opts.segment_parallelism.max(1))
-        .boxed())
 }
 
 /// Delay before attempt `attempt` (1-based): exponential with full jitter.
@@ -490,32 +468,4 @@ pub(super) fn jitter(base: Duration, attempt: u32) -> Duration {
         .unwrap_or(base);
     base.saturating_mul(1 << attempt.min(6))
         .mul_f64(rand::random::<f64>().max(0.1))
-}
-
-/// Reads one segment fully into memory (bounded by the segment size).
-async fn collect(
-    mut s: BoxStream<'static, Result<Bytes, crate::registry::RegistryError>>,
-    len: u64,
-    counter: &AtomicU64,
-    reporter: &dyn Reporter,
-) -> Result<Bytes, TransferError> {
-    let mut buf = BytesMut::with_capacity(len as usize);
-    while let Some(chunk) = s.next().await {
-        let chunk = chunk?;
-        counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-        reporter.on_bytes(chunk.len() as u64);
-        buf.extend_from_slice(&chunk);
-        if buf.len() as u64 > len {
-            break;
-        }
-    }
-    if buf.len() as u64 != len {
-        return Err(TransferError::Registry(
-            crate::registry::RegistryError::Protocol {
-                url: String::new(),
-                reason: format!("range response of {} bytes, expected {len}", buf.len()),
-            },
-        ));
-    }
-    Ok(buf.freeze())
 }

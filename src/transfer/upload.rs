@@ -19,16 +19,16 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use futures_util::stream::{self, Stream, StreamExt};
+use bytes::Bytes;
+use futures_util::stream::{Stream, StreamExt};
 use sha2::{Digest as _, Sha256};
-use tokio::sync::mpsc;
 
 use crate::reference::Digest;
 use crate::registry::{RegistryError, Repo, UploadSession};
 use crate::report::Reporter;
 
 use super::blob::{ByteStream, RetryBudget, jitter};
+use super::feed::{Feed, Keep, Refetch};
 use super::{TransferError, TransferOptions};
 
 /// The smallest chunk sent: Amazon ECR refuses layer parts under 5 MiB (but the last).
@@ -78,7 +78,8 @@ impl Uploader {
     }
 
     /// Uploads `body` (`size` bytes of `digest`) into `session` on `dst`. `origin` names
-    /// where the bytes came from, for errors.
+    /// where the bytes came from, for errors. The source cannot be read twice, so a chunked
+    /// upload keeps the current chunk in memory to resend it after a drop.
     pub async fn upload(
         &self,
         dst: &Repo,
@@ -88,18 +89,41 @@ impl Uploader {
         body: ByteStream,
         origin: String,
     ) -> Result<(), TransferError> {
+        let keep = Keep::Memory(Default::default(), 0);
+        self.upload_keeping(dst, session, digest, size, body, origin, keep)
+            .await
+    }
+
+    /// [`Self::upload`] from a source that `refetch` reads again by range: the bytes of a
+    /// dropped chunk are fetched again instead of held.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn upload_refetching(
+        &self,
+        dst: &Repo,
+        session: UploadSession,
+        digest: &Digest,
+        size: u64,
+        body: ByteStream,
+        origin: String,
+        refetch: Refetch,
+    ) -> Result<(), TransferError> {
+        let keep = Keep::Refetch(refetch, Vec::new());
+        self.upload_keeping(dst, session, digest, size, body, origin, keep)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn upload_keeping(
+        &self,
+        dst: &Repo,
+        session: UploadSession,
+        digest: &Digest,
+        size: u64,
+        body: ByteStream,
+        origin: String,
+        keep: Keep,
+    ) -> Result<(), TransferError> {
         let failure = Arc::new(Mutex::new(None));
-        let verified = Verify {
-            inner: body,
-            hasher: Sha256::new(),
-            received: 0,
-            held: None,
-            digest: digest.clone(),
-            size,
-            url: origin,
-            failure: failure.clone(),
-            finished: false,
-        };
         let chunked = size > self.chunk_size
             && !self
                 .no_patch
@@ -107,8 +131,21 @@ impl Uploader {
                 .expect("not poisoned")
                 .contains(dst.registry());
         let result = if chunked {
-            self.chunked(dst, session, digest, size, verified).await
+            let feed = Feed::new(body, digest, size, origin, keep, failure.clone());
+            self.chunked(dst, session, digest, size, Arc::new(Mutex::new(feed)))
+                .await
         } else {
+            let verified = Verify {
+                inner: body,
+                hasher: Sha256::new(),
+                received: 0,
+                held: None,
+                digest: digest.clone(),
+                size,
+                url: origin,
+                failure: failure.clone(),
+                finished: false,
+            };
             let open = session.clone();
             let result = dst
                 .put_blob(session, digest, size, verified.boxed())
@@ -127,120 +164,95 @@ impl Uploader {
         result
     }
 
-    /// The chunked upload: a producer cuts the verified body into chunks while the consumer
-    /// sends the previous one.
+    /// The chunked upload: each chunk's `PATCH` body streams from the feed.
     async fn chunked(
         &self,
         dst: &Repo,
         session: UploadSession,
         digest: &Digest,
         size: u64,
-        verified: Verify,
+        feed: Arc<Mutex<Feed>>,
     ) -> Result<(), TransferError> {
-        let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
-        let chunk_size = self.chunk_size as usize;
-        let producer = async move {
-            let mut body = verified;
-            let mut buf = BytesMut::with_capacity(chunk_size);
-            while let Some(item) = body.next().await {
-                let mut piece = match item {
-                    Ok(piece) => piece,
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        return;
-                    }
-                };
-                while !piece.is_empty() {
-                    let take = (chunk_size - buf.len()).min(piece.len());
-                    buf.extend_from_slice(&piece.split_to(take));
-                    if buf.len() == chunk_size {
-                        if tx.send(Ok(buf.split().freeze())).await.is_err() {
-                            return;
+        let mut session = session;
+        let mut start = 0u64;
+        while start < size {
+            let end = (start + self.chunk_size).min(size);
+            let last = end == size;
+            feed.lock().expect("not poisoned").commit(start);
+            match self
+                .send(dst, &mut session, &feed, start, end, last, digest, size)
+                .await
+            {
+                Ok(()) => {}
+                Err(Refused(e)) if start == 0 => {
+                    tracing::info!(
+                        registry = dst.registry(),
+                        "chunked upload refused ({e}); sending whole blobs"
+                    );
+                    self.no_patch
+                        .lock()
+                        .expect("not poisoned")
+                        .insert(dst.registry().to_owned());
+                    let _ = dst.cancel_upload(&session).await;
+                    let session = dst.start_upload().await?;
+                    {
+                        let mut f = feed.lock().expect("not poisoned");
+                        if !f.rewind(0) {
+                            return Err(e);
                         }
-                        buf.reserve(chunk_size);
+                        f.forget();
                     }
+                    let body = Feed::body(&feed, size);
+                    return dst
+                        .put_blob(session, digest, size, body)
+                        .await
+                        .map_err(TransferError::from);
+                }
+                Err(Refused(e)) | Err(Failed(e)) => {
+                    // The next attempt opens a new session: give this one up.
+                    let _ = dst.cancel_upload(&session).await;
+                    return Err(e);
                 }
             }
-            if !buf.is_empty() {
-                let _ = tx.send(Ok(buf.freeze())).await;
-            }
-        };
-        let consumer = async {
-            let mut session = session;
-            let mut start = 0u64;
-            while let Some(item) = rx.recv().await {
-                let chunk = match item {
-                    Ok(chunk) => chunk,
-                    Err(e) => {
-                        // The verifier's failure (its real cause is in `failure`): the
-                        // session holds unverified bytes, so give it up.
-                        let _ = dst.cancel_upload(&session).await;
-                        return Err(TransferError::Registry(RegistryError::Protocol {
-                            url: session.location.to_string(),
-                            reason: e.to_string(),
-                        }));
-                    }
-                };
-                let last = start + chunk.len() as u64 >= size;
-                match self
-                    .send(dst, &mut session, &chunk, start, last, digest, size)
-                    .await
-                {
-                    Ok(()) => {}
-                    Err(Refused(e)) if start == 0 => {
-                        tracing::info!(
-                            registry = dst.registry(),
-                            "chunked upload refused ({e}); sending whole blobs"
-                        );
-                        self.no_patch
-                            .lock()
-                            .expect("not poisoned")
-                            .insert(dst.registry().to_owned());
-                        let rest = stream::once(async move { Ok(chunk) })
-                            .chain(stream::unfold(rx, |mut rx| async move {
-                                rx.recv().await.map(|item| (item, rx))
-                            }));
-                        let session = dst.start_upload().await?;
-                        return dst
-                            .put_blob(session, digest, size, rest.boxed())
-                            .await
-                            .map_err(TransferError::from);
-                    }
-                    Err(Refused(e)) | Err(Failed(e)) => {
-                        // The next attempt opens a new session: give this one up.
-                        let _ = dst.cancel_upload(&session).await;
-                        return Err(e);
-                    }
-                }
-                start += chunk.len() as u64;
-            }
-            Ok(())
-        };
-        let ((), result) = tokio::join!(producer, consumer);
-        result
+            start = end;
+        }
+        Ok(())
     }
 
-    /// Sends `chunk` (bytes `start..` of the blob) into `session`, resuming from what the
-    /// registry reports after a failure. The final chunk is the body of the closing `PUT`.
+    /// Sends bytes `start..end` of the blob into `session`, resuming from what the registry
+    /// reports after a failure. The final chunk is the body of the closing `PUT`.
     #[allow(clippy::too_many_arguments)]
     async fn send(
         &self,
         dst: &Repo,
         session: &mut UploadSession,
-        chunk: &Bytes,
+        feed: &Arc<Mutex<Feed>>,
         start: u64,
+        end: u64,
         last: bool,
         digest: &Digest,
         size: u64,
     ) -> Result<(), SendError> {
-        let end = start + chunk.len() as u64;
         let mut attempt = 0;
         loop {
-            let part = chunk.slice((session.offset - start) as usize..);
+            let from = session.offset;
+            let rewound = feed.lock().expect("not poisoned").rewind(from);
+            if !rewound {
+                let given = feed.lock().expect("not poisoned").given();
+                return Err(Failed(TransferError::Registry(RegistryError::Protocol {
+                    url: session.location.to_string(),
+                    reason: format!(
+                        "cannot resume the upload at byte {from} (bytes up to {given} were sent)"
+                    ),
+                })));
+            }
+            let body = Feed::body(feed, end);
+            let len = end - from;
             let result = if last {
-                dst.finish_upload_with(session.clone(), digest, part).await
+                dst.finish_upload_stream(session.clone(), digest, len, body)
+                    .await
             } else {
-                match dst.patch_chunk(session.clone(), part).await {
+                match dst.patch_chunk_stream(session.clone(), len, body).await {
                     Ok(next) => {
                         // Registries differ in how they report the `Range` of a fresh chunk
                         // (distribution's `0-0`); a short upload fails the digest check of
@@ -254,6 +266,13 @@ impl Uploader {
                     Err(e) => Err(e),
                 }
             };
+            if feed.lock().expect("not poisoned").failed() {
+                // The source or the verification failed: the caller reports the cause.
+                return Err(Failed(TransferError::Registry(RegistryError::Protocol {
+                    url: session.location.to_string(),
+                    reason: "the blob's source failed".to_owned(),
+                })));
+            }
             let error = match result {
                 Ok(()) => return Ok(()),
                 Err(RegistryError::Status { status, .. })
@@ -388,6 +407,7 @@ impl Stream for Verify {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::stream;
 
     fn verify_over(
         chunks: Vec<&'static [u8]>,

@@ -11,7 +11,7 @@
 //! and killed or interrupted runs resuming; `disk` tests the free-space check; `siteconfig`
 //! tests `mirror config` with containerd and podman pulling through the mirror; `hostile`
 //! feeds crafted bundles, lists and a hostile registry to the binary under memory and time
-//! limits; `referrers` carries signatures and SBOMs judged by cosign, notation and oras;
+//! limits; `memory` checks that peak RSS stays flat with a large blob; `referrers` carries signatures and SBOMs judged by cosign, notation and oras;
 //! `conformance` runs one scenario against the registry set-ups users meet (proxies, CDNs,
 //! other servers); `addresses` runs registries on a network namespace's non-loopback and IPv6
 //! addresses; `operator` tests what an operator sees when things are not perfect (quiet
@@ -32,6 +32,7 @@ mod harness;
 mod hostile;
 mod inventory;
 mod kill;
+mod memory;
 mod messages;
 mod operator;
 mod proxy_faults;

@@ -320,6 +320,50 @@ pub fn release_set(scale: f64) -> Vec<ImageSpec> {
     set
 }
 
+/// A set shaped like a product release with little layer sharing, for the benchmark: 14
+/// images, about 650 MB of unique blobs at `scale` 1.0. Each image has its own large layer
+/// (5 to 120 MB) and a small one; one 30 MB base layer is shared by four images; two small
+/// images are multi-arch.
+pub fn release_like_set(scale: f64) -> Vec<ImageSpec> {
+    use Arch::*;
+    use Kind::*;
+    let mb = |n: f64| -> u64 { ((n * 1_000_000.0 * scale) as u64).max(KIB) };
+    let own = [
+        120.0, 90.0, 70.0, 60.0, 50.0, 45.0, 40.0, 35.0, 30.0, 25.0, 20.0, 15.0, 10.0, 5.0,
+    ];
+    own.iter()
+        .enumerate()
+        .map(|(i, &size)| {
+            let i = i as u64;
+            let mut layers = Vec::new();
+            if i.is_multiple_of(3) {
+                layers.push(LayerSpec::base(20, mb(30.0)));
+            }
+            layers.push(LayerSpec::seeded(3000 + i, mb(size)));
+            layers.push(LayerSpec::seeded(3100 + i, mb(1.0)));
+            ImageSpec::new(
+                &format!("product/component-{i:02}"),
+                "5.2",
+                if i.is_multiple_of(2) { Oci } else { Docker },
+                if i >= 12 { MultiArch } else { Single },
+                layers,
+            )
+        })
+        .collect()
+}
+
+/// One image with a single layer of `mib` MiB (and nothing shared), to measure memory with a
+/// large blob in the set.
+pub fn big_layer_image(mib: u64) -> ImageSpec {
+    ImageSpec::new(
+        "release/big-layer",
+        "1.0",
+        Kind::Docker,
+        Arch::Single,
+        vec![LayerSpec::seeded(4000, mib * MIB)],
+    )
+}
+
 /// Writes a plain-text image list (`REGISTRY/REPO:TAG` per line) to `dir/images.txt`.
 pub fn write_list(dir: &Path, images: &[Generated], registry: &str) -> PathBuf {
     let path = dir.join("images.txt");
