@@ -12,17 +12,19 @@
 //!   by the descriptor, and verifies each entry's digest as it is read.
 //! * [`verify()`] and [`inspect()`] check and summarise a set of volumes.
 //! * [`PartAssembler`] reassembles blobs that were split across volumes.
+//! * [`BundleStore`] reads manifests and blob ranges by digest, the bundle as a *source*;
+//!   [`check_structure`] and [`Cursors`] let `bundle load` check a format-1 volume in one pass
+//!   and then read its blobs in volume order.
 //!
 //! # Load side
 //!
-//! The reader is synchronous (`Read`), because tar and zstd are. The loader runs it inside
-//! `tokio::task::spawn_blocking` and sends each wanted entry's bytes, in chunks, through a
-//! bounded `tokio::sync::mpsc` channel to an async uploader; the bound keeps memory flat and
-//! lets a slow registry push back on decompression. Entries the registry already holds are
-//! skipped by asking for the next entry, which discards the unread bytes without hashing them.
-//! Manifests come before blobs in a volume but must be pushed after them; they are small, so
-//! the loader keeps them in memory until the blobs are in place.
+//! The reader is synchronous (`Read`), because tar and zstd are. `bundle load` is the copy
+//! engine with the bundle as its source (`crate::transfer::BundleSource`): each blob is read on
+//! a blocking thread and its bytes sent, in chunks, through a bounded `tokio::sync::mpsc`
+//! channel to the async uploader, which checks the digest as they pass; the bound keeps memory
+//! flat and lets a slow registry push back on decompression.
 
+mod cursor;
 mod descriptor;
 mod inspect;
 mod parts;
@@ -32,6 +34,7 @@ mod reader;
 mod sanity;
 mod staging;
 mod store;
+mod structure;
 #[cfg(test)]
 pub(crate) mod testutil;
 mod verify;
@@ -40,6 +43,7 @@ mod writer;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use cursor::Cursors;
 pub use descriptor::{
     BlobEntry, BlobLocation, Descriptor, FORMAT_VERSION, ImageEntry, ManifestEntry,
 };
@@ -49,6 +53,7 @@ pub(crate) use reader::into_bundle_error;
 pub use reader::{Entry, EntryKind, VolumeReader};
 pub use staging::{StagedBlob, Staging, staging_key};
 pub use store::{BlobReader, BundleStore, StoredManifest};
+pub use structure::{VolumeLayout, check_structure};
 pub use verify::{ImageCheck, Problem, ProblemKind, VerifyReport, VolumeCheck, verify};
 pub use writer::{BundleImage, BundleInput, WriteOptions, volume_paths, write_bundle};
 
@@ -284,15 +289,6 @@ pub enum BundleError {
         /// The problems, as `bundle verify` reports them.
         problems: Vec<String>,
     },
-    /// `bundle verify` found this blob corrupt in the volumes given: `load` fails it without
-    /// uploading a byte of it.
-    #[error("{message}")]
-    CorruptBlob {
-        /// The blob.
-        digest: Digest,
-        /// What `bundle verify` said.
-        message: String,
-    },
     /// Data follows the end of the tar archive.
     #[error("volume {}: unexpected data after the end of the archive", volume.display())]
     TrailingData {
@@ -364,7 +360,6 @@ impl BundleError {
                 | BundleError::UnexpectedEntry { .. }
                 | BundleError::InvalidContent { .. }
                 | BundleError::Refused { .. }
-                | BundleError::CorruptBlob { .. }
                 | BundleError::Truncated { .. }
         )
     }

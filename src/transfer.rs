@@ -9,10 +9,10 @@
 
 mod blob;
 mod budget;
+mod bundle_source;
 mod create;
 mod execute;
 mod feed;
-mod load;
 mod plan;
 pub mod referrers;
 mod resolve;
@@ -23,9 +23,9 @@ pub mod walk;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use bundle_source::BundleSource;
 pub use create::bundle_images;
 pub use execute::{dry_run_report, execute};
-pub use load::BundleSource;
 pub use plan::{Plan, PlannedBlob, PlannedImage, ReferrerOf, plan};
 pub use referrers::{ReferrerMode, ReferrerPolicy};
 
@@ -83,8 +83,9 @@ impl Default for TransferOptions {
     }
 }
 
-/// Where images are read from. Both variants go through the same planner; a bundle, being
-/// a sequential source, is executed by reading its volumes front to back.
+/// Where images are read from. Both go through the same planner and executor: a bundle
+/// answers manifest and blob requests from its volumes as a registry does from its
+/// repositories.
 #[derive(Clone)]
 pub enum Source {
     /// Registries named by each image's source reference.
@@ -309,6 +310,16 @@ impl TransferError {
             cur = e.source();
         }
         false
+    }
+
+    /// Whether this is a blob the volumes of a bundle given do not hold (the image waits for
+    /// another volume, or for the site to have it).
+    pub(crate) fn is_not_in_volumes(&self) -> bool {
+        match self {
+            TransferError::Bundle(crate::bundle::BundleError::BlobNotInVolumes { .. }) => true,
+            TransferError::Blob { source, .. } => source.is_not_in_volumes(),
+            _ => false,
+        }
     }
 
     /// Whether trying the same blob again may help.

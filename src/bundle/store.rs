@@ -133,14 +133,23 @@ impl BundleStore {
 
     /// Reads bytes `range` of blob `digest` (clamped to its size). Blocking; the reader reads
     /// lazily, one stored piece after another, so memory does not grow with the range.
+    ///
+    /// Only the volumes holding the bytes of `range` need to have been given: a range within
+    /// one part of a split blob is read from that part's volume alone.
     pub fn read_blob(&self, digest: &Digest, range: Range<u64>) -> Result<BlobReader, BundleError> {
-        let size = self
-            .blob_size(digest)
-            .ok_or_else(|| BundleError::BlobNotInVolumes {
-                digest: digest.clone(),
-            })?;
-        let range = range.start.min(size)..range.end.min(size);
-        let entry = &self.descriptor.blobs[digest];
+        let not_here = || BundleError::BlobNotInVolumes {
+            digest: digest.clone(),
+        };
+        let entry = self.descriptor.blobs.get(digest).ok_or_else(not_here)?;
+        let range = range.start.min(entry.size)..range.end.min(entry.size);
+        let given = entry
+            .volumes
+            .iter()
+            .filter(|l| l.offset < range.end && l.offset + l.length > range.start)
+            .all(|l| self.volumes.contains_key(&l.volume));
+        if !given {
+            return Err(not_here());
+        }
         let mut pieces: Vec<Piece> = entry
             .volumes
             .iter()
@@ -291,8 +300,20 @@ mod tests {
         let store = BundleStore::open(&volumes[..1]).unwrap();
         assert_eq!(store.blob_size(&f.big), None);
         assert!(matches!(
-            store.read_blob(&f.big, 0..1),
+            store.read_blob(&f.big, 0..u64::MAX),
             Err(BundleError::BlobNotInVolumes { .. })
         ));
+        // A part in the volume given is readable on its own; one elsewhere is not.
+        for l in &store.descriptor().blobs[&f.big].volumes {
+            let read = store.read_blob(&f.big, l.offset..l.offset + l.length);
+            if l.volume == 1 {
+                let mut part = Vec::new();
+                read.unwrap().read_to_end(&mut part).unwrap();
+                let at = l.offset as usize;
+                assert_eq!(part, f.content[&f.big][at..at + l.length as usize]);
+            } else {
+                assert!(matches!(read, Err(BundleError::BlobNotInVolumes { .. })));
+            }
+        }
     }
 }

@@ -18,6 +18,7 @@ use crate::reference::Digest;
 use crate::registry::{MountOutcome, Repo};
 use crate::report::Reporter;
 
+use super::bundle_source::BundleSource;
 use super::feed::Refetch;
 use super::segments::MemoryBudget;
 use super::upload::Uploader;
@@ -73,6 +74,24 @@ impl RetryBudget {
 
 /// A blob body on its way.
 pub(crate) type ByteStream = BoxStream<'static, Result<Bytes, TransferError>>;
+
+/// Where a blob is read from.
+#[derive(Clone)]
+pub(crate) enum BlobSource {
+    /// A repository of a registry.
+    Registry(Repo),
+    /// The volumes of a bundle.
+    Bundle(Arc<BundleSource>),
+}
+
+impl BlobSource {
+    fn name(&self) -> String {
+        match self {
+            BlobSource::Registry(r) => r.name(),
+            BlobSource::Bundle(b) => b.name(),
+        }
+    }
+}
 
 /// Where a blob is written.
 #[derive(Clone)]
@@ -133,7 +152,7 @@ impl Planned {
 /// counted a mount.
 pub(crate) async fn copy(
     ctx: &Ctx,
-    src: &Repo,
+    src: &BlobSource,
     dst: &Dest,
     digest: &Digest,
     size: u64,
@@ -152,6 +171,19 @@ pub(crate) async fn copy(
                     .map(|()| Moved::Copied),
                 Err(e) => Err(e),
             },
+        };
+        // What a bundle holds does not change: a blob that does not match its digest there is
+        // corrupt, reported where it is in the bundle and not read again.
+        let result = match (result, src) {
+            (
+                Err(TransferError::Integrity {
+                    actual, received, ..
+                }),
+                BlobSource::Bundle(b),
+            ) => Err(TransferError::Bundle(super::bundle_source::corrupt(
+                b, digest, actual, received,
+            ))),
+            (result, _) => result,
         };
         match result {
             Ok(moved) => return Ok(moved),
@@ -179,13 +211,29 @@ pub(crate) async fn copy(
 
 async fn copy_once(
     ctx: &Ctx,
-    src: &Repo,
+    src: &BlobSource,
     dst: &Repo,
     digest: &Digest,
     size: u64,
     mount_from: Option<&str>,
     planned: &mut Planned,
 ) -> Result<Moved, TransferError> {
+    // A bundle may lack the blob (a volume not given, a differential bundle): no upload then.
+    let mut available = match src {
+        BlobSource::Bundle(b) => b.check_available(digest),
+        BlobSource::Registry(_) => Ok(()),
+    };
+    // A bundle's blob that fits one upload chunk (the uploader would hold it whole anyway) is
+    // read and checked before a session opens: a corrupt one then leaves nothing at the
+    // registry, where a cancelled docker-distribution upload leaves files behind.
+    let checked = match (src, mount_from) {
+        (BlobSource::Bundle(_), None) if size <= ctx.opts.upload_chunk_size.max(5 << 20) => {
+            std::mem::replace(&mut available, Ok(()))?;
+            let body = open(ctx, src, digest, size).await?;
+            Some(read_checked(src, digest, size, body).await?)
+        }
+        _ => None,
+    };
     let session = match mount_from {
         Some(from) => match dst.mount_blob(digest, from).await? {
             MountOutcome::Mounted => {
@@ -194,22 +242,45 @@ async fn copy_once(
             }
             MountOutcome::Upload(s) => s,
         },
-        None => dst.start_upload().await?,
+        None => {
+            std::mem::replace(&mut available, Ok(()))?;
+            dst.start_upload().await?
+        }
     };
+    if let Err(e) = available {
+        // The refused mount opened a session: give it up.
+        let _ = dst.cancel_upload(&session).await;
+        return Err(e.into());
+    }
     planned.settle(ctx, digest, size, Moved::Copied);
-    let body = open(ctx, src, digest, size).await?;
-    ctx.uploader
-        .upload_refetching(
-            dst,
-            session,
-            digest,
-            size,
-            body,
-            format!("{}@{}", src.name(), digest),
-            refetch(ctx, src, digest),
-        )
-        .await
-        .map(|()| Moved::Copied)
+    let origin = format!("{}@{}", src.name(), digest);
+    let up = &ctx.uploader;
+    match (src, checked) {
+        (_, Some(bytes)) => {
+            let body = stream::once(async move { Ok(bytes) }).boxed();
+            up.upload(dst, session, digest, size, body, origin).await
+        }
+        (BlobSource::Registry(repo), None) => {
+            let body = open(ctx, src, digest, size).await?;
+            up.upload_refetching(
+                dst,
+                session,
+                digest,
+                size,
+                body,
+                origin,
+                refetch(ctx, repo, digest),
+            )
+            .await
+        }
+        // Nothing checked a bundle's blob before: a corrupt one must not cut a request off.
+        (BlobSource::Bundle(_), None) => {
+            let body = open(ctx, src, digest, size).await?;
+            up.upload_in_chunks(dst, session, digest, size, body, origin)
+                .await
+        }
+    }
+    .map(|()| Moved::Copied)
 }
 
 /// Reads byte ranges of `digest` from `src` again, for an upload resuming after a drop.
@@ -252,14 +323,56 @@ fn refetch(ctx: &Ctx, src: &Repo, digest: &Digest) -> Refetch {
     })
 }
 
+/// Reads a whole (small) blob into memory and checks its size and digest.
+async fn read_checked(
+    src: &BlobSource,
+    digest: &Digest,
+    size: u64,
+    mut body: ByteStream,
+) -> Result<Bytes, TransferError> {
+    use sha2::Digest as _;
+    let mut buf = BytesMut::with_capacity(size as usize);
+    let mut hasher = sha2::Sha256::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        hasher.update(&chunk);
+        buf.extend_from_slice(&chunk);
+        if buf.len() as u64 > size {
+            break;
+        }
+    }
+    let actual = Digest::from_sha256(&hasher.finalize());
+    if buf.len() as u64 != size || actual != *digest {
+        return Err(TransferError::Integrity {
+            digest: digest.clone(),
+            url: src.name(),
+            actual,
+            received: buf.len() as u64,
+            expected_size: size,
+        });
+    }
+    Ok(buf.freeze())
+}
+
 /// Opens the source side of a blob: parallel segments for large blobs, else one resumable
 /// stream.
 async fn open(
     ctx: &Ctx,
-    src: &Repo,
+    src: &BlobSource,
     digest: &Digest,
     size: u64,
 ) -> Result<ByteStream, TransferError> {
+    let src = match src {
+        BlobSource::Registry(repo) => repo,
+        // One stream per blob: a format-1 volume is read in order, and a random-access one
+        // already decompresses blobs concurrently, one per job.
+        BlobSource::Bundle(b) => {
+            return Ok(counted(
+                ctx,
+                super::bundle_source::blob_stream(b, digest, 0),
+            ));
+        }
+    };
     if size >= ctx.opts.segment_threshold {
         super::segments::segmented(ctx, src, digest, size).await
     } else {

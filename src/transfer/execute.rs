@@ -13,10 +13,11 @@ use tokio::sync::Semaphore;
 use tokio::task::AbortHandle;
 
 use crate::reference::Digest;
-use crate::report::{ImageReport, ImageStatus, Reporter, RunReport};
+use crate::report::{ImageReport, ImageStatus, Reporter, RunReport, volume_list};
 
-use super::blob::{self, Ctx, Dest};
-use super::plan::{Plan, PlannedImage};
+use super::blob::{self, BlobSource, Ctx, Dest};
+use super::bundle_source::BundleSource;
+use super::plan::{Plan, PlannedBlob, PlannedImage};
 use super::{SharedError, Sink, Source, TransferError, TransferOptions};
 
 type BlobFuture = Shared<BoxFuture<'static, Result<(), SharedError>>>;
@@ -162,15 +163,9 @@ pub async fn execute(
     reporter: Arc<dyn Reporter>,
     started: Instant,
 ) -> RunReport {
-    let src_client = match (source, sink) {
-        (Source::Registry(client), _) => client,
-        (Source::Bundle(bundle), Sink::Registry(dst)) => {
-            return super::load::execute_load(bundle.clone(), dst, plan, opts, reporter, started)
-                .await;
-        }
-        (Source::Bundle(_), Sink::Bundle(_)) => {
-            unreachable!("bundle to bundle is not offered by the CLI")
-        }
+    let bundle = match source {
+        Source::Bundle(b) => Some(b.clone()),
+        Source::Registry(_) => None,
     };
     let ctx = Arc::new(Ctx::new(opts.clone(), reporter.clone()));
     let tasks = Arc::new(Tasks::default());
@@ -182,10 +177,41 @@ pub async fn execute(
     reporter.on_plan(&plan.summary);
     reporter.on_images(&image_plans(&plan, |t| sink.scope(t)));
 
+    let mut needed: Vec<&PlannedBlob> = plan
+        .blobs
+        .iter()
+        .filter(|b| !b.present_everywhere())
+        .collect();
+    // From a bundle: blobs in volume order, so each volume is read through once; parts of
+    // split blobs kept for later runs first (a part that fails its check fails its blob).
+    let mut unreadable: HashMap<Digest, SharedError> = HashMap::new();
+    if let Some(bundle) = &bundle {
+        needed.sort_by_cached_key(|b| bundle.read_order(&b.digest));
+        let (bundle, digests) = (
+            bundle.clone(),
+            needed.iter().map(|b| b.digest.clone()).collect::<Vec<_>>(),
+        );
+        let kept = tokio::task::spawn_blocking(move || {
+            digests
+                .into_iter()
+                .filter_map(|d| {
+                    let e = bundle.keep_parts(&d).err()?;
+                    Some((d, Arc::new(TransferError::from(e))))
+                })
+                .collect()
+        })
+        .await;
+        unreadable = kept.unwrap_or_default();
+    }
+
     // One future per (blob, target repository) that lacks it.
     let mut futures: HashMap<(Digest, String, String), BlobFuture> = HashMap::new();
-    for b in plan.blobs.iter().filter(|b| !b.present_everywhere()) {
-        let src = src_client.repo(&b.source.0, &b.source.1);
+    for b in needed {
+        let src = match source {
+            Source::Registry(client) => BlobSource::Registry(client.repo(&b.source.0, &b.source.1)),
+            Source::Bundle(bundle) => BlobSource::Bundle(bundle.clone()),
+        };
+        let failed = unreadable.get(&b.digest).cloned();
         let mut primary: Option<(BlobFuture, String, String)> = None;
         for t in b.targets.iter().filter(|t| !t.present) {
             let dst = match sink {
@@ -223,8 +249,12 @@ pub async fn execute(
             // can mount it; the others are counted as mounts.
             let planned_copy = primary.is_none() && !b.mountable();
             let unskipped = b.mountable().then(|| unskipped.clone());
+            let failed = failed.clone();
             let fut = tasks
                 .spawn(async move {
+                    if let Some(e) = failed {
+                        return Err(e);
+                    }
                     if let Some(after) = after {
                         after.await?;
                     }
@@ -283,13 +313,14 @@ pub async fn execute(
             .collect();
         let (tasks, reporter, writes) = (tasks.clone(), reporter.clone(), &writes);
         let parent = image.referrer.as_ref().map(|r| runs[r.parent].clone());
+        let bundle = bundle.as_deref();
         let run = async move {
             let result = match parent {
                 Some(parent) => match parent.await {
                     p if p.status == ImageStatus::Failed => Err(parent_failed(&p)),
-                    _ => finish_image(image, deps, sink, writes).await,
+                    _ => finish_image(image, deps, bundle, sink, writes).await,
                 },
-                None => finish_image(image, deps, sink, writes).await,
+                None => finish_image(image, deps, bundle, sink, writes).await,
             };
             // A full disk fails whatever comes next: stop as --fail-fast would.
             if let Err(e) = &result
@@ -297,7 +328,10 @@ pub async fn execute(
             {
                 tasks.abort_all();
             }
-            let report = image_report(image, result);
+            let mut report = image_report(image, result);
+            if let Some(bundle) = bundle {
+                waiting_for_given_volume(bundle, &mut report);
+            }
             reporter.on_image_done(&report);
             report
         };
@@ -320,6 +354,17 @@ pub async fn execute(
             }
         }
     }
+    if let Some(bundle) = &bundle {
+        // A split blob now at every target that lacked it needs its kept parts no more.
+        let mut done: HashMap<&Digest, bool> = HashMap::new();
+        for ((digest, _, _), fut) in &futures {
+            let ok = matches!(fut.peek(), Some(Ok(())));
+            *done.entry(digest).or_insert(true) &= ok;
+        }
+        for (digest, _) in done.into_iter().filter(|(_, ok)| *ok) {
+            bundle.forget_parts(digest);
+        }
+    }
 
     let blobs_transferred = transferred.load(Ordering::Relaxed);
     let skipped: Vec<_> = plan
@@ -340,7 +385,9 @@ pub async fn execute(
             .max(skipped.iter().map(|b| b.size).sum())
             .saturating_sub(unskipped.values().sum()),
         seconds: started.elapsed().as_secs_f64(),
-        missing_from_bundle: Vec::new(),
+        missing_from_bundle: bundle
+            .map(|b| b.descriptor.missing_images.clone())
+            .unwrap_or_default(),
         volumes: Vec::new(),
     }
 }
@@ -377,6 +424,22 @@ pub(super) fn image_plans(
         .collect()
 }
 
+/// An image of a bundle still waiting for a volume that was given (and read) is a failure,
+/// not a wait.
+fn waiting_for_given_volume(bundle: &BundleSource, report: &mut ImageReport) {
+    if report.status == ImageStatus::Pending
+        && report.pending_volumes.iter().any(|v| bundle.has_volume(*v))
+    {
+        report.status = ImageStatus::Failed;
+        report.error = Some(format!(
+            "{}: blobs missing although volume(s) {} were given",
+            report.source,
+            volume_list(&report.pending_volumes)
+        ));
+        report.pending_volumes.clear();
+    }
+}
+
 /// The error of a referrer whose image could not be copied.
 pub(super) fn parent_failed(parent: &ImageReport) -> SharedError {
     Arc::new(TransferError::ParentFailed {
@@ -388,6 +451,7 @@ pub(super) fn parent_failed(parent: &ImageReport) -> SharedError {
 async fn finish_image(
     image: &PlannedImage,
     deps: Vec<(Digest, BlobFuture)>,
+    bundle: Option<&BundleSource>,
     sink: &Sink,
     writes: &ManifestWrites,
 ) -> Result<(), SharedError> {
@@ -397,10 +461,16 @@ async fn finish_image(
     if image.complete {
         return Ok(());
     }
+    // Blobs a bundle's volumes given do not hold: the image waits for the others.
+    let mut missing = Vec::new();
     for (digest, fut) in deps {
         if let Err(e) = fut.await {
             if matches!(*e, TransferError::Cancelled) {
                 return Err(e);
+            }
+            if e.is_not_in_volumes() {
+                missing.push(digest);
+                continue;
             }
             return Err(Arc::new(TransferError::DependencyFailed {
                 digest,
@@ -409,6 +479,9 @@ async fn finish_image(
                 disk_full: e.is_disk_full(),
             }));
         }
+    }
+    if let (Some(bundle), false) = (bundle, missing.is_empty()) {
+        return Err(Arc::new(incomplete(bundle, image, sink, &missing)));
     }
     let dst_client = match sink {
         Sink::Registry(client) => client,
@@ -429,6 +502,35 @@ async fn finish_image(
         }
     };
     push_manifests(image, dst_client, writes).await
+}
+
+/// Why an image of a bundle cannot be written yet: `missing` blobs, and the volumes that hold
+/// them (or the site, for those a differential bundle leaves out).
+fn incomplete(
+    bundle: &BundleSource,
+    image: &PlannedImage,
+    sink: &Sink,
+    missing: &[Digest],
+) -> TransferError {
+    let mut volumes: Vec<u32> = missing
+        .iter()
+        .flat_map(|d| bundle.volumes_needed(d))
+        .collect();
+    volumes.sort_unstable();
+    volumes.dedup();
+    let at_site = missing
+        .iter()
+        .filter(|d| !bundle.descriptor.blobs.contains_key(*d))
+        .cloned()
+        .collect();
+    let (registry, repository) = sink.scope(&image.job.target);
+    TransferError::Incomplete {
+        reference: image.job.source.to_string(),
+        missing: missing.len(),
+        volumes,
+        at_site,
+        repository: format!("{registry}/{repository}"),
+    }
 }
 
 /// Writes an image's manifests to its target: index children by digest, then the top

@@ -65,18 +65,6 @@ impl Uploader {
         }
     }
 
-    /// Before another whole attempt at `digest` after `error` (attempt `attempt`, from 1):
-    /// false when the error is final or the retries are spent, else reports and waits.
-    pub async fn backoff(&self, digest: &Digest, error: &TransferError, attempt: u32) -> bool {
-        if !error.is_retryable() || attempt > self.retries || !self.budget.take() {
-            return false;
-        }
-        self.reporter
-            .on_blob_retry(digest, 0, &super::error_chain(error));
-        tokio::time::sleep(jitter(self.delay, attempt)).await;
-        true
-    }
-
     /// Uploads `body` (`size` bytes of `digest`) into `session` on `dst`. `origin` names
     /// where the bytes came from, for errors. The source cannot be read twice, so a chunked
     /// upload keeps the current chunk in memory to resend it after a drop.
@@ -90,7 +78,26 @@ impl Uploader {
         origin: String,
     ) -> Result<(), TransferError> {
         let keep = Keep::Memory(Default::default(), 0);
-        self.upload_keeping(dst, session, digest, size, body, origin, keep)
+        self.upload_keeping(dst, session, digest, size, body, origin, keep, false)
+            .await
+    }
+
+    /// [`Uploader::upload`], always in chunks, even a blob of one chunk: no request is cut
+    /// off when the body turns out wrong (the last chunk goes once the digest is proven), so
+    /// the session is given up cleanly. A streaming `PUT` cut off mid-body leaves docker
+    /// distribution an upload it no longer lets anyone cancel. For sources whose content may
+    /// be corrupt at rest (a bundle), where nothing verified it before.
+    pub async fn upload_in_chunks(
+        &self,
+        dst: &Repo,
+        session: UploadSession,
+        digest: &Digest,
+        size: u64,
+        body: ByteStream,
+        origin: String,
+    ) -> Result<(), TransferError> {
+        let keep = Keep::Memory(Default::default(), 0);
+        self.upload_keeping(dst, session, digest, size, body, origin, keep, true)
             .await
     }
 
@@ -108,7 +115,7 @@ impl Uploader {
         refetch: Refetch,
     ) -> Result<(), TransferError> {
         let keep = Keep::Refetch(refetch, Vec::new());
-        self.upload_keeping(dst, session, digest, size, body, origin, keep)
+        self.upload_keeping(dst, session, digest, size, body, origin, keep, false)
             .await
     }
 
@@ -122,9 +129,10 @@ impl Uploader {
         body: ByteStream,
         origin: String,
         keep: Keep,
+        in_chunks: bool,
     ) -> Result<(), TransferError> {
         let failure = Arc::new(Mutex::new(None));
-        let chunked = size > self.chunk_size
+        let chunked = (in_chunks || size > self.chunk_size)
             && !self
                 .no_patch
                 .lock()

@@ -5,8 +5,9 @@
 //! `support` holds the harness (some helpers exist for other test modules and later tests,
 //! hence the `dead_code` allowance there); `harness` tests the harness itself; `registry`
 //! tests the registry client; `sync` tests `airlift mirror sync` end to end; `bundle` tests
-//! the bundle commands (create, load, verify, inspect, inventory) end to end; `proxy_faults`
-//! tests the fault-injection proxy; `tls` and `tokenauth` test TLS, login and token auth
+//! the bundle commands (create, load, verify, inspect, inventory) end to end; `load` tests
+//! `bundle load` as the one engine (concurrent reads, format-1 bundles of the previous
+//! release); `proxy_faults` tests the fault-injection proxy; `tls` and `tokenauth` test TLS, login and token auth
 //! against real registries; `faults` and `kill` test resilience: sync under injected faults,
 //! and killed or interrupted runs resuming; `disk` tests the free-space check; `siteconfig`
 //! tests `mirror config` with containerd and podman pulling through the mirror; `hostile`
@@ -32,6 +33,7 @@ mod harness;
 mod hostile;
 mod inventory;
 mod kill;
+mod load;
 mod memory;
 mod messages;
 mod operator;
