@@ -30,6 +30,7 @@ mod plan;
 mod private;
 mod reader;
 mod sanity;
+mod seek;
 mod staging;
 mod store;
 #[cfg(test)]
@@ -42,11 +43,13 @@ use std::path::{Path, PathBuf};
 
 pub use descriptor::{
     BlobEntry, BlobLocation, Descriptor, FORMAT_VERSION, ImageEntry, ManifestEntry,
+    OLDEST_FORMAT_VERSION,
 };
 pub use inspect::{BundleSummary, ImageSummary, VolumeSummary, inspect};
 pub use parts::{AssembledBlob, PartAssembler};
 pub(crate) use reader::into_bundle_error;
 pub use reader::{Entry, EntryKind, VolumeReader};
+pub use seek::{FRAME_BYTES, FrameIndex, FrameReader, MAX_FRAME_BYTES, MAX_FRAMES};
 pub use staging::{StagedBlob, Staging};
 pub use store::{BlobReader, BundleStore, StoredManifest};
 pub use verify::{ImageCheck, Problem, ProblemKind, VerifyReport, VolumeCheck, verify};
@@ -174,7 +177,7 @@ pub enum BundleError {
     },
     /// The descriptor declares a format version this airlift does not read.
     #[error(
-        "volume {}: bundle format version {found} is not supported (this airlift {tool} reads version {supported}); use a newer airlift",
+        "volume {}: bundle format version {found} is not supported (this airlift {tool} reads versions 1 to {supported}); use a newer airlift",
         volume.display(), tool = env!("CARGO_PKG_VERSION")
     )]
     UnsupportedFormat {
@@ -293,6 +296,14 @@ pub enum BundleError {
         /// What `bundle verify` said.
         message: String,
     },
+    /// The seek index of a format-2 volume is damaged or disagrees with the frames.
+    #[error("volume {}: seek index: {reason}", volume.display())]
+    SeekIndex {
+        /// The volume file.
+        volume: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// Data follows the end of the tar archive.
     #[error("volume {}: unexpected data after the end of the archive", volume.display())]
     TrailingData {
@@ -366,6 +377,7 @@ impl BundleError {
                 | BundleError::Refused { .. }
                 | BundleError::CorruptBlob { .. }
                 | BundleError::Truncated { .. }
+                | BundleError::SeekIndex { .. }
         )
     }
 }
