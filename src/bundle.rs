@@ -12,6 +12,9 @@
 //!   by the descriptor, and verifies each entry's digest as it is read.
 //! * [`verify()`] and [`inspect()`] check and summarise a set of volumes.
 //! * [`PartAssembler`] reassembles blobs that were split across volumes.
+//! * [`BundleStore`] reads blobs and ranges of them at random (format 2 through the seek
+//!   index), and [`check_structure`] checks a format-2 volume through its index without
+//!   decompressing blob content.
 //!
 //! # Load side
 //!
@@ -33,6 +36,7 @@ mod sanity;
 mod seek;
 mod staging;
 mod store;
+mod structure;
 #[cfg(test)]
 pub(crate) mod testutil;
 mod verify;
@@ -52,7 +56,10 @@ pub use reader::{Entry, EntryKind, VolumeReader};
 pub use seek::{FRAME_BYTES, FrameIndex, FrameReader, MAX_FRAME_BYTES, MAX_FRAMES};
 pub use staging::{StagedBlob, Staging};
 pub use store::{BlobReader, BundleStore, StoredManifest};
-pub use verify::{ImageCheck, Problem, ProblemKind, VerifyReport, VolumeCheck, verify};
+pub use structure::{Present, check_structure};
+pub use verify::{
+    ImageCheck, Problem, ProblemKind, VerifyReport, VolumeCheck, verify, verify_structure,
+};
 pub use writer::{BundleImage, BundleInput, WriteOptions, volume_paths, write_bundle};
 
 use crate::reference::Digest;

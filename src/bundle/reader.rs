@@ -248,6 +248,11 @@ impl VolumeReader {
         &self.descriptor
     }
 
+    /// Format 2 read through the index: the tar offset of the current entry's header.
+    pub(crate) fn entry_offset(&self) -> u64 {
+        self.entry_offset
+    }
+
     /// The volume's path (or name given to [`VolumeReader::from_reader`]).
     pub fn path(&self) -> &Path {
         &self.path
@@ -260,7 +265,14 @@ impl VolumeReader {
             let Some((name, size)) = self.next_header()? else {
                 return Ok(None);
             };
-            let kind = match classify_name(&name).expect("checked by next_header") {
+            let class = classify_name(&name).expect("checked by next_header");
+            if class != EntryName::Dir && self.seen.contains(&name) {
+                return Err(BundleError::DuplicateEntry {
+                    volume: self.path.clone(),
+                    entry: name,
+                });
+            }
+            let kind = match class {
                 EntryName::Dir => continue,
                 EntryName::Descriptor => {
                     return Err(BundleError::DuplicateEntry {
@@ -745,7 +757,7 @@ fn expected_entries(d: &Descriptor) -> Vec<String> {
 }
 
 /// The tar header checksum: the sum of all bytes, the checksum field counted as spaces.
-fn checksum(block: &[u8; BLOCK as usize]) -> u32 {
+pub(crate) fn checksum(block: &[u8; BLOCK as usize]) -> u32 {
     block
         .iter()
         .enumerate()
