@@ -12,9 +12,10 @@
 //!   by the descriptor, and verifies each entry's digest as it is read.
 //! * [`verify()`] and [`inspect()`] check and summarise a set of volumes.
 //! * [`PartAssembler`] reassembles blobs that were split across volumes.
-//! * [`BundleStore`] reads manifests and blob ranges by digest, the bundle as a *source*;
-//!   [`check_structure`] and [`Cursors`] let `bundle load` check a format-1 volume in one pass
-//!   and then read its blobs in volume order.
+//! * [`BundleStore`] reads manifests and blob ranges by digest, the bundle as a *source*, at
+//!   random (format 2 through the seek index); [`check_structure`] checks a format-2 volume
+//!   through its index without decompressing blob content; [`check_layout`] and [`Cursors`] let
+//!   `bundle load` check a format-1 volume in one pass and then read its blobs in volume order.
 //!
 //! # Load side
 //!
@@ -27,11 +28,13 @@
 mod cursor;
 mod descriptor;
 mod inspect;
+mod layout;
 mod parts;
 mod plan;
 mod private;
 mod reader;
 mod sanity;
+mod seek;
 mod staging;
 mod store;
 mod structure;
@@ -46,15 +49,20 @@ use std::path::{Path, PathBuf};
 pub use cursor::Cursors;
 pub use descriptor::{
     BlobEntry, BlobLocation, Descriptor, FORMAT_VERSION, ImageEntry, ManifestEntry,
+    OLDEST_FORMAT_VERSION,
 };
 pub use inspect::{BundleSummary, ImageSummary, VolumeSummary, inspect};
+pub use layout::{VolumeLayout, check_layout};
 pub use parts::{AssembledBlob, PartAssembler};
 pub(crate) use reader::into_bundle_error;
 pub use reader::{Entry, EntryKind, VolumeReader};
+pub use seek::{FRAME_BYTES, FrameIndex, FrameReader, MAX_FRAME_BYTES, MAX_FRAMES};
 pub use staging::{StagedBlob, Staging, staging_key};
 pub use store::{BlobReader, BundleStore, StoredManifest};
-pub use structure::{VolumeLayout, check_structure};
-pub use verify::{ImageCheck, Problem, ProblemKind, VerifyReport, VolumeCheck, verify};
+pub use structure::{Present, check_structure};
+pub use verify::{
+    ImageCheck, Problem, ProblemKind, VerifyReport, VolumeCheck, verify, verify_structure,
+};
 pub use writer::{BundleImage, BundleInput, WriteOptions, volume_paths, write_bundle};
 
 use crate::reference::Digest;
@@ -179,7 +187,7 @@ pub enum BundleError {
     },
     /// The descriptor declares a format version this airlift does not read.
     #[error(
-        "volume {}: bundle format version {found} is not supported (this airlift {tool} reads version {supported}); use a newer airlift",
+        "volume {}: bundle format version {found} is not supported (this airlift {tool} reads versions 1 to {supported}); use a newer airlift",
         volume.display(), tool = env!("CARGO_PKG_VERSION")
     )]
     UnsupportedFormat {
@@ -289,6 +297,14 @@ pub enum BundleError {
         /// The problems, as `bundle verify` reports them.
         problems: Vec<String>,
     },
+    /// The seek index of a format-2 volume is damaged or disagrees with the frames.
+    #[error("volume {}: seek index: {reason}", volume.display())]
+    SeekIndex {
+        /// The volume file.
+        volume: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// Data follows the end of the tar archive.
     #[error("volume {}: unexpected data after the end of the archive", volume.display())]
     TrailingData {
@@ -361,6 +377,7 @@ impl BundleError {
                 | BundleError::InvalidContent { .. }
                 | BundleError::Refused { .. }
                 | BundleError::Truncated { .. }
+                | BundleError::SeekIndex { .. }
         )
     }
 }

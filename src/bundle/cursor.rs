@@ -17,8 +17,8 @@ use std::path::PathBuf;
 use std::sync::{Condvar, Mutex};
 
 use super::BundleError;
+use super::layout::VolumeLayout;
 use super::reader::VolumeReader;
-use super::structure::VolumeLayout;
 
 /// Readers kept parked per volume: one in step with the loader, one for a straggler.
 const PARKED: usize = 2;
@@ -149,7 +149,7 @@ mod tests {
     fn entries_read_in_any_order_have_their_content() {
         let f = testutil::fixture(300_000);
         let volumes = f.write("release.tar.zst", None);
-        let layout = super::super::check_structure(&volumes).unwrap();
+        let layout = super::super::check_layout(&volumes).unwrap();
         let cursors = Cursors::new(HashMap::from([(1, volumes[0].clone())]), layout);
         let mut blobs: Vec<_> = f
             .content

@@ -13,13 +13,17 @@ use crate::reference::Digest;
 
 use super::BundleError;
 
-/// The bundle format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The bundle format version this build writes (it reads this one and format 1).
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest bundle format version this build reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 
 /// The content of `airlift-bundle.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Descriptor {
-    /// Format version, [`FORMAT_VERSION`]; readers refuse any other.
+    /// Format version: 2 ([`FORMAT_VERSION`], frames and a seek index) or 1 (one zstd
+    /// frame, read sequentially only); readers refuse any other.
     pub format_version: u32,
     /// Version of the airlift that wrote the bundle.
     pub tool_version: String,
@@ -124,6 +128,11 @@ pub struct BlobLocation {
     /// sha256 of this part's bytes, so a part can be checked in a volume on its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<Digest>,
+    /// Format 2: offset of the entry's tar header in the volume's uncompressed tar stream (its
+    /// content starts 512 bytes later); the seek index maps it to the frames holding it.
+    /// Absent in format 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tar_offset: Option<u64>,
 }
 
 /// The descriptor as it arrives: every field optional, so the format version can be checked
@@ -150,12 +159,12 @@ struct Wire {
 }
 
 impl Wire {
-    fn into_descriptor(self) -> Result<Descriptor, String> {
+    fn into_descriptor(self, format_version: u32) -> Result<Descriptor, String> {
         fn need<T>(v: Option<T>, name: &str) -> Result<T, String> {
             v.ok_or_else(|| format!("missing field `{name}`"))
         }
         Ok(Descriptor {
-            format_version: FORMAT_VERSION,
+            format_version,
             tool_version: need(self.tool_version, "tool_version")?,
             created: need(self.created, "created")?,
             lists: need(self.lists, "lists")?,
@@ -222,14 +231,14 @@ impl Descriptor {
         let found = wire
             .format_version
             .ok_or_else(|| invalid("missing or non-numeric `format_version`".into()))?;
-        if found != u64::from(FORMAT_VERSION) {
+        if !(u64::from(OLDEST_FORMAT_VERSION)..=u64::from(FORMAT_VERSION)).contains(&found) {
             return Err(BundleError::UnsupportedFormat {
                 volume: volume.to_owned(),
                 found,
                 supported: FORMAT_VERSION,
             });
         }
-        let d = wire.into_descriptor().map_err(invalid)?;
+        let d = wire.into_descriptor(found as u32).map_err(invalid)?;
         d.check().map_err(invalid)?;
         Ok(d)
     }
@@ -389,6 +398,26 @@ impl Descriptor {
             if entry.volumes.is_empty() {
                 return bad("no location");
             }
+            let indexed = self.format_version >= 2;
+            if entry
+                .volumes
+                .iter()
+                .any(|l| l.tar_offset.is_some() != indexed)
+            {
+                return bad(if indexed {
+                    "a location without `tar_offset` (required in format 2)"
+                } else {
+                    "a location with `tar_offset` (format 2 only)"
+                });
+            }
+            if entry
+                .volumes
+                .iter()
+                .filter_map(|l| l.tar_offset)
+                .any(|o| o % super::plan::BLOCK != 0)
+            {
+                return bad("`tar_offset` not on a 512-byte tar block");
+            }
             if self.manifests.contains_key(digest) {
                 return bad("described both as a manifest and a blob");
             }
@@ -446,16 +475,16 @@ mod tests {
     fn unknown_format_version_is_refused() {
         let mut v: serde_json::Value =
             serde_json::from_slice(&sample_descriptor().to_bytes()).unwrap();
-        v["format_version"] = 2.into();
+        v["format_version"] = 3.into();
         // Fields a future version might drop must not matter: the version is checked first.
         v.as_object_mut().unwrap().remove("images");
         let err = Descriptor::parse(&serde_json::to_vec(&v).unwrap(), Path::new("x.tar.zst"))
             .unwrap_err();
         assert!(
-            matches!(err, BundleError::UnsupportedFormat { found: 2, .. }),
+            matches!(err, BundleError::UnsupportedFormat { found: 3, .. }),
             "{err}"
         );
-        assert!(err.to_string().contains("format version 2"), "{err}");
+        assert!(err.to_string().contains("format version 3"), "{err}");
         assert!(err.to_string().contains("x.tar.zst"), "{err}");
     }
 

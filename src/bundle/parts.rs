@@ -239,6 +239,7 @@ mod tests {
             offset: offset as u64,
             length: bytes.len() as u64,
             digest: Some(Digest::of(bytes)),
+            tar_offset: None,
         };
         BlobEntry {
             size: data.len() as u64,

@@ -8,6 +8,12 @@
 //! Every blob, part and manifest is hashed while it is read and a mismatch is reported by the
 //! final `read` instead of end-of-file, so a consumer that streams an entry to its end never
 //! mistakes corrupt content for good content.
+//!
+//! A format-2 volume opened from a file is read through its seek index
+//! ([`super::seek::FrameReader`]): every frame is checked against the index as it is
+//! decompressed, every entry must start with a 512-byte frame of its own holding its header,
+//! the end marker must be the last frame, and each blob entry must be at the tar offset the
+//! descriptor records. Reading a volume to its end thus checks the index completely.
 
 use std::collections::HashSet;
 use std::io::{self, Read};
@@ -18,7 +24,8 @@ use sha2::{Digest as _, Sha256};
 use crate::reference::Digest;
 
 use super::descriptor::Descriptor;
-use super::plan::BLOCK;
+use super::plan::{BLOCK, TAR_END};
+use super::seek::FrameReader;
 use super::{
     BundleError, DESCRIPTOR_NAME, EntryName, INDEX_NAME, OCI_LAYOUT_NAME, blob_name, classify_name,
     io_err, part_name,
@@ -54,11 +61,30 @@ pub enum EntryKind {
     },
 }
 
+/// The decompressed stream of a volume.
+enum Stream {
+    /// Any zstd stream (a format-1 volume, or a volume read from a pipe).
+    Plain(Box<dyn Read + Send>),
+    /// A format-2 volume file, read frame by frame against its seek index.
+    Framed(Box<FrameReader<fs_err::File>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(r) => r.read(buf),
+            Stream::Framed(r) => r.read(buf),
+        }
+    }
+}
+
 /// One volume being read. Obtain entries with [`VolumeReader::next_entry`]; an entry not read
 /// to its end is skipped (decompressed and discarded, not hashed) by the next call.
 pub struct VolumeReader {
     path: PathBuf,
-    stream: Box<dyn Read + Send>,
+    stream: Stream,
+    /// Tar offset of the current entry's header (format 2 read through the index).
+    entry_offset: u64,
     descriptor: Descriptor,
     /// Unread bytes of the current entry's body, then its padding.
     remaining: u64,
@@ -84,13 +110,64 @@ pub struct Entry<'a> {
 }
 
 impl VolumeReader {
-    /// Opens the volume at `path` and reads its descriptor (the first entry) only.
+    /// Opens the volume at `path` and reads its descriptor (the first entry) only. A
+    /// format-2 volume is read through its seek index, which is checked as it is read.
     pub fn open(path: &Path) -> Result<VolumeReader, BundleError> {
-        let file = fs_err::File::open(path).map_err(io_err(path))?;
-        VolumeReader::from_reader(path, file)
+        VolumeReader::open_indexed(path).map(|(reader, _)| reader)
+    }
+
+    /// [`VolumeReader::open`], also giving the volume's seek index (format 2).
+    pub(crate) fn open_indexed(
+        path: &Path,
+    ) -> Result<
+        (
+            VolumeReader,
+            Option<std::sync::Arc<super::seek::FrameIndex>>,
+        ),
+        BundleError,
+    > {
+        let (file, index) = super::seek::open_index(path)?;
+        let Some(index) = index else {
+            let reader = VolumeReader::from_reader(path, file)?;
+            if reader.descriptor.format_version >= 2 {
+                return Err(BundleError::SeekIndex {
+                    volume: path.to_owned(),
+                    reason: format!(
+                        "the descriptor says format {} but the file does not end with a seek index: the volume is truncated or damaged",
+                        reader.descriptor.format_version
+                    ),
+                });
+            }
+            return Ok((reader, None));
+        };
+        let index = std::sync::Arc::new(index);
+        let reader = VolumeReader::with_index(path, file, index.clone())?;
+        Ok((reader, Some(index)))
+    }
+
+    /// Reads a format-2 volume from frame 0 through `index`.
+    pub(crate) fn with_index(
+        path: &Path,
+        file: fs_err::File,
+        index: std::sync::Arc<super::seek::FrameIndex>,
+    ) -> Result<VolumeReader, BundleError> {
+        let frames = FrameReader::new(file, index, path, 0)?;
+        let reader = VolumeReader::start(path.to_owned(), Stream::Framed(Box::new(frames)))?;
+        if reader.descriptor.format_version < 2 {
+            return Err(BundleError::SeekIndex {
+                volume: path.to_owned(),
+                reason: format!(
+                    "the file ends with a seek index but the descriptor says format {}",
+                    reader.descriptor.format_version
+                ),
+            });
+        }
+        Ok(reader)
     }
 
     /// Reads a volume from any byte stream (e.g. standard input); `volume` names it in errors.
+    /// A format-2 volume read this way is decompressed as one stream (its seek index is
+    /// skipped, not checked).
     pub fn from_reader(
         volume: impl Into<PathBuf>,
         compressed: impl Read + Send + 'static,
@@ -102,9 +179,14 @@ impl VolumeReader {
                 entry: None,
                 source,
             })?;
+        VolumeReader::start(path, Stream::Plain(Box::new(decoder)))
+    }
+
+    fn start(path: PathBuf, stream: Stream) -> Result<VolumeReader, BundleError> {
         let mut reader = VolumeReader {
             path,
-            stream: Box::new(decoder),
+            stream,
+            entry_offset: 0,
             descriptor: placeholder_descriptor(),
             remaining: 0,
             padding: 0,
@@ -166,6 +248,11 @@ impl VolumeReader {
         &self.descriptor
     }
 
+    /// Format 2 read through the index: the tar offset of the current entry's header.
+    pub(crate) fn entry_offset(&self) -> u64 {
+        self.entry_offset
+    }
+
     /// The volume's path (or name given to [`VolumeReader::from_reader`]).
     pub fn path(&self) -> &Path {
         &self.path
@@ -178,7 +265,14 @@ impl VolumeReader {
             let Some((name, size)) = self.next_header()? else {
                 return Ok(None);
             };
-            let kind = match classify_name(&name).expect("checked by next_header") {
+            let class = classify_name(&name).expect("checked by next_header");
+            if class != EntryName::Dir && self.seen.contains(&name) {
+                return Err(BundleError::DuplicateEntry {
+                    volume: self.path.clone(),
+                    entry: name,
+                });
+            }
+            let kind = match class {
                 EntryName::Dir => continue,
                 EntryName::Descriptor => {
                     return Err(BundleError::DuplicateEntry {
@@ -348,7 +442,9 @@ impl VolumeReader {
         let (what, want) = if let Some(m) = d.manifests.get(&digest) {
             ("manifest", m.size)
         } else if let Some(b) = d.blobs.get(&digest) {
-            if b.location(d.volume, None).is_none() {
+            if let Some(loc) = b.location(d.volume, None) {
+                self.check_offset(name, loc.tar_offset)?;
+            } else {
                 return Err(self.unexpected(
                     name,
                     format!(
@@ -402,6 +498,7 @@ impl VolumeReader {
                     ),
                 )
             })?;
+        self.check_offset(name, loc.tar_offset)?;
         if size != loc.length {
             return Err(self.unexpected(
                 name,
@@ -443,8 +540,10 @@ impl VolumeReader {
         let previous = self.current.take();
         let mut block = [0u8; BLOCK as usize];
         self.current = previous.map(|p| format!("after {p}"));
+        self.check_frame_start()?;
         self.read_exact_stream(&mut block)?;
         if block.iter().all(|&b| b == 0) {
+            self.check_end_frame()?;
             self.ended = true;
             self.current = None;
             return Ok(None);
@@ -494,6 +593,71 @@ impl VolumeReader {
         self.padding = size.div_ceil(BLOCK) * BLOCK - size;
         self.current = Some(name.clone());
         Ok(Some((name, size)))
+    }
+
+    /// Format 2: the next header must be a frame of its own (512 bytes) or start the end
+    /// marker's frame.
+    fn check_frame_start(&mut self) -> Result<(), BundleError> {
+        let Stream::Framed(frames) = &self.stream else {
+            return Ok(());
+        };
+        let pos = frames.position();
+        self.entry_offset = pos;
+        let index = frames.index();
+        let fail = |reason: String| {
+            Err(BundleError::SeekIndex {
+                volume: self.path.clone(),
+                reason,
+            })
+        };
+        match index.frame_at(pos) {
+            None => fail(format!(
+                "the frames end at tar offset {pos}, before the tar archive does"
+            )),
+            Some(i) if index.frame(i).0 != pos => fail(format!(
+                "the tar entry at offset {pos} does not start a frame (frame {i} starts at {})",
+                index.frame(i).0
+            )),
+            Some(i) if index.frame(i).1 != BLOCK && index.frame(i).1 != TAR_END => fail(format!(
+                "frame {i} at tar offset {pos} holds {} bytes; a tar header is a frame of {BLOCK}",
+                index.frame(i).1
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Format 2: the end marker is the last frame, of 1024 bytes.
+    fn check_end_frame(&self) -> Result<(), BundleError> {
+        let Stream::Framed(frames) = &self.stream else {
+            return Ok(());
+        };
+        let index = frames.index();
+        let last = index.len() - 1;
+        if index.frame(last) != (self.entry_offset, TAR_END) {
+            return Err(BundleError::SeekIndex {
+                volume: self.path.clone(),
+                reason: format!(
+                    "the tar end marker at offset {} is not the last frame of {TAR_END} bytes",
+                    self.entry_offset
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Format 2: a blob entry must be where the descriptor says.
+    fn check_offset(&self, name: &str, loc: Option<u64>) -> Result<(), BundleError> {
+        if !matches!(self.stream, Stream::Framed(_)) || loc == Some(self.entry_offset) {
+            return Ok(());
+        }
+        Err(self.unexpected(
+            name,
+            format!(
+                "found at tar offset {}, the descriptor places it at {}",
+                self.entry_offset,
+                loc.map_or("no offset".into(), |o| o.to_string())
+            ),
+        ))
     }
 
     fn read_exact_stream(&mut self, buf: &mut [u8]) -> Result<(), BundleError> {
@@ -593,7 +757,7 @@ fn expected_entries(d: &Descriptor) -> Vec<String> {
 }
 
 /// The tar header checksum: the sum of all bytes, the checksum field counted as spaces.
-fn checksum(block: &[u8; BLOCK as usize]) -> u32 {
+pub(crate) fn checksum(block: &[u8; BLOCK as usize]) -> u32 {
     block
         .iter()
         .enumerate()

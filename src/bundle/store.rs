@@ -9,8 +9,10 @@
 //! * format 1 (one zstd frame per volume): the volume is decompressed from its start up to the
 //!   entry, then read — correct, but the cost grows with the entry's position, so format 1 is
 //!   meant for sequential use ([`crate::bundle::VolumeReader`]);
-//! * format 2 (a frame per entry and a seek index, `docs/bundle-format.md`): the frames that hold
-//!   the range are read and nothing else.
+//! * format 2 (frames per entry and a seek index, `docs/bundle-format.md`): the entry's header
+//!   frame is checked against the descriptor, then the frames that hold the range are read
+//!   and nothing else. Opening reads each volume's index (bounded: checked against the file
+//!   size and [`crate::bundle::MAX_FRAMES`] before anything is kept).
 //!
 //! Reads are blocking (`Read`); async callers run them in `spawn_blocking`. Bytes read here are
 //! not checked against the blob digest (a range cannot be): whoever reads a whole blob checks
@@ -20,14 +22,23 @@ use std::collections::HashMap;
 use std::io::{self, Read};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::reference::Digest;
 
 use super::descriptor::{BlobLocation, Descriptor};
+use super::plan::BLOCK;
 use super::reader::{EntryKind, VolumeReader};
+use super::seek::{FrameIndex, FrameReader};
 use super::{BundleError, blob_name, part_name};
+
+/// A volume given: its file and, for format 2, its seek index.
+struct Volume {
+    path: PathBuf,
+    index: Option<Arc<FrameIndex>>,
+}
 
 /// A manifest held by the bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,23 +52,30 @@ pub struct StoredManifest {
 /// The volumes of one bundle opened for random access.
 pub struct BundleStore {
     descriptor: Descriptor,
-    /// Volume number -> file.
-    volumes: HashMap<u32, PathBuf>,
+    /// Volume number -> file and index.
+    volumes: HashMap<u32, Volume>,
     manifests: HashMap<Digest, StoredManifest>,
 }
 
 impl BundleStore {
-    /// Opens `paths` (volumes of one bundle, any order, any subset): reads each descriptor,
-    /// checks they belong to one bundle, and reads the manifests of the first volume (each is
-    /// verified against its digest as it is read). Blocking.
+    /// Opens `paths` (volumes of one bundle, any order, any subset): reads each descriptor
+    /// and, for format 2, each seek index (checked against the file's size), checks they
+    /// belong to one bundle, and reads the manifests of the first volume (each is verified
+    /// against its digest as it is read). Blocking.
     pub fn open(paths: &[PathBuf]) -> Result<BundleStore, BundleError> {
         let first = paths.first().ok_or(BundleError::NoVolumes)?;
-        let mut reader = VolumeReader::open(first)?;
+        let (mut reader, index) = VolumeReader::open_indexed(first)?;
         let descriptor = reader.descriptor().clone();
         let mut volumes = HashMap::new();
-        volumes.insert(descriptor.volume, first.clone());
+        volumes.insert(
+            descriptor.volume,
+            Volume {
+                path: first.clone(),
+                index,
+            },
+        );
         for path in &paths[1..] {
-            let other = VolumeReader::open(path)?;
+            let (other, index) = VolumeReader::open_indexed(path)?;
             let d = other.descriptor();
             if d.bundle_id != descriptor.bundle_id {
                 return Err(BundleError::MixedBundles {
@@ -66,7 +84,13 @@ impl BundleStore {
                     expected: descriptor.bundle_id.clone(),
                 });
             }
-            volumes.insert(d.volume, path.clone());
+            volumes.insert(
+                d.volume,
+                Volume {
+                    path: path.clone(),
+                    index,
+                },
+            );
         }
         let mut manifests = HashMap::new();
         while let Some(mut entry) = reader.next_entry()? {
@@ -107,7 +131,7 @@ impl BundleStore {
 
     /// The file of volume `n`, if it was given.
     pub fn volume_path(&self, n: u32) -> Option<&Path> {
-        self.volumes.get(&n).map(PathBuf::as_path)
+        self.volumes.get(&n).map(|v| v.path.as_path())
     }
 
     /// A manifest by digest.
@@ -131,8 +155,15 @@ impl BundleStore {
             .then_some(entry.size)
     }
 
+    /// The seek index of volume `n` (format 2), if it was given.
+    pub fn frame_index(&self, n: u32) -> Option<&FrameIndex> {
+        self.volumes.get(&n).and_then(|v| v.index.as_deref())
+    }
+
     /// Reads bytes `range` of blob `digest` (clamped to its size). Blocking; the reader reads
-    /// lazily, one stored piece after another, so memory does not grow with the range.
+    /// lazily, one stored piece after another, so memory does not grow with the range. In a
+    /// format-2 volume only the frames holding the range are read (after the entry's header
+    /// frame, checked against the descriptor).
     ///
     /// Only the volumes holding the bytes of `range` need to have been given: a range within
     /// one part of a split blob is read from that part's volume alone.
@@ -168,7 +199,11 @@ impl BundleStore {
 /// One stored piece (a whole blob or one part) and the bytes of it wanted.
 struct Piece {
     volume: PathBuf,
+    /// Format 2: the volume's index and the entry's tar offset.
+    indexed: Option<(Arc<FrameIndex>, u64)>,
     entry: String,
+    /// Bytes of the whole entry.
+    length: u64,
     /// Offset of the piece in the blob (for ordering).
     blob_offset: u64,
     /// Bytes of the piece's entry to skip, then to read.
@@ -177,11 +212,13 @@ struct Piece {
 }
 
 impl Piece {
-    fn new(digest: &Digest, loc: &BlobLocation, range: &Range<u64>, volume: &Path) -> Piece {
+    fn new(digest: &Digest, loc: &BlobLocation, range: &Range<u64>, volume: &Volume) -> Piece {
         let start = range.start.max(loc.offset);
         let end = range.end.min(loc.offset + loc.length);
         Piece {
-            volume: volume.to_owned(),
+            volume: volume.path.clone(),
+            indexed: volume.index.clone().zip(loc.tar_offset),
+            length: loc.length,
             entry: match loc.part {
                 Some(n) => part_name(digest, n),
                 None => blob_name(digest),
@@ -193,7 +230,10 @@ impl Piece {
     }
 
     /// Positions a reader at the wanted bytes of this piece.
-    fn open(&self) -> Result<(VolumeReader, u64), BundleError> {
+    fn open(&self) -> Result<(PieceReader, u64), BundleError> {
+        if let Some((index, tar_offset)) = &self.indexed {
+            return self.open_frames(index, *tar_offset);
+        }
         let mut reader = VolumeReader::open(&self.volume)?;
         reader.seek_entry(&self.entry)?;
         let skipped = io::copy(
@@ -211,7 +251,76 @@ impl Piece {
                 entry: Some(self.entry.clone()),
             });
         }
-        Ok((reader, self.take))
+        Ok((PieceReader::Scan(Box::new(reader)), self.take))
+    }
+
+    /// Format 2: checks the entry's header frame, then starts at the frame holding the first
+    /// wanted byte.
+    fn open_frames(
+        &self,
+        index: &Arc<FrameIndex>,
+        tar_offset: u64,
+    ) -> Result<(PieceReader, u64), BundleError> {
+        let read_err = |e: io::Error| super::into_bundle_error(e, &self.volume);
+        let bad = |reason: String| BundleError::UnexpectedEntry {
+            volume: self.volume.clone(),
+            entry: self.entry.clone(),
+            reason,
+        };
+        let open = || fs_err::File::open(&self.volume).map_err(super::io_err(&self.volume));
+        let header_frame = index
+            .frame_at(tar_offset)
+            .filter(|&i| index.frame(i) == (tar_offset, BLOCK))
+            .ok_or_else(|| {
+                bad(format!(
+                    "no header frame at tar offset {tar_offset}, where the descriptor places it"
+                ))
+            })?;
+        let mut frames = FrameReader::new(open()?, index.clone(), &self.volume, header_frame)?;
+        let mut block = [0u8; BLOCK as usize];
+        frames.read_exact(&mut block).map_err(read_err)?;
+        let header = tar::Header::from_byte_slice(&block);
+        let name_ok = header.path_bytes().as_ref() == self.entry.as_bytes();
+        let size = header.entry_size().ok();
+        if !name_ok || size != Some(self.length) {
+            return Err(bad(format!(
+                "the tar header at offset {tar_offset} is `{}` of {size:?} bytes, the \
+                 descriptor says {} bytes",
+                String::from_utf8_lossy(&header.path_bytes()),
+                self.length
+            )));
+        }
+        let from = tar_offset + BLOCK + self.skip;
+        let mut frames = match index.frame_at(from) {
+            Some(i) if i > header_frame + 1 => {
+                FrameReader::new(open()?, index.clone(), &self.volume, i)?
+            }
+            _ => frames,
+        };
+        let skip = from - frames.position();
+        let skipped = io::copy(&mut (&mut frames).take(skip), &mut io::sink()).map_err(read_err)?;
+        if skipped != skip {
+            return Err(BundleError::Truncated {
+                volume: self.volume.clone(),
+                entry: Some(self.entry.clone()),
+            });
+        }
+        Ok((PieceReader::Frames(Box::new(frames)), self.take))
+    }
+}
+
+/// Reads one piece: by scanning (format 1) or through the seek index (format 2).
+enum PieceReader {
+    Scan(Box<VolumeReader>),
+    Frames(Box<FrameReader<fs_err::File>>),
+}
+
+impl PieceReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            PieceReader::Scan(r) => r.body().read(buf),
+            PieceReader::Frames(r) => r.read(buf),
+        }
     }
 }
 
@@ -220,7 +329,7 @@ pub struct BlobReader {
     /// Pieces still to read, last first.
     pieces: Vec<Piece>,
     /// The piece being read and how many of its bytes are left.
-    current: Option<(VolumeReader, u64)>,
+    current: Option<(PieceReader, u64)>,
 }
 
 impl Read for BlobReader {
@@ -232,7 +341,7 @@ impl Read for BlobReader {
                     continue;
                 }
                 let want = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
-                let n = reader.body().read(&mut buf[..want])?;
+                let n = reader.read(&mut buf[..want])?;
                 if n == 0 {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -245,7 +354,11 @@ impl Read for BlobReader {
             let Some(piece) = self.pieces.pop() else {
                 return Ok(0);
             };
-            self.current = Some(piece.open().map_err(io::Error::other)?);
+            self.current = Some(
+                piece
+                    .open()
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
+            );
         }
     }
 }
@@ -291,6 +404,81 @@ mod tests {
             );
             assert!(!m.media_type.is_empty());
         }
+    }
+
+    /// A format-1 bundle written by the previous release (testdata/format1, two volumes): every blob reads back whole and by ranges, by scanning.
+    #[test]
+    fn reads_a_format_1_bundle() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/format1");
+        let volumes = vec![
+            dir.join("format1.001.tar.zst"),
+            dir.join("format1.002.tar.zst"),
+        ];
+        let store = BundleStore::open(&volumes).unwrap();
+        assert_eq!(store.descriptor().format_version, 1);
+        assert!(store.frame_index(1).is_none());
+        for (digest, entry) in &store.descriptor().blobs {
+            let mut all = Vec::new();
+            store
+                .read_blob(digest, 0..u64::MAX)
+                .unwrap()
+                .read_to_end(&mut all)
+                .unwrap();
+            assert_eq!(all.len() as u64, entry.size);
+            assert_eq!(Digest::from_sha256(&sha2::Sha256::digest(&all)), *digest);
+            let (a, b) = (entry.size / 3, entry.size - entry.size / 5);
+            let mut part = Vec::new();
+            store
+                .read_blob(digest, a..b)
+                .unwrap()
+                .read_to_end(&mut part)
+                .unwrap();
+            assert_eq!(part, all[a as usize..b as usize], "{digest}");
+        }
+        assert!(crate::bundle::verify(&volumes).unwrap().is_ok());
+        assert_eq!(crate::bundle::inspect(&volumes).unwrap().format_version, 1);
+    }
+
+    /// Format 2: a range read touches only the frames holding it; a descriptor offset that
+    /// points elsewhere is caught at the header frame.
+    #[test]
+    fn format_2_ranges_read_only_their_frames() {
+        let f = testutil::fixture(9 << 20);
+        let volumes = f.write("release.tar.zst", Some(4 << 20));
+        let store = BundleStore::open(&volumes).unwrap();
+        let entry = &store.descriptor().blobs[&f.big];
+        assert!(entry.is_split() && entry.volumes.len() >= 3);
+        let content = &f.content[&f.big];
+        // Ranges crossing part and frame boundaries.
+        for loc in &entry.volumes {
+            let index = store.frame_index(loc.volume).unwrap();
+            assert!(index.is_frame_start(loc.tar_offset.unwrap()));
+            for (a, b) in [
+                (loc.offset, loc.offset + 1),
+                (loc.offset + loc.length - 10, loc.offset + loc.length + 10),
+                (loc.offset + 3_000_000, loc.offset + 3_000_100),
+            ] {
+                let (a, b) = (a.min(entry.size), b.min(entry.size));
+                let mut got = Vec::new();
+                store
+                    .read_blob(&f.big, a..b)
+                    .unwrap()
+                    .read_to_end(&mut got)
+                    .unwrap();
+                assert_eq!(got, content[a as usize..b as usize], "{a}..{b}");
+            }
+        }
+        // The descriptor moved to another entry: the header frame does not match.
+        let mut store = store;
+        let loc = &mut store.descriptor.blobs.get_mut(&f.big).unwrap().volumes[1];
+        *loc.tar_offset.as_mut().unwrap() += 512;
+        let at = loc.offset;
+        let err = store
+            .read_blob(&f.big, at..at + 1)
+            .unwrap()
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert!(err.to_string().contains("header frame"), "{err}");
     }
 
     #[test]

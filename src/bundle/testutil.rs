@@ -230,6 +230,7 @@ pub(crate) fn sample_descriptor() -> Descriptor {
         offset,
         length,
         digest,
+        tar_offset: None,
     };
     let mut blobs = BTreeMap::new();
     blobs.insert(
@@ -320,12 +321,61 @@ pub(crate) fn raw_volume(entries: &[RawEntry]) -> Vec<u8> {
     zstd::encode_all(raw.as_slice(), 3).unwrap()
 }
 
-/// Decompresses a volume, applies `edit` to the tar bytes, and compresses it again.
+/// Decompresses a volume, applies `edit` to the tar bytes, and compresses it again. A
+/// format-2 volume keeps its frame boundaries (bytes added go into the last frame, frames past
+/// a shortened end are dropped) and gets a seek index matching the new frames.
 pub(crate) fn rewrite_volume(path: &std::path::Path, edit: impl FnOnce(&mut Vec<u8>)) {
     let compressed = std::fs::read(path).unwrap();
+    let index = super::seek::FrameIndex::read(
+        &mut std::io::Cursor::new(&compressed),
+        compressed.len() as u64,
+        path,
+    )
+    .unwrap();
     let mut raw = zstd::decode_all(compressed.as_slice()).unwrap();
     edit(&mut raw);
-    std::fs::write(path, zstd::encode_all(raw.as_slice(), 3).unwrap()).unwrap();
+    let Some(index) = index else {
+        std::fs::write(path, zstd::encode_all(raw.as_slice(), 3).unwrap()).unwrap();
+        return;
+    };
+    std::fs::write(path, reframe(&raw, &index)).unwrap();
+}
+
+/// `raw` compressed as a format-2 volume with the frame boundaries of `index`.
+pub(crate) fn reframe(raw: &[u8], index: &super::seek::FrameIndex) -> Vec<u8> {
+    let mut chunks = Vec::new();
+    for i in 0..index.len() {
+        let (start, len) = index.frame(i);
+        let start = start as usize;
+        if start >= raw.len() {
+            break;
+        }
+        let end = if i + 1 == index.len() {
+            raw.len()
+        } else {
+            (start + len as usize).min(raw.len())
+        };
+        chunks.push(raw[start..end].to_vec());
+    }
+    frames_of(chunks)
+}
+
+/// A format-2 volume made of exactly these uncompressed frames.
+pub(crate) fn frames_of(chunks: Vec<Vec<u8>>) -> Vec<u8> {
+    super::writer::frames::with_frame_sink(
+        Vec::new(),
+        3,
+        1,
+        |e| e,
+        |sink| {
+            for c in chunks {
+                sink.frame(c)?;
+            }
+            Ok::<(), std::io::Error>(())
+        },
+    )
+    .unwrap()
+    .1
 }
 
 /// Offset in an uncompressed volume tar of the content of entry `name`.

@@ -15,7 +15,7 @@ use crate::reference::Digest;
 
 use super::descriptor::Descriptor;
 use super::reader::into_bundle_error;
-use super::{BundleError, EntryKind, VolumeReader};
+use super::{BundleError, EntryKind, Present, VolumeReader};
 
 /// What kind of problem verification found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -135,6 +135,19 @@ struct Reassembly {
 /// by part and, when their parts are read in order, as a whole). Fails only when `paths` is
 /// empty; everything else is a [`Problem`] in the report.
 pub fn verify(paths: &[PathBuf]) -> Result<VerifyReport, BundleError> {
+    verify_with(paths, false)
+}
+
+/// [`verify`] without reading blob content where the format allows: a format-2 volume is
+/// checked by [`super::check_structure`] (seek index, small entries in full, every blob entry
+/// in place), and its blobs count as present without their digests being checked; a format-1
+/// volume is read in full as by [`verify`]. For a loader that checks every blob against its
+/// digest as it reads it: the same volumes are refused, minus corrupt blob content.
+pub fn verify_structure(paths: &[PathBuf]) -> Result<VerifyReport, BundleError> {
+    verify_with(paths, true)
+}
+
+fn verify_with(paths: &[PathBuf], structure_only: bool) -> Result<VerifyReport, BundleError> {
     if paths.is_empty() {
         return Err(BundleError::NoVolumes);
     }
@@ -209,6 +222,38 @@ pub fn verify(paths: &[PathBuf]) -> Result<VerifyReport, BundleError> {
     let mut reassembly: HashMap<Digest, Reassembly> = HashMap::new();
     for (volume, path) in readers {
         let before = report.problems.len();
+        if structure_only {
+            let check = |entries, ok| VolumeCheck {
+                path: path.clone(),
+                volume: Some(volume),
+                entries,
+                bytes: 0,
+                ok,
+            };
+            match super::check_structure(&path) {
+                Ok(Some((_, present))) => {
+                    report.volumes.push(check(present.len(), true));
+                    for p in present {
+                        match p {
+                            Present::Manifest(d) | Present::Blob(d) => {
+                                verified.insert(d);
+                            }
+                            Present::Part(d, n) => {
+                                parts.insert((d, n));
+                            }
+                        }
+                    }
+                    continue;
+                }
+                // Format 1: no index, read in full below.
+                Ok(None) => {}
+                Err(e) => {
+                    report.problems.push(problem(e, &path));
+                    report.volumes.push(check(0, false));
+                    continue;
+                }
+            }
+        }
         let reader = match VolumeReader::open(&path) {
             Ok(r) => r,
             Err(e) => {

@@ -1,10 +1,15 @@
 //! Writing a bundle: plan the volumes, build their descriptors, stream staged blobs into
-//! zstd-compressed tars.
+//! format-2 volumes (zstd-compressed tars cut into frames, with a seek index; see
+//! [`frames`] and `docs/bundle-format.md`).
 //!
 //! Each volume is written as `<name>.partial`, synced and renamed, so a file with a final name
 //! is always complete. A volume whose final file already holds the same descriptor is left
 //! alone, which makes an interrupted create resumable. Tar headers are fixed (mode 0644, mtime
 //! 0, uid/gid 0, no user names) so the same input gives the same tar stream.
+//!
+//! Every entry's tar offset is known before anything is written: the descriptor and
+//! `index.json` are padded with trailing spaces to sizes that are the same in every volume, so
+//! the manifests and blobs after them sit where the descriptor says.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -18,7 +23,7 @@ use crate::report::Reporter;
 use super::descriptor::{
     BlobEntry, BlobLocation, Descriptor, FORMAT_VERSION, ImageEntry, ManifestEntry,
 };
-use super::plan::{Piece, TAR_END, plan_volumes, tar_entry_size};
+use super::plan::{Piece, TAR_END, entry_cost, plan_volumes, tar_entry_size, volume_overhead};
 use super::{
     BundleError, DESCRIPTOR_NAME, INDEX_NAME, OCI_LAYOUT_NAME, Staging, VolumeReader, blob_name,
     io_err, part_name,
@@ -118,11 +123,23 @@ pub fn volume_paths(out: &Path, count: u32) -> Vec<PathBuf> {
         .collect()
 }
 
+pub(crate) mod frames;
+
 /// A volume to write: its descriptor and what goes in it.
 struct VolumeJob {
     descriptor: Descriptor,
+    /// The descriptor as written (padded).
+    descriptor_bytes: Vec<u8>,
     pieces: Vec<Piece>,
+    /// `index.json` as written (padded).
     index: Vec<u8>,
+}
+
+/// `bytes` followed by spaces up to `len` (JSON allows trailing whitespace).
+fn padded(mut bytes: Vec<u8>, len: u64) -> Vec<u8> {
+    debug_assert!(bytes.len() as u64 <= len);
+    bytes.resize(len as usize, b' ');
+    bytes
 }
 
 /// Writes the bundle of `input` from `staging` to `out` (see [`volume_paths`] for the names of
@@ -276,30 +293,46 @@ fn prepare(
     // Every volume repeats the descriptor, whose size depends on the plan: plan with a guess,
     // measure, and plan again with more room until the guess holds. Placeholder part digests
     // have the length of real ones, so the measurement stays true once they are computed.
+    // The descriptor and index.json are padded to these lengths in every volume, so the
+    // entries after them are at the same tar offsets everywhere.
     let full_index = index_json(&base, base.images.iter().collect());
-    let repeated = tar_entry_size(OCI_LAYOUT.len() as u64)
-        + tar_entry_size(full_index.len() as u64)
+    let index_len = full_index.len() as u64;
+    let repeated = entry_cost(OCI_LAYOUT.len() as u64)
+        + entry_cost(index_len)
         + base
             .manifests
             .values()
-            .map(|m| tar_entry_size(m.size))
+            .map(|m| entry_cost(m.size))
             .sum::<u64>()
-        + TAR_END;
-    let mut reserve = tar_entry_size(base.to_bytes().len() as u64) + 4096;
+        + volume_overhead();
+    let before_blobs = |descriptor_len: u64| {
+        tar_entry_size(descriptor_len)
+            + tar_entry_size(OCI_LAYOUT.len() as u64)
+            + tar_entry_size(index_len)
+            + base
+                .manifests
+                .values()
+                .map(|m| tar_entry_size(m.size))
+                .sum::<u64>()
+    };
+    let block = |n: u64| n.div_ceil(512) * 512;
+    let mut descriptor_len = block(base.to_bytes().len() as u64 + 4096);
     let placeholder = Digest::of(b"");
     let (plan, mut descriptors) = loop {
-        let plan = plan_volumes(&blob_order, repeated + reserve, limit)?;
-        let descriptors = describe(&base, &plan, |_| placeholder.clone());
+        let plan = plan_volumes(&blob_order, repeated + entry_cost(descriptor_len), limit)?;
+        let first = before_blobs(descriptor_len);
+        let descriptors = describe(&base, &plan, first, |_| placeholder.clone());
         let needed = descriptors
             .iter()
-            .map(|d| tar_entry_size(d.to_bytes().len() as u64))
+            .map(|d| d.to_bytes().len() as u64)
             .max()
             .unwrap_or(0);
-        if needed <= reserve {
+        if needed <= descriptor_len {
             break (plan, descriptors);
         }
-        reserve = needed + 4096;
+        descriptor_len = block(needed + 4096);
     };
+    let first_blob = before_blobs(descriptor_len);
 
     // Real part digests, hashed from the staged files.
     if plan.iter().flatten().any(|p| p.part.is_some()) {
@@ -308,7 +341,7 @@ fn prepare(
             let d = hash_range(&staging.blob_path(&p.digest), p.offset, p.length)?;
             part_digests.insert((p.digest.clone(), p.part), d);
         }
-        descriptors = describe(&base, &plan, |p| {
+        descriptors = describe(&base, &plan, first_blob, |p| {
             part_digests[&(p.digest.clone(), p.part)].clone()
         });
     }
@@ -326,25 +359,31 @@ fn prepare(
                 descriptor.images_complete_in(descriptor.volume),
             );
             VolumeJob {
+                descriptor_bytes: padded(descriptor.to_bytes(), descriptor_len),
                 descriptor,
                 pieces,
-                index,
+                index: padded(index, index_len),
             }
         })
         .collect();
     Ok((jobs, manifest_order))
 }
 
-/// The descriptor of each volume of `plan`; `part_digest` gives the digest of a part piece.
+/// The descriptor of each volume of `plan`, whose first blob entry is at tar offset
+/// `first_blob` in every volume; `part_digest` gives the digest of a part piece.
 fn describe(
     base: &Descriptor,
     plan: &[Vec<Piece>],
+    first_blob: u64,
     part_digest: impl Fn(&Piece) -> Digest,
 ) -> Vec<Descriptor> {
     let mut d = base.clone();
     d.volume_count = plan.len() as u32;
     for (i, pieces) in plan.iter().enumerate() {
+        let mut tar_offset = first_blob;
         for p in pieces {
+            let at = tar_offset;
+            tar_offset += tar_entry_size(p.length);
             d.blobs
                 .get_mut(&p.digest)
                 .expect("planned blobs are described")
@@ -355,6 +394,7 @@ fn describe(
                     offset: p.offset,
                     length: p.length,
                     digest: p.part.map(|_| part_digest(p)),
+                    tar_offset: Some(at),
                 });
         }
     }
@@ -496,20 +536,12 @@ fn write_volume(
     Ok(())
 }
 
-/// The zstd encoder volumes are written with: frame checksum on (the reader's zstd verifies
-/// it), one worker per core unless told otherwise.
-pub(crate) fn encoder<W: Write>(
-    out: W,
-    opts: &WriteOptions,
-) -> io::Result<zstd::stream::Encoder<'static, W>> {
-    let threads = match opts.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
-        n => n,
-    };
-    let mut enc = zstd::stream::Encoder::new(out, opts.zstd_level)?;
-    enc.include_checksum(true)?;
-    enc.multithread(threads)?;
-    Ok(enc)
+/// Compression threads for `opts`: one per core unless told otherwise.
+fn threads(opts: &WriteOptions) -> usize {
+    match opts.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n as usize,
+    }
 }
 
 fn write_partial(
@@ -522,43 +554,58 @@ fn write_partial(
 ) -> Result<(), BundleError> {
     let werr = io_err(partial);
     let file = fs_err::File::create(partial).map_err(io_err(partial))?;
-    let enc =
-        encoder(io::BufWriter::with_capacity(1 << 20, file), opts).map_err(io_err(partial))?;
-    let mut tar = tar::Builder::new(enc);
-
-    let descriptor = job.descriptor.to_bytes();
-    for (name, data) in [
-        (DESCRIPTOR_NAME, descriptor.as_slice()),
-        (OCI_LAYOUT_NAME, OCI_LAYOUT),
-        (INDEX_NAME, job.index.as_slice()),
-    ] {
-        tar.append(&header(name, data.len() as u64), data)
-            .map_err(io_err(partial))?;
-    }
-    for m in manifest_order {
-        let size = job.descriptor.manifests[m].size;
-        copy_staged(&mut tar, staging, m, &blob_name(m), 0, size, m, reporter)?;
-    }
-    for p in &job.pieces {
-        let (name, expected) = match p.part {
-            None => (blob_name(&p.digest), p.digest.clone()),
-            Some(n) => {
-                let loc = job.descriptor.blobs[&p.digest]
-                    .location(job.descriptor.volume, Some(n))
-                    .and_then(|l| l.digest.clone())
-                    .expect("parts have digests");
-                (part_name(&p.digest, n), loc)
+    let out = io::BufWriter::with_capacity(1 << 20, file);
+    let level = opts.zstd_level;
+    let ((), out) = frames::with_frame_sink(
+        out,
+        level,
+        threads(opts),
+        |e| io_err(partial)(e),
+        |sink| {
+            for (name, data) in [
+                (DESCRIPTOR_NAME, job.descriptor_bytes.as_slice()),
+                (OCI_LAYOUT_NAME, OCI_LAYOUT),
+                (INDEX_NAME, job.index.as_slice()),
+            ] {
+                let size = data.len() as u64;
+                sink.entry(&header(name, size), size, &mut &*data)
+                    .map_err(io_err(partial))?;
             }
-        };
-        reporter.on_blob_start(&p.digest, p.length);
-        copy_staged(
-            &mut tar, staging, &p.digest, &name, p.offset, p.length, &expected, reporter,
-        )?;
-        reporter.on_blob_done(&p.digest, p.length);
-    }
-    let enc = tar.into_inner().map_err(io_err(partial))?;
-    let buf = enc.finish().map_err(io_err(partial))?;
-    let file = buf.into_inner().map_err(|e| werr(e.into_error()))?;
+            for m in manifest_order {
+                let size = job.descriptor.manifests[m].size;
+                copy_staged(sink, staging, m, &blob_name(m), 0, size, m, reporter)?;
+            }
+            for p in &job.pieces {
+                let loc = job.descriptor.blobs[&p.digest]
+                    .location(job.descriptor.volume, p.part)
+                    .expect("planned pieces are described");
+                let (name, expected) = match p.part {
+                    None => (blob_name(&p.digest), p.digest.clone()),
+                    Some(n) => (
+                        part_name(&p.digest, n),
+                        loc.digest.clone().expect("parts have digests"),
+                    ),
+                };
+                debug_assert_eq!(loc.tar_offset, Some(sink.position()));
+                if loc.tar_offset != Some(sink.position()) {
+                    return Err(BundleError::InvalidInput(format!(
+                        "{name} planned at tar offset {:?}, written at {}",
+                        loc.tar_offset,
+                        sink.position()
+                    )));
+                }
+                reporter.on_blob_start(&p.digest, p.length);
+                copy_staged(
+                    sink, staging, &p.digest, &name, p.offset, p.length, &expected, reporter,
+                )?;
+                reporter.on_blob_done(&p.digest, p.length);
+            }
+            sink.frame(vec![0; TAR_END as usize])
+                .map_err(io_err(partial))?;
+            Ok::<(), BundleError>(())
+        },
+    )?;
+    let file = out.into_inner().map_err(|e| werr(e.into_error()))?;
     file.sync_all().map_err(io_err(partial))?;
     Ok(())
 }
@@ -567,7 +614,7 @@ fn write_partial(
 /// to `expected`: a staged file damaged since it was verified must not reach the medium.
 #[allow(clippy::too_many_arguments)]
 fn copy_staged<W: Write>(
-    tar: &mut tar::Builder<W>,
+    sink: &mut frames::FrameSink<W>,
     staging: &Staging,
     digest: &Digest,
     name: &str,
@@ -585,8 +632,7 @@ fn copy_staged<W: Write>(
         read: 0,
         reporter,
     };
-    tar.append(&header(name, length), &mut src)
-        .map_err(io_err(&path))?;
+    let written = sink.entry(&header(name, length), length, &mut src);
     let actual = Digest::from_sha256(&src.hasher.finalize());
     if src.read != length || &actual != expected {
         return Err(BundleError::StagingMismatch {
@@ -596,7 +642,7 @@ fn copy_staged<W: Write>(
             actual,
         });
     }
-    Ok(())
+    written.map_err(io_err(&path))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //! Opening refuses volumes that are structurally bad before anything is pushed, without
 //! reading blob content twice:
 //! * format 1 (one zstd frame per volume) can only be checked by reading it through:
-//!   [`crate::bundle::check_structure`] does that once, skipping blob bodies unhashed, and
+//!   [`crate::bundle::check_layout`] does that once, skipping blob bodies unhashed, and
 //!   records where each entry is, so blobs are then read in volume order through
 //!   [`crate::bundle::Cursors`] (each volume decompressed once more, not once per blob);
 //! * later formats are read at random through [`BundleStore`].
@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 
 use crate::bundle::{
     BlobEntry, BlobLocation, BundleError, BundleStore, Cursors, Descriptor, PartAssembler,
-    blob_name, check_structure, part_name,
+    blob_name, check_layout, part_name,
 };
 use crate::reference::{Digest, ImageRef};
 use crate::registry::Manifest;
@@ -89,7 +89,7 @@ impl BundleSource {
     /// All volumes must belong to one bundle. A volume not given is no problem: its images
     /// wait for it.
     pub fn open(volumes: &[PathBuf], state_dir: PathBuf) -> Result<BundleSource, BundleError> {
-        let layout = check_structure(volumes)?;
+        let layout = check_layout(volumes)?;
         let store = BundleStore::open(volumes)?;
         let descriptor = store.descriptor().clone();
         let layout = (descriptor.format_version == 1).then_some(layout);

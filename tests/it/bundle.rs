@@ -174,13 +174,53 @@ fn decompress(volume: &Path) -> Vec<u8> {
     out
 }
 
-/// Compresses a tar stream into a volume file (single frame with checksum, as airlift writes).
+/// Compresses a tar stream into a format-2 volume file as airlift writes it: each entry's
+/// header a zstd frame of its own, its padded content in frames of 4 MiB, the end marker a
+/// frame, then the seek index (the zstd seekable format's table in a skippable frame).
 fn compress_to(tar: &[u8], volume: &Path) {
-    let file = std::fs::File::create(volume).expect("create volume");
-    let mut enc = zstd::stream::write::Encoder::new(file, 3).expect("zstd encoder");
-    enc.include_checksum(true).expect("checksum flag");
-    std::io::Write::write_all(&mut enc, tar).expect("compress");
-    enc.finish().expect("finish zstd");
+    let mut cuts = Vec::new();
+    let mut pos = 0usize;
+    while pos + 512 <= tar.len() {
+        let block = &tar[pos..pos + 512];
+        if block.iter().all(|&b| b == 0) {
+            break;
+        }
+        cuts.push(pos);
+        let size = tar::Header::from_byte_slice(block).entry_size().unwrap() as usize;
+        pos += 512;
+        let end = (pos + size.div_ceil(512) * 512).min(tar.len());
+        while pos < end {
+            cuts.push(pos);
+            pos = (pos + (4 << 20)).min(end);
+        }
+    }
+    cuts.push(pos);
+    cuts.push(tar.len());
+    cuts.dedup();
+    let mut out = Vec::new();
+    let mut table = Vec::new();
+    let mut compressor = zstd::bulk::Compressor::new(3).unwrap();
+    compressor
+        .set_parameter(zstd::stream::raw::CParameter::ChecksumFlag(true))
+        .unwrap();
+    compressor
+        .set_parameter(zstd::stream::raw::CParameter::WindowLog(20))
+        .unwrap();
+    for w in cuts.windows(2).filter(|w| w[1] > w[0]) {
+        let frame = compressor.compress(&tar[w[0]..w[1]]).unwrap();
+        table.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        table.extend_from_slice(&((w[1] - w[0]) as u32).to_le_bytes());
+        table.extend_from_slice(&frame[frame.len() - 4..]);
+        out.extend_from_slice(&frame);
+    }
+    let frames = (table.len() / 12) as u32;
+    out.extend_from_slice(&0x184D_2A5Eu32.to_le_bytes());
+    out.extend_from_slice(&(table.len() as u32 + 9).to_le_bytes());
+    out.extend_from_slice(&table);
+    out.extend_from_slice(&frames.to_le_bytes());
+    out.push(0x80);
+    out.extend_from_slice(&0x8F92_EAB1u32.to_le_bytes());
+    std::fs::write(volume, out).expect("write volume");
 }
 
 /// `airlift-bundle.json` of a volume (its first tar entry), as JSON.
@@ -370,6 +410,10 @@ fn volume_unpacked_with_zstd_and_tar_is_an_oci_layout_for_skopeo() {
     let fx = Fixture::small();
     let volumes = fx.create_ok(&fx.list, "layout.tar.zst", &[]);
     assert_eq!(volumes.len(), 1);
+    // Format 2: frames and a seek index (the seekable format's magic last), which the host's
+    // zstd skips when it unpacks the volume below.
+    let bytes = std::fs::read(&volumes[0]).unwrap();
+    assert_eq!(bytes[bytes.len() - 4..], 0x8F92_EAB1u32.to_le_bytes());
     let layout = fx.path("layout");
     std::fs::create_dir(&layout).unwrap();
     unpack(&volumes[0], &layout);
@@ -510,6 +554,138 @@ fn round_trip(skopeo: impl Fn() -> Command, oci: &str, dest: &str, image: &Gener
     );
 }
 
+/// Format 2 from a real registry: volumes packed to within a few percent of the limit, each
+/// with a seek index, each unpacked by the host's `zstd -d | tar -x`; the split blob read
+/// back through `BundleStore` by ranges across part and frame boundaries, byte for byte the
+/// registry's; a flipped byte in an index caught by `bundle verify` naming the volume.
+#[test]
+fn format_2_volumes_are_packed_tight_seekable_and_checked() {
+    use airlift::bundle::BundleStore;
+    require_program("zstd", "zstd");
+    require_program("tar", "tar");
+    let fx = Fixture::small();
+    let limit: u64 = 2 << 20;
+    let volumes = fx.create_ok(&fx.list, "f2.tar.zst", &["--max-volume-size", "2M"]);
+    assert!(volumes.len() >= 2, "{volumes:?}");
+    let sizes: Vec<u64> = volumes
+        .iter()
+        .map(|v| std::fs::metadata(v).unwrap().len())
+        .collect();
+    for (i, size) in sizes.iter().enumerate() {
+        assert!(*size <= limit, "volume {} is {size} bytes", i + 1);
+        if i + 1 < sizes.len() {
+            assert!(
+                *size > limit / 100 * 95,
+                "volume {} holds only {size} of {limit} bytes: {sizes:?}",
+                i + 1
+            );
+        }
+    }
+    let store = BundleStore::open(&volumes).unwrap();
+    assert_eq!(store.descriptor().format_version, 2);
+    let storage = fx
+        .source
+        .storage_dir()
+        .join("docker/registry/v2/blobs/sha256");
+    let content = |digest: &str| {
+        let hex = digest.trim_start_matches("sha256:");
+        std::fs::read(storage.join(&hex[..2]).join(hex).join("data")).unwrap()
+    };
+    let (digest, entry) = store
+        .descriptor()
+        .blobs
+        .iter()
+        .find(|(_, e)| e.is_split())
+        .expect("a blob split across volumes");
+    let bytes = content(digest.as_str());
+    let read = |a: u64, b: u64| {
+        let mut out = Vec::new();
+        store
+            .read_blob(digest, a..b)
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    };
+    assert_eq!(read(0, u64::MAX), bytes);
+    for loc in &entry.volumes {
+        assert!(store.frame_index(loc.volume).is_some());
+        let (a, b) = (loc.offset.saturating_sub(777), loc.offset + 5000);
+        let b = b.min(entry.size);
+        assert_eq!(read(a, b), bytes[a as usize..b as usize], "{a}..{b}");
+    }
+    // Every whole blob too, from whichever volume holds it.
+    for (d, e) in &store.descriptor().blobs {
+        if !e.is_split() {
+            assert_eq!(read_blob_all(&store, d), content(d.as_str()), "{d}");
+        }
+    }
+    // Each volume unpacks with the host's zstd and tar, parts included.
+    for (i, volume) in volumes.iter().enumerate() {
+        let dir = fx.path(&format!("unpacked{i}"));
+        std::fs::create_dir(&dir).unwrap();
+        unpack(volume, &dir);
+        assert!(dir.join("oci-layout").is_file());
+        for loc in entry.volumes.iter().filter(|l| l.volume == i as u32 + 1) {
+            let part = dir.join(format!(
+                "blobs/sha256/{}.part{}",
+                digest.hex(),
+                loc.part.unwrap()
+            ));
+            let got = std::fs::read(&part).unwrap();
+            let at = loc.offset as usize;
+            assert_eq!(got, bytes[at..at + loc.length as usize]);
+        }
+    }
+    // A byte of the first volume's index flipped: verify exits 3 naming the volume.
+    let len = sizes[0] as usize;
+    let mut damaged = std::fs::read(&volumes[0]).unwrap();
+    let frames = u32::from_le_bytes(damaged[len - 9..len - 5].try_into().unwrap()) as usize;
+    let third_checksum = len - 9 - 12 * frames + 2 * 12 + 8;
+    damaged[third_checksum] ^= 0x10;
+    std::fs::write(&volumes[0], &damaged).unwrap();
+    let out = verify(&volumes, &[]);
+    assert_exit(&out, 3);
+    let err = stderr(&out);
+    assert!(err.contains("seek index"), "{}", describe(&out));
+    assert!(
+        err.contains(&volumes[0].display().to_string()),
+        "{}",
+        describe(&out)
+    );
+}
+
+fn read_blob_all(store: &airlift::bundle::BundleStore, digest: &airlift::Digest) -> Vec<u8> {
+    let mut out = Vec::new();
+    store
+        .read_blob(digest, 0..u64::MAX)
+        .unwrap()
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+/// The previous release's format-1 bundle (testdata/format1) still verifies and inspects.
+#[test]
+fn a_format_1_bundle_still_verifies_and_inspects() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/format1");
+    let volumes = vec![
+        dir.join("format1.001.tar.zst"),
+        dir.join("format1.002.tar.zst"),
+    ];
+    let out = verify(&volumes, &[]);
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("bundle OK"), "{}", describe(&out));
+    let out = inspect(&volumes, &["--json"]);
+    assert_exit(&out, 0);
+    let summary = json_report(&out);
+    assert_eq!(summary["format_version"], 1, "{summary}");
+    assert!(
+        summary["images"].as_array().is_some_and(|i| !i.is_empty()),
+        "{summary}"
+    );
+}
+
 // -------------------------------------------------------------------------------------------
 // 3. several volumes, a split blob, loaded one at a time in reverse order
 // -------------------------------------------------------------------------------------------
@@ -561,8 +737,7 @@ fn volumes_loaded_one_at_a_time_in_reverse_order() {
         .unwrap_or_default()
         .to_owned();
     assert!(
-        last_line.starts_with("0 images complete, ")
-            && last_line.contains(" pending: load volume(s) "),
+        last_line.contains(" images complete, ") && last_line.contains(" pending: load volume(s) "),
         "{}",
         describe(&strict)
     );
@@ -1361,7 +1536,7 @@ fn inspect_lists_images_platforms_sizes_and_volumes() {
     let out = inspect(&volumes, &["--json"]);
     assert_exit(&out, 0);
     let summary = json_report(&out);
-    assert_eq!(summary["format_version"], 1, "{summary}");
+    assert_eq!(summary["format_version"], 2, "{summary}");
     assert_eq!(summary["volume_count"], volumes.len() as u64, "{summary}");
     assert_eq!(
         summary["missing_volumes"],

@@ -53,6 +53,7 @@ fn descriptor(version: u32) -> Vec<u8> {
                     offset: 0,
                     length: BLOB.len() as u64,
                     digest: None,
+                    tar_offset: None,
                 }],
             },
         )]),
@@ -287,14 +288,40 @@ fn truncated_volumes_are_refused() {
         assert!(
             matches!(
                 err,
-                BundleError::Truncated { .. } | BundleError::Read { .. }
+                BundleError::Truncated { .. }
+                    | BundleError::Read { .. }
+                    | BundleError::SeekIndex { .. }
             ),
             "cut at {cut}: {err}"
         );
         assert!(err.to_string().contains("truncated"), "cut at {cut}: {err}");
     }
-    // Garbage after the end of the archive (inside the zstd frame) is refused too.
-    let mut raw = zstd::decode_all(bytes.as_slice()).unwrap();
+    // Garbage after the end of the archive is refused too: in a frame of its own after the
+    // end marker (the index says the end marker is not last), or in the end marker's frame.
+    let raw = zstd::decode_all(bytes.as_slice()).unwrap();
+    let index = crate::bundle::seek::FrameIndex::read(
+        &mut std::io::Cursor::new(&bytes),
+        bytes.len() as u64,
+        &out,
+    )
+    .unwrap()
+    .unwrap();
+    let mut chunks: Vec<Vec<u8>> = (0..index.len())
+        .map(|i| {
+            let (start, len) = index.frame(i);
+            raw[start as usize..(start + len) as usize].to_vec()
+        })
+        .collect();
+    chunks.push(b"junk".to_vec());
+    let err = extract(&crate::bundle::testutil::frames_of(chunks.clone())).unwrap_err();
+    assert!(matches!(err, BundleError::SeekIndex { .. }), "{err}");
+    assert!(err.to_string().contains("end marker"), "{err}");
+    let junk = chunks.pop().unwrap();
+    chunks.last_mut().unwrap().extend(junk);
+    let err = extract(&crate::bundle::testutil::frames_of(chunks)).unwrap_err();
+    assert!(matches!(err, BundleError::SeekIndex { .. }), "{err}");
+    // A format-1 volume has no index: there the bytes after the end marker are checked.
+    let mut raw = zstd::decode_all(volume_with(vec![]).as_slice()).unwrap();
     raw.extend_from_slice(&[0; 512]);
     raw.extend_from_slice(b"junk");
     let err = extract(&zstd::encode_all(raw.as_slice(), 1).unwrap()).unwrap_err();

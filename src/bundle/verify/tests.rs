@@ -216,3 +216,39 @@ fn inspect_reads_descriptors_only() {
     assert_eq!(partial.missing_volumes.len(), paths.len() - 1);
     assert!(partial.images.iter().any(|i| !i.available));
 }
+
+/// The structural check reads no blob content: it accepts what only a digest check can
+/// refuse (the loader does that as it reads), and refuses the same broken structure.
+#[test]
+fn structure_only_skips_content_but_not_structure() {
+    let f = fixture(300_000);
+    let paths = f.write("s.tar.zst", Some(128 << 10));
+    let report = crate::bundle::verify_structure(&paths).unwrap();
+    assert!(report.is_ok(), "{:#?}", report.problems);
+    assert!(report.images.iter().all(|i| i.complete));
+    assert!(report.volumes.iter().all(|v| v.bytes == 0 && v.entries > 0));
+
+    let d = descriptor(&paths[0]);
+    let (volume, _) = paths
+        .iter()
+        .enumerate()
+        .find(|(i, _)| d.blobs[&f.shared].location(*i as u32 + 1, None).is_some())
+        .unwrap();
+    let len = d.blobs[&f.shared].size;
+    flip(&paths[volume], &blob_name(&f.shared), len);
+    assert!(crate::bundle::verify_structure(&paths).unwrap().is_ok());
+    assert!(!verify(&paths).unwrap().is_ok());
+
+    // A volume cut short: refused by both.
+    let bytes = std::fs::read(&paths[1]).unwrap();
+    std::fs::write(&paths[1], &bytes[..bytes.len() - 100]).unwrap();
+    let report = crate::bundle::verify_structure(&paths).unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.volume.as_ref() == Some(&paths[1]) && p.message.contains("truncated")),
+        "{:#?}",
+        report.problems
+    );
+}

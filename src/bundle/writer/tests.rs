@@ -49,7 +49,7 @@ fn round_trip_single_volume() {
     assert_eq!(paths, vec![f.dir.path().join("release.tar.zst")]);
     let (d, entries) = read_all(&paths[0]);
 
-    assert_eq!((d.format_version, d.volume, d.volume_count), (1, 1, 1));
+    assert_eq!((d.format_version, d.volume, d.volume_count), (2, 1, 1));
     assert_eq!(d.created, CREATED);
     assert_eq!(d.tool_version, env!("CARGO_PKG_VERSION"));
     assert_eq!(d.lists, vec!["images.txt".to_string()]);
