@@ -5,10 +5,10 @@
 # 14 images, ~650 MB, little sharing), BENCH_BIG_LAYER_MIB (default 0: none) adds an image
 # with one layer of that many MiB, BENCH_JOBS (default 8) is airlift's --jobs, BENCH_AIRLIFT
 # names another airlift binary to measure (default: the one this script builds),
-# BENCH_SECTIONS (default "mirror-sync") picks the sections to run: mirror-sync, bundle,
-# longhaul (the source behind examples/faultproxy as a slow, distant link). Every section
-# reports wall time and the peak RSS of airlift and of its peer (GNU time's maximum
-# resident set size). Results go to stdout and bench/out/results.txt.
+# BENCH_SECTIONS (default "mirror-sync") picks the sections to run: mirror-sync, bundle, serve
+# (skopeo pulling from `airlift bundle serve`), longhaul (the source behind examples/faultproxy
+# as a slow, distant link). Every section reports wall time and the peak RSS of airlift and of
+# its peer (GNU time's maximum resident set size). Results go to stdout and bench/out/results.txt.
 #
 # Each section is a function bench_<name> (dashes become underscores) that appends lines to
 # the results: run each side with `measure LABEL CMD...` (wall seconds, CPU seconds and
@@ -254,6 +254,54 @@ bench_bundle() {
 }
 
 ensure_prereqs zstd time:time
+# The serve section: the set carried in a bundle and served by `airlift bundle serve` is the
+# source of `skopeo sync`, against the same `skopeo sync` from the source registry
+# (distribution, the same disk). The ratio is served/registry: how the bundle compares with a
+# registry as a pull source. The server's peak RSS is read by GNU time when it stops (SIGTERM).
+bench_serve() {
+    local dir addr="" pid served_s registry_s served_rss registry_rss serve_rss
+    dir="$(make_tmpdir)"
+    log "airlift bundle create -> $dir/serve.tar.zst (to serve it)"
+    "$AIRLIFT" bundle create --list "$WORK/images.txt" -o "$dir/serve.tar.zst" --jobs "$BENCH_JOBS" \
+        --progress none --insecure-registry "$SRC" --staging-dir "$dir/staging" \
+        >"$OUT_DIR/serve-create.log" 2>&1 || die "airlift bundle create failed: see $OUT_DIR/serve-create.log"
+    /usr/bin/time -f '%M' -o "$OUT_DIR/serve.time" \
+        "$AIRLIFT" bundle serve "$dir/serve.tar.zst" --listen 127.0.0.1:0 -q 2>"$OUT_DIR/serve.log" &
+    pid=$!
+    for _ in $(seq 200); do
+        addr="$(sed -n 's|^serving .* on https\{0,1\}://\([^ /]*\).*|\1|p' "$OUT_DIR/serve.log" | head -n 1)"
+        [[ -n "$addr" ]] && break
+        sleep 0.1
+    done
+    [[ -n "$addr" ]] || die "bundle serve did not start: see $OUT_DIR/serve.log"
+    log "airlift bundle serve on $addr"
+    sed "s/$SRC/$addr/" "$WORK/skopeo.yaml" >"$WORK/serve-skopeo.yaml"
+    start_registry
+    local to_served="$REGISTRY_ADDR"
+    start_registry
+    local to_registry="$REGISTRY_ADDR"
+
+    log "skopeo sync --all from the served bundle -> $to_served/bench"
+    measure serve-skopeo skopeo --policy "$POLICY" sync --all --src yaml --dest docker --dest-tls-verify=false \
+        "$WORK/serve-skopeo.yaml" "$to_served/bench" >"$OUT_DIR/serve-skopeo.log" 2>&1 \
+        || die "skopeo sync from bundle serve failed: see $OUT_DIR/serve-skopeo.log"
+    served_s="$MEASURED_S" served_rss="$MEASURED_RSS"
+    log "skopeo sync --all from the source registry -> $to_registry/bench"
+    measure registry-skopeo skopeo --policy "$POLICY" sync --all --src yaml --dest docker --dest-tls-verify=false \
+        "$WORK/skopeo.yaml" "$to_registry/bench" >"$OUT_DIR/registry-skopeo.log" 2>&1 \
+        || die "skopeo sync from the registry failed: see $OUT_DIR/registry-skopeo.log"
+    registry_s="$MEASURED_S" registry_rss="$MEASURED_RSS"
+
+    # GNU time does not pass signals on: stop the server itself, then collect time's report.
+    pkill -TERM -P "$pid" || die "bundle serve is gone before the end: see $OUT_DIR/serve.log"
+    wait "$pid" || die "bundle serve exited with $? on SIGTERM: see $OUT_DIR/serve.log"
+    serve_rss="$(tail -n 1 "$OUT_DIR/serve.time" | awk '{ printf "%.0f", $1 / 1024 }')"
+    verify_copies "$WORK/images.txt" "$to_served/bench" "$to_registry/bench"
+    result "bundle serve ($SET_DESC): skopeo sync from the served bundle: $served_s s," \
+        "from the source registry: $registry_s s, ratio served/registry: $(ratio "$served_s" "$registry_s");" \
+        "peak RSS airlift bundle serve $serve_rss MiB (skopeo $served_rss / $registry_rss MiB)"
+}
+
 [[ -x /usr/bin/time ]] || die "GNU time (/usr/bin/time) is needed to measure peak RSS"
 log "building airlift, the image generator and the fault proxy ($AIRLIFT_PROFILE)"
 cargo build --profile "$AIRLIFT_PROFILE" --bin airlift --example seed --example faultproxy
