@@ -90,7 +90,10 @@ pub fn check_layout(paths: &[PathBuf]) -> Result<VolumeLayout, BundleError> {
         // Format 2: through the seek index, no blob decompressed.
         if d.format_version != 1 {
             if let Err(e) = super::structure::check_structure(path) {
-                problems.push(crate::transfer::error_chain(&e));
+                // A full read names what is wrong as an entry (an unsafe name, a duplicate)
+                // where it can: that says more than the index's view of the same damage.
+                let detail = entries_of(reader).err().unwrap_or(e);
+                problems.push(crate::transfer::error_chain(&detail));
             }
             continue;
         }
