@@ -19,6 +19,11 @@ pub trait Reporter: Send + Sync {
     fn on_blob_start(&self, _digest: &Digest, _size: u64) {}
     /// `n` more bytes of a blob arrived (may go backwards by a retry: see `on_blob_retry`).
     fn on_bytes(&self, _n: u64) {}
+    /// `n` more bytes of blob `digest` arrived: [`Reporter::on_bytes`] for displays that show
+    /// the run as a whole, per image for those that show images.
+    fn on_blob_bytes(&self, _digest: &Digest, n: u64) {
+        self.on_bytes(n);
+    }
     /// A blob attempt failed and will be retried; `lost` bytes will be transferred again.
     fn on_blob_retry(&self, _digest: &Digest, _lost: u64, _error: &str) {}
     /// A blob moved otherwise than the plan counted: `copied` means its `size` bytes were

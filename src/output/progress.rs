@@ -40,8 +40,19 @@ struct ImageBar {
     /// Blobs completed (a blob shared by images counts for each).
     done: HashSet<Digest>,
     moved: u64,
+    /// Bytes arrived so far of its blobs in flight.
+    partial: HashMap<Digest, u64>,
     bar: Option<ProgressBar>,
     finished: bool,
+}
+
+impl ImageBar {
+    /// Shows what moved: the blobs done and the bytes of those in flight.
+    fn show(&self) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(self.moved + self.partial.values().sum::<u64>());
+        }
+    }
 }
 
 /// The large images of the run, and which of them each blob belongs to.
@@ -309,6 +320,7 @@ impl Reporter for Progress {
                 total,
                 done: HashSet::new(),
                 moved: 0,
+                partial: HashMap::new(),
                 bar: None,
                 finished: false,
             });
@@ -330,8 +342,34 @@ impl Reporter for Progress {
         }
     }
 
+    fn on_blob_bytes(&self, digest: &Digest, n: u64) {
+        self.on_bytes(n);
+        if self.multi.is_none() {
+            return;
+        }
+        // The bars of the large images this blob belongs to move with its bytes; its
+        // `on_blob_done` settles them at the sum of the blobs done.
+        let mut bars = self.images.lock().expect("not poisoned");
+        let ImageBars { images, by_blob } = &mut *bars;
+        for &i in by_blob.get(digest).map(Vec::as_slice).unwrap_or_default() {
+            let image = &mut images[i];
+            if image.bar.is_some() && !image.done.contains(digest) {
+                *image.partial.entry(digest.clone()).or_default() += n;
+                image.show();
+            }
+        }
+    }
+
     fn on_blob_retry(&self, digest: &Digest, _lost: u64, error: &str) {
         self.println(format!("retrying blob {}: {error}", digest.short()));
+        // A whole-blob retry starts its bytes again.
+        let mut bars = self.images.lock().expect("not poisoned");
+        let ImageBars { images, by_blob } = &mut *bars;
+        for &i in by_blob.get(digest).map(Vec::as_slice).unwrap_or_default() {
+            if images[i].partial.remove(digest).is_some() {
+                images[i].show();
+            }
+        }
     }
 
     fn on_blob_replanned(&self, _digest: &Digest, size: u64, copied: bool) {
@@ -364,9 +402,8 @@ impl Reporter for Progress {
             let image = &mut images[i];
             if image.done.insert(digest.clone()) {
                 image.moved += size;
-                if let Some(bar) = &image.bar {
-                    bar.set_position(image.moved);
-                }
+                image.partial.remove(digest);
+                image.show();
             }
         }
     }
@@ -500,6 +537,35 @@ mod tests {
         );
         p.finish();
         assert!(p.image_bars().is_empty());
+    }
+
+    #[test]
+    fn an_image_bar_moves_with_the_bytes_of_its_blobs() {
+        let p = Progress::with_target(ProgressMode::Bars, ProgressDrawTarget::hidden());
+        p.on_images(&[plan("one-layer", &[("layer", 768 * MIB), ("config", 1024)])]);
+        let (layer, config) = (Digest::of(b"layer"), Digest::of(b"config"));
+        p.on_blob_start(&layer, 768 * MIB);
+        p.on_blob_start(&config, 1024);
+        for _ in 0..3 {
+            p.on_blob_bytes(&layer, 100 * MIB);
+        }
+        p.on_blob_bytes(&config, 1000);
+        let total = 768 * MIB + 1024;
+        assert_eq!(
+            p.image_bars(),
+            [("one-layer".to_owned(), 300 * MIB + 1000, total)]
+        );
+        // Done settles at the blob's size; a retried blob starts its bytes again.
+        p.on_blob_done(&config, 1024);
+        p.on_blob_retry(&layer, 0, "connection reset");
+        p.on_blob_bytes(&layer, MIB);
+        assert_eq!(
+            p.image_bars(),
+            [("one-layer".to_owned(), MIB + 1024, total)]
+        );
+        p.on_blob_bytes(&layer, 767 * MIB);
+        p.on_blob_done(&layer, 768 * MIB);
+        assert_eq!(p.image_bars(), [("one-layer".to_owned(), total, total)]);
     }
 
     #[test]

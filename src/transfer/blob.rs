@@ -369,6 +369,7 @@ async fn open(
         BlobSource::Bundle(b) => {
             return Ok(counted(
                 ctx,
+                digest,
                 super::bundle_source::blob_stream(b, digest, 0),
             ));
         }
@@ -450,7 +451,7 @@ async fn whole(
         let item = st.next_chunk().await?;
         Some((item, st))
     });
-    Ok(counted(ctx, s.boxed()))
+    Ok(counted(ctx, digest, s.boxed()))
 }
 
 struct Resume {
@@ -560,12 +561,13 @@ impl Resume {
 }
 
 /// Counts bytes into the run total and the reporter as they arrive.
-pub(super) fn counted(ctx: &Ctx, s: ByteStream) -> ByteStream {
+pub(super) fn counted(ctx: &Ctx, digest: &Digest, s: ByteStream) -> ByteStream {
     let (reporter, total) = (ctx.reporter.clone(), ctx.bytes_read.clone());
+    let digest = digest.clone();
     s.inspect(move |r| {
         if let Ok(b) = r {
             total.fetch_add(b.len() as u64, Ordering::Relaxed);
-            reporter.on_bytes(b.len() as u64);
+            reporter.on_blob_bytes(&digest, b.len() as u64);
         }
     })
     .boxed()

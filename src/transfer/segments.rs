@@ -105,6 +105,7 @@ pub(super) async fn segmented(
         // The server ignored Range and is sending everything: use it as a plain stream.
         return Ok(counted(
             ctx,
+            digest,
             first.stream.map(|r| r.map_err(TransferError::from)).boxed(),
         ));
     }
@@ -213,7 +214,7 @@ async fn fetch(
                             }
                             let n = bytes.len();
                             sh.counter.fetch_add(n as u64, Ordering::Relaxed);
-                            sh.reporter.on_bytes(n as u64);
+                            sh.reporter.on_blob_bytes(&sh.digest, n as u64);
                             let held = loop {
                                 if *head.borrow() {
                                     break window.reserve(n).await;
