@@ -195,6 +195,11 @@ async fn plan_and_run(
     started: std::time::Instant,
 ) -> Result<Outcome> {
     use airlift::transfer;
+    // Ctrl-C is watched from before the first line is shown: the handler is in place once
+    // `signal` returns (`tokio::signal::ctrl_c` would register it only when first polled, after
+    // the progress ticker may already have said "connecting to …").
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| anyhow::anyhow!("cannot watch for Ctrl-C: {e}"))?;
     let progress = output::reporter(settings);
     let reporter = output::as_reporter(&progress);
     progress.start();
@@ -251,7 +256,7 @@ async fn plan_and_run(
                 return Err(e);
             }
         },
-        _ = tokio::signal::ctrl_c() => {
+        _ = interrupt.recv() => {
             progress.finish();
             eprintln!("interrupted before anything was copied");
             return Ok(Outcome::Interrupted);
@@ -283,7 +288,7 @@ async fn plan_and_run(
             progress.finish();
             Ok(Outcome::Done(Box::new(plan), report))
         }
-        _ = tokio::signal::ctrl_c() => {
+        _ = interrupt.recv() => {
             // Dropping the run aborts the transfers in flight; a registry commits a blob only
             // on a complete, verified upload and staging only renames verified files, so
             // nothing half-written is left looking complete.
