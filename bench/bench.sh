@@ -253,7 +253,7 @@ bench_bundle() {
     ((size_a <= limit)) || die "the airlift bundle ($size_a bytes) exceeds the unique blob bytes + 1 % ($limit)"
 }
 
-ensure_prereqs zstd time:time
+ensure_prereqs zstd time:time pkill:procps
 # The serve section: the set carried in a bundle and served by `airlift bundle serve` is the
 # source of `skopeo sync`, against the same `skopeo sync` from the source registry
 # (distribution, the same disk). The ratio is served/registry: how the bundle compares with a

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests need (docker-registry, skopeo, zstd, nginx, and a
-# current skopeo in a Debian chroot: scripts/forky.sh; only when missing), then cargo
+# The test command: installs what the tests need (docker-registry, skopeo, zstd, nginx, ip,
+# GNU time, kill, script, unshare, and a current skopeo in a Debian chroot: scripts/forky.sh;
+# only when missing), then cargo
 # fmt --check, clippy with warnings as errors, and every cargo test, closing with the totals
 # of all test binaries.
 set -euo pipefail
@@ -8,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 trap cleanup EXIT
 cd "$AIRLIFT_ROOT"
 
-ensure_prereqs zstd nginx:nginx-light
+ensure_prereqs zstd nginx:nginx-light ip:iproute2 time:time kill:procps script:bsdutils unshare:util-linux
 "$AIRLIFT_ROOT/scripts/forky.sh"
 log "cargo fmt --check"
 cargo fmt --check
