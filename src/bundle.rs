@@ -63,7 +63,10 @@ pub use structure::{Present, check_structure};
 pub use verify::{
     ImageCheck, Problem, ProblemKind, VerifyReport, VolumeCheck, verify, verify_structure,
 };
-pub use writer::{BundleImage, BundleInput, WriteOptions, volume_paths, write_bundle};
+pub use writer::{
+    BlobWriter, BundleContent, BundleImage, BundleInput, VolumeSet, WriteError, WriteOptions,
+    volume_paths, write_bundle,
+};
 
 use crate::reference::Digest;
 
@@ -314,6 +317,13 @@ pub enum BundleError {
     /// No volume was given.
     #[error("no bundle volume given")]
     NoVolumes,
+    /// A volume being written stopped (its own error, reported separately, says why), so a
+    /// blob planned in it could not be written.
+    #[error("volume {} stopped being written", volume.display())]
+    VolumeStopped {
+        /// The volume file.
+        volume: PathBuf,
+    },
 }
 
 /// Details of a [`BundleError::DigestMismatch`].

@@ -195,6 +195,26 @@ impl FrameIndex {
         Ok(Some(index))
     }
 
+    /// The index of frames as the writer recorded them (a volume still being written).
+    pub(crate) fn from_entries(frames: &[FrameEntry]) -> FrameIndex {
+        let mut index = FrameIndex {
+            c_start: Vec::with_capacity(frames.len() + 1),
+            d_start: Vec::with_capacity(frames.len() + 1),
+            checksums: Vec::with_capacity(frames.len()),
+        };
+        let (mut c, mut d) = (0u64, 0u64);
+        index.c_start.push(0);
+        index.d_start.push(0);
+        for f in frames {
+            c += u64::from(f.compressed);
+            d += u64::from(f.decompressed);
+            index.c_start.push(c);
+            index.d_start.push(d);
+            index.checksums.push(f.checksum);
+        }
+        index
+    }
+
     /// Number of frames.
     pub fn len(&self) -> usize {
         self.checksums.len()

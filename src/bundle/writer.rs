@@ -1,21 +1,18 @@
-//! Writing a bundle: plan the volumes, build their descriptors, stream staged blobs into
-//! format-2 volumes (zstd-compressed tars cut into frames, with a seek index; see
-//! [`frames`] and `docs/bundle-format.md`).
+//! Writing a bundle: plan the volumes from sizes up front, build their descriptors, and write
+//! format-2 volumes (zstd-compressed tars cut into frames, with a seek index; see [`frames`]
+//! and `docs/bundle-format.md`) in one pass as blobs stream in ([`VolumeSet`]).
 //!
 //! Each volume is written as `<name>.partial`, synced and renamed, so a file with a final name
-//! is always complete. A volume whose final file already holds the same descriptor is left
-//! alone, which makes an interrupted create resumable. Tar headers are fixed (mode 0644, mtime
-//! 0, uid/gid 0, no user names) so the same input gives the same tar stream.
+//! is always complete; an interrupted create resumes from the complete entries of the
+//! `.partial` files ([`resume`]). Tar headers are fixed (mode 0644, mtime 0, uid/gid 0, no
+//! user names) and frames are cut at fixed places, so the same input gives the same bytes.
 //!
 //! Every entry's tar offset is known before anything is written: the descriptor and
 //! `index.json` are padded with trailing spaces to sizes that are the same in every volume, so
 //! the manifests and blobs after them sit where the descriptor says.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest as _, Sha256};
 
 use crate::reference::Digest;
 use crate::report::Reporter;
@@ -23,11 +20,8 @@ use crate::report::Reporter;
 use super::descriptor::{
     BlobEntry, BlobLocation, Descriptor, FORMAT_VERSION, ImageEntry, ManifestEntry,
 };
-use super::plan::{Piece, TAR_END, entry_cost, plan_volumes, tar_entry_size, volume_overhead};
-use super::{
-    BundleError, DESCRIPTOR_NAME, INDEX_NAME, OCI_LAYOUT_NAME, Staging, VolumeReader, blob_name,
-    io_err, part_name,
-};
+use super::plan::{Piece, entry_cost, plan_volumes, tar_entry_size, volume_overhead};
+use super::{BundleError, Staging, io_err};
 
 /// Content of `oci-layout`.
 pub(crate) const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -124,15 +118,31 @@ pub fn volume_paths(out: &Path, count: u32) -> Vec<PathBuf> {
 }
 
 pub(crate) mod frames;
+mod resume;
+mod set;
+mod volume;
 
-/// A volume to write: its descriptor and what goes in it.
-struct VolumeJob {
-    descriptor: Descriptor,
-    /// The descriptor as written (padded).
-    descriptor_bytes: Vec<u8>,
-    pieces: Vec<Piece>,
-    /// `index.json` as written (padded).
-    index: Vec<u8>,
+pub use set::{BlobWriter, VolumeSet, WriteError};
+use volume::VolumeJob;
+
+/// What a bundle's plan needs to know of its content: manifests (written from memory) and
+/// blob sizes.
+pub trait BundleContent {
+    /// A manifest's bytes and media type.
+    fn manifest(&self, digest: &Digest) -> Option<(Vec<u8>, String)>;
+    /// A blob's size.
+    fn blob_size(&self, digest: &Digest) -> Option<u64>;
+}
+
+impl BundleContent for Staging {
+    fn manifest(&self, digest: &Digest) -> Option<(Vec<u8>, String)> {
+        let media_type = self.manifest_media_type(digest)?;
+        let bytes = std::fs::read(self.blob_path(digest)).ok()?;
+        Some((bytes, media_type))
+    }
+    fn blob_size(&self, digest: &Digest) -> Option<u64> {
+        self.has_blob(digest)
+    }
 }
 
 /// `bytes` followed by spaces up to `len` (JSON allows trailing whitespace).
@@ -143,9 +153,9 @@ fn padded(mut bytes: Vec<u8>, len: u64) -> Vec<u8> {
 }
 
 /// Writes the bundle of `input` from `staging` to `out` (see [`volume_paths`] for the names of
-/// several volumes) and returns the volume paths. Blocking: it streams every blob through zstd;
-/// call it from `spawn_blocking` in async code. Progress goes to `reporter` (`on_blob_start`,
-/// `on_bytes`, `on_blob_done` per blob or part written).
+/// several volumes) and returns the volume paths: the staged blobs are streamed in volume
+/// order into a [`VolumeSet`]. Blocking; call it from `spawn_blocking` in async code. Progress
+/// goes to `reporter` (`on_blob_start`, `on_bytes`, `on_blob_done` per blob written).
 pub fn write_bundle(
     staging: &Staging,
     input: &BundleInput,
@@ -153,37 +163,82 @@ pub fn write_bundle(
     opts: &WriteOptions,
     reporter: &dyn Reporter,
 ) -> Result<Vec<PathBuf>, BundleError> {
-    let (jobs, manifest_order) = prepare(staging, input, opts.max_volume_size)?;
-    let paths = volume_paths(out, jobs.len() as u32);
-    for (job, path) in jobs.iter().zip(&paths) {
-        if already_written(path, &job.descriptor) {
-            continue;
+    let set = VolumeSet::open(input, staging, out, opts)?;
+    let mut blobs: Vec<(usize, Digest)> = input
+        .images
+        .iter()
+        .flat_map(|i| &i.blobs)
+        .filter_map(|d| Some((set.rank(d)?, d.clone())))
+        .collect();
+    blobs.sort();
+    blobs.dedup();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(io_err(out))?;
+    let result = runtime.block_on(async {
+        for (_, digest) in &blobs {
+            let path = staging.blob_path(digest);
+            let size = staging.has_blob(digest).unwrap_or(0);
+            let mut w = set.writer(digest, size)?;
+            reporter.on_blob_start(digest, size);
+            let mut f = fs_err::File::open(&path).map_err(io_err(&path))?;
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = std::io::Read::read(&mut f, &mut buf).map_err(io_err(&path))?;
+                if n == 0 {
+                    break;
+                }
+                reporter.on_bytes(n as u64);
+                w.write(bytes::Bytes::copy_from_slice(&buf[..n]))
+                    .await
+                    .map_err(|e| staged_error(digest, size, e))?;
+            }
+            let parts = w
+                .finish()
+                .await
+                .map_err(|e| staged_error(digest, size, e))?;
+            set.record_parts(parts);
+            reporter.on_blob_done(digest, size);
         }
-        write_volume(staging, job, &manifest_order, path, opts, reporter)?;
+        Ok::<(), BundleError>(())
+    });
+    drop(runtime);
+    match result {
+        // The volumes' own errors say more than a stopped channel.
+        Ok(()) | Err(BundleError::VolumeStopped { .. }) => {
+            let paths = set.finish()?;
+            result.map(|()| paths)
+        }
+        Err(e) => Err(e),
     }
-    Ok(paths)
 }
 
-/// A finished volume with the same descriptor is the same volume: it was renamed into place
-/// only after being written completely.
-fn already_written(path: &Path, descriptor: &Descriptor) -> bool {
-    VolumeReader::open(path).is_ok_and(|r| r.descriptor() == descriptor)
+fn staged_error(digest: &Digest, size: u64, e: WriteError) -> BundleError {
+    match e {
+        WriteError::Stopped(volume) => BundleError::VolumeStopped { volume },
+        WriteError::Mismatch { actual, received } => BundleError::StagingMismatch {
+            digest: digest.clone(),
+            expected_size: size,
+            actual_size: received,
+            actual,
+        },
+    }
 }
 
-/// Plans the bundle: the descriptors and content of every volume, and the manifest order.
+/// Plans the bundle: the descriptors and content of every volume (part digests and bundle id
+/// as placeholders of their final length), and the manifests with their bytes, in order.
+#[allow(clippy::type_complexity)]
 fn prepare(
-    staging: &Staging,
+    content: &dyn BundleContent,
     input: &BundleInput,
     limit: Option<u64>,
-) -> Result<(Vec<VolumeJob>, Vec<Digest>), BundleError> {
-    let not_staged = |digest: &Digest, image: &str| BundleError::NotStaged {
-        digest: digest.clone(),
-        image: image.to_owned(),
-        staging: staging.dir().to_owned(),
+) -> Result<(Vec<VolumeJob>, Vec<(Digest, Vec<u8>)>), BundleError> {
+    let not_staged = |digest: &Digest, image: &str| {
+        BundleError::InvalidInput(format!("{digest} needed by {image} is not known"))
     };
     let mut sources = HashSet::new();
     let mut manifests = BTreeMap::new();
-    let mut manifest_order = Vec::new();
+    let mut manifest_order: Vec<(Digest, Vec<u8>)> = Vec::new();
     let mut blobs: BTreeMap<Digest, BlobEntry> = BTreeMap::new();
     let mut blob_order: Vec<(Digest, u64)> = Vec::new();
     let mut excluded_blobs: BTreeMap<Digest, u64> = BTreeMap::new();
@@ -203,29 +258,29 @@ fn prepare(
         }
         let mut size = 0;
         for m in &image.manifests {
-            let len = staging
-                .has_blob(m)
-                .ok_or_else(|| not_staged(m, &image.source))?;
-            let media_type = staging
-                .manifest_media_type(m)
-                .ok_or_else(|| not_staged(m, &image.source))?;
-            size += len;
-            if manifests
-                .insert(
-                    m.clone(),
-                    ManifestEntry {
-                        size: len,
-                        media_type,
-                    },
-                )
-                .is_none()
-            {
-                manifest_order.push(m.clone());
+            if let Some(entry) = manifests.get(m) {
+                let entry: &ManifestEntry = entry;
+                size += entry.size;
+                continue;
             }
+            let (bytes, media_type) = content
+                .manifest(m)
+                .ok_or_else(|| not_staged(m, &image.source))?;
+            let len = bytes.len() as u64;
+            size += len;
+            manifests.insert(
+                m.clone(),
+                ManifestEntry {
+                    size: len,
+                    media_type,
+                },
+            );
+            manifest_order.push((m.clone(), bytes));
         }
         let mut distinct = Vec::new();
+        let mut seen = HashSet::new();
         for b in &image.blobs {
-            if distinct.contains(b) {
+            if !seen.insert(b) {
                 continue;
             }
             if let Some(&len) = input.excluded.get(b) {
@@ -235,8 +290,8 @@ fn prepare(
                 excluded_blobs.insert(b.clone(), len);
                 continue;
             }
-            let len = staging
-                .has_blob(b)
+            let len = content
+                .blob_size(b)
                 .ok_or_else(|| not_staged(b, &image.source))?;
             size += len;
             distinct.push(b.clone());
@@ -318,8 +373,9 @@ fn prepare(
     let block = |n: u64| n.div_ceil(512) * 512;
     let mut descriptor_len = block(base.to_bytes().len() as u64 + 4096);
     let placeholder = Digest::of(b"");
-    let (plan, mut descriptors) = loop {
-        let plan = plan_volumes(&blob_order, repeated + entry_cost(descriptor_len), limit)?;
+    let (plan, descriptors) = loop {
+        let mut plan = plan_volumes(&blob_order, repeated + entry_cost(descriptor_len), limit)?;
+        split_parts_at_the_edges(&mut plan);
         let first = before_blobs(descriptor_len);
         let descriptors = describe(&base, &plan, first, |_| placeholder.clone());
         let needed = descriptors
@@ -332,28 +388,12 @@ fn prepare(
         }
         descriptor_len = block(needed + 4096);
     };
-    let first_blob = before_blobs(descriptor_len);
-
-    // Real part digests, hashed from the staged files.
-    if plan.iter().flatten().any(|p| p.part.is_some()) {
-        let mut part_digests = BTreeMap::new();
-        for p in plan.iter().flatten().filter(|p| p.part.is_some()) {
-            let d = hash_range(&staging.blob_path(&p.digest), p.offset, p.length)?;
-            part_digests.insert((p.digest.clone(), p.part), d);
-        }
-        descriptors = describe(&base, &plan, first_blob, |p| {
-            part_digests[&(p.digest.clone(), p.part)].clone()
-        });
-    }
-    // The bundle id is derived from the content, so a resumed create recomputes the same one.
-    let mut hasher = Sha256::new();
-    hasher.update(descriptors[0].to_bytes());
-    let id = hex::encode(hasher.finalize())[..32].to_owned();
+    // Part digests and the bundle id stay placeholders (of their final length) until the
+    // volumes are finished: see `set::VolumeSet::finish`.
     let jobs = descriptors
         .into_iter()
         .zip(plan)
-        .map(|(mut descriptor, pieces)| {
-            descriptor.bundle_id = id.clone();
+        .map(|(descriptor, pieces)| {
             let index = index_json(
                 &descriptor,
                 descriptor.images_complete_in(descriptor.volume),
@@ -367,6 +407,20 @@ fn prepare(
         })
         .collect();
     Ok((jobs, manifest_order))
+}
+
+/// Puts, in every volume, the part continuing a blob of the volume before first and the part
+/// continued in the next volume last. A split blob's pieces are then next to each other in
+/// volume order, which is the order blobs are streamed in: the writer of one volume never waits
+/// for a blob that waits for a later entry of another.
+fn split_parts_at_the_edges(plan: &mut [Vec<Piece>]) {
+    for pieces in plan {
+        pieces.sort_by_key(|p| match p.part {
+            Some(n) if n > 1 => 0,
+            Some(_) => 2,
+            None => 1,
+        });
+    }
 }
 
 /// The descriptor of each volume of `plan`, whose first blob entry is at tar offset
@@ -434,53 +488,6 @@ fn index_json(descriptor: &Descriptor, images: Vec<&ImageEntry>) -> Vec<u8> {
     serde_json::to_vec(&index).expect("index serialises")
 }
 
-/// sha256 of `length` bytes at `offset` of `path`.
-fn hash_range(path: &Path, offset: u64, length: u64) -> Result<Digest, BundleError> {
-    let mut f = fs_err::File::open(path).map_err(io_err(path))?;
-    f.seek(SeekFrom::Start(offset)).map_err(io_err(path))?;
-    let mut hasher = Sha256::new();
-    let n = io::copy(&mut f.take(length), &mut HashWriter(&mut hasher)).map_err(io_err(path))?;
-    if n != length {
-        return Err(BundleError::Io {
-            path: path.to_owned(),
-            source: io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "staged blob is shorter than announced",
-            ),
-        });
-    }
-    Ok(Digest::from_sha256(&hasher.finalize()))
-}
-
-struct HashWriter<'a>(&'a mut Sha256);
-impl Write for HashWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Reads staged content, hashing, counting and reporting it as it goes.
-struct Counted<'a, R> {
-    inner: R,
-    hasher: Sha256,
-    read: u64,
-    reporter: &'a dyn Reporter,
-}
-
-impl<R: Read> Read for Counted<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.read += n as u64;
-        self.reporter.on_bytes(n as u64);
-        Ok(n)
-    }
-}
-
 /// A tar header as airlift writes them: regular file, 0644, mtime 0, owner 0, no names.
 fn header(name: &str, size: u64) -> tar::Header {
     let mut h = tar::Header::new_gnu();
@@ -496,153 +503,12 @@ fn header(name: &str, size: u64) -> tar::Header {
     h
 }
 
-fn write_volume(
-    staging: &Staging,
-    job: &VolumeJob,
-    manifest_order: &[Digest],
-    path: &Path,
-    opts: &WriteOptions,
-    reporter: &dyn Reporter,
-) -> Result<(), BundleError> {
-    let partial = {
-        let mut name = path.as_os_str().to_owned();
-        name.push(".partial");
-        PathBuf::from(name)
-    };
-    let result = write_partial(staging, job, manifest_order, &partial, opts, reporter);
-    let result = result.and_then(|()| {
-        let size = fs_err::metadata(&partial).map_err(io_err(&partial))?.len();
-        match opts.max_volume_size {
-            // The planner's bound makes this impossible; checked anyway because a volume that
-            // does not fit its medium is discovered far too late.
-            Some(limit) if size > limit => Err(BundleError::InvalidInput(format!(
-                "volume {} came out at {size} bytes, over the {limit} byte limit",
-                path.display()
-            ))),
-            _ => Ok(()),
-        }
-    });
-    if let Err(e) = result {
-        let _ = fs_err::remove_file(&partial);
-        return Err(e);
-    }
-    fs_err::rename(&partial, path).map_err(io_err(path))?;
-    // The rename itself must survive a crash for the resume logic to be right.
-    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty())
-        && let Ok(d) = std::fs::File::open(dir)
-    {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
 /// Compression threads for `opts`: one per core unless told otherwise.
 fn threads(opts: &WriteOptions) -> usize {
     match opts.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n as usize,
     }
-}
-
-fn write_partial(
-    staging: &Staging,
-    job: &VolumeJob,
-    manifest_order: &[Digest],
-    partial: &Path,
-    opts: &WriteOptions,
-    reporter: &dyn Reporter,
-) -> Result<(), BundleError> {
-    let werr = io_err(partial);
-    let file = fs_err::File::create(partial).map_err(io_err(partial))?;
-    let out = io::BufWriter::with_capacity(1 << 20, file);
-    let level = opts.zstd_level;
-    let ((), out) = frames::with_frame_sink(
-        out,
-        level,
-        threads(opts),
-        |e| io_err(partial)(e),
-        |sink| {
-            for (name, data) in [
-                (DESCRIPTOR_NAME, job.descriptor_bytes.as_slice()),
-                (OCI_LAYOUT_NAME, OCI_LAYOUT),
-                (INDEX_NAME, job.index.as_slice()),
-            ] {
-                let size = data.len() as u64;
-                sink.entry(&header(name, size), size, &mut &*data)
-                    .map_err(io_err(partial))?;
-            }
-            for m in manifest_order {
-                let size = job.descriptor.manifests[m].size;
-                copy_staged(sink, staging, m, &blob_name(m), 0, size, m, reporter)?;
-            }
-            for p in &job.pieces {
-                let loc = job.descriptor.blobs[&p.digest]
-                    .location(job.descriptor.volume, p.part)
-                    .expect("planned pieces are described");
-                let (name, expected) = match p.part {
-                    None => (blob_name(&p.digest), p.digest.clone()),
-                    Some(n) => (
-                        part_name(&p.digest, n),
-                        loc.digest.clone().expect("parts have digests"),
-                    ),
-                };
-                debug_assert_eq!(loc.tar_offset, Some(sink.position()));
-                if loc.tar_offset != Some(sink.position()) {
-                    return Err(BundleError::InvalidInput(format!(
-                        "{name} planned at tar offset {:?}, written at {}",
-                        loc.tar_offset,
-                        sink.position()
-                    )));
-                }
-                reporter.on_blob_start(&p.digest, p.length);
-                copy_staged(
-                    sink, staging, &p.digest, &name, p.offset, p.length, &expected, reporter,
-                )?;
-                reporter.on_blob_done(&p.digest, p.length);
-            }
-            sink.frame(vec![0; TAR_END as usize])
-                .map_err(io_err(partial))?;
-            Ok::<(), BundleError>(())
-        },
-    )?;
-    let file = out.into_inner().map_err(|e| werr(e.into_error()))?;
-    file.sync_all().map_err(io_err(partial))?;
-    Ok(())
-}
-
-/// Appends `length` bytes at `offset` of staged `digest` as entry `name`, checking they hash
-/// to `expected`: a staged file damaged since it was verified must not reach the medium.
-#[allow(clippy::too_many_arguments)]
-fn copy_staged<W: Write>(
-    sink: &mut frames::FrameSink<W>,
-    staging: &Staging,
-    digest: &Digest,
-    name: &str,
-    offset: u64,
-    length: u64,
-    expected: &Digest,
-    reporter: &dyn Reporter,
-) -> Result<(), BundleError> {
-    let path = staging.blob_path(digest);
-    let mut f = fs_err::File::open(&path).map_err(io_err(&path))?;
-    f.seek(SeekFrom::Start(offset)).map_err(io_err(&path))?;
-    let mut src = Counted {
-        inner: io::BufReader::with_capacity(1 << 20, f).take(length),
-        hasher: Sha256::new(),
-        read: 0,
-        reporter,
-    };
-    let written = sink.entry(&header(name, length), length, &mut src);
-    let actual = Digest::from_sha256(&src.hasher.finalize());
-    if src.read != length || &actual != expected {
-        return Err(BundleError::StagingMismatch {
-            digest: expected.clone(),
-            expected_size: length,
-            actual_size: src.read,
-            actual,
-        });
-    }
-    written.map_err(io_err(&path))
 }
 
 #[cfg(test)]

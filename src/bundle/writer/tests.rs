@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::bundle::testutil::{CREATED, fixture};
-use crate::bundle::{EntryKind, PartAssembler, verify};
+use crate::bundle::{EntryKind, PartAssembler, VolumeReader, verify};
 use crate::report::NoReporter;
 
 /// Reads a volume completely: descriptor, and content of every entry by name.
@@ -270,9 +270,25 @@ fn resume_keeps_finished_volumes() {
     }
     assert!(verify(&paths).unwrap().is_ok());
 
-    // Another creation time is another bundle: everything is rewritten.
+    // The same content at another time is the same bundle: it keeps its creation time and
+    // nothing is rewritten.
+    let mut later = f.input.clone();
+    later.created = "2030-01-01T00:00:00Z".into();
+    let opts = WriteOptions {
+        max_volume_size: limit,
+        ..WriteOptions::default()
+    };
+    let out = f.dir.path().join("r.tar.zst");
+    write_bundle(&f.staging, &later, &out, &opts, &NoReporter).unwrap();
+    assert_eq!(stamp(&paths[0]), before[0]);
+    assert_eq!(
+        VolumeReader::open(&paths[0]).unwrap().descriptor().created,
+        f.input.created
+    );
+
+    // Other content is another bundle: everything is rewritten.
     let mut other = f.input.clone();
-    other.created = "2030-01-01T00:00:00Z".into();
+    other.lists = vec!["another-list.txt".into()];
     let opts = WriteOptions {
         max_volume_size: limit,
         ..WriteOptions::default()
@@ -326,6 +342,13 @@ fn damaged_staging_does_not_reach_a_volume() {
     .unwrap_err();
     assert!(err.to_string().contains(f.shared.as_str()), "{err}");
     assert!(!out.exists());
+    // The `.partial` left behind ends before the blob; with the staged file repaired, the
+    // same command resumes from it and the bundle verifies.
+    let mut data = std::fs::read(&path).unwrap();
+    data[100] ^= 1;
+    std::fs::write(&path, data).unwrap();
+    let paths = f.write("x.tar.zst", None);
+    assert!(verify(&paths).unwrap().is_ok());
     assert!(!f.dir.path().join("x.tar.zst.partial").exists());
 }
 
