@@ -179,7 +179,7 @@ set edit:completion:arg-completer[airlift] = {|@words|
             cand --zstd-level 'zstd compression level (1-19)'
             cand --exclude-from 'Leave out blobs listed in this inventory (`airlift inventory -o FILE` at the site)'
             cand --since 'Leave out blobs already in this older bundle: any of its volumes, one or several (`--since old.*.tar.zst` takes them all). Repeatable'
-            cand --staging-dir 'Where downloaded blobs are kept until the volumes are written (default: in the user''s cache, `$XDG_CACHE_HOME/airlift/staging/NAME-HASH`, else `~/.cache/airlift/staging/...`, one per output path). Keeping it makes a re-run resume'
+            cand --staging-dir 'No longer used (volumes are written in one pass); accepted with a warning so that older scripts keep working'
             cand --from 'Fetch every image from this registry (a mirror) instead of the one its reference names, mapped as `mirror sync --to` maps (with --keep-host/--flatten); the bundle still records the names as listed'
             cand --platform 'Keep only these platforms of multi-arch images (`os/arch[/variant]`, repeatable or comma-separated). The index is rewritten, so its digest changes'
             cand -j 'Blobs transferred at once, across all images [default: 8, or `jobs` in the config file]'

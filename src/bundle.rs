@@ -324,6 +324,14 @@ pub enum BundleError {
         /// The volume file.
         volume: PathBuf,
     },
+    /// A volume could not be finished because a blob planned in it could not be copied.
+    #[error("{}: entry {entry} was not written: its blob could not be copied", volume.display())]
+    PieceNotWritten {
+        /// The volume file (`.partial`).
+        volume: PathBuf,
+        /// The entry.
+        entry: String,
+    },
 }
 
 /// Details of a [`BundleError::DigestMismatch`].

@@ -106,10 +106,9 @@ pub struct BundleCreateArgs {
     /// (`--since old.*.tar.zst` takes them all). Repeatable.
     #[arg(long, value_name = "OLD_BUNDLE", num_args = 1..)]
     pub since: Vec<PathBuf>,
-    /// Where downloaded blobs are kept until the volumes are written (default: in the user's
-    /// cache, `$XDG_CACHE_HOME/airlift/staging/NAME-HASH`, else `~/.cache/airlift/staging/...`,
-    /// one per output path). Keeping it makes a re-run resume.
-    #[arg(long, value_name = "DIR")]
+    /// No longer used (volumes are written in one pass); accepted with a warning so that
+    /// older scripts keep working.
+    #[arg(long, value_name = "DIR", hide = true)]
     pub staging_dir: Option<PathBuf>,
     /// Fetch every image from this registry (a mirror) instead of the one its reference
     /// names, mapped as `mirror sync --to` maps (with --keep-host/--flatten); the bundle

@@ -262,16 +262,6 @@ async fn plan_and_run(
             return Ok(Outcome::Interrupted);
         }
     };
-    if let airlift::transfer::Sink::Bundle(b) = sink
-        && !dry_run
-    {
-        check_free_space(
-            b.staging.dir(),
-            volumes_dir,
-            plan.summary.bytes_to_transfer,
-            plan.summary.bytes_present,
-        )?;
-    }
     if dry_run {
         let mut plan = plan;
         check_push(sink, &mut plan).await;
@@ -281,6 +271,34 @@ async fn plan_and_run(
         }
         let report = transfer::dry_run_report(&plan, started);
         return Ok(Outcome::Done(Box::new(plan), report));
+    }
+    let mut plan = plan;
+    if let airlift::transfer::Sink::Bundle(b) = sink {
+        progress.set_phase("opening the bundle's volumes");
+        match transfer::prepare_bundle(source, b, &mut plan, transfer).await {
+            Ok(transfer::Prepared::Run) => {}
+            Ok(transfer::Prepared::Refused) => {
+                progress.finish();
+                let report = transfer::dry_run_report(&plan, started);
+                return Ok(Outcome::Done(Box::new(plan), report));
+            }
+            Err(e) => {
+                progress.finish();
+                return Err(e.into());
+            }
+        }
+        let started =
+            check_free_space(volumes_dir, plan.summary.bytes_to_transfer).and_then(|()| {
+                b.volumes
+                    .get()
+                    .expect("prepare_bundle opened the volumes")
+                    .start()
+                    .map_err(|e| anyhow::Error::new(e).context("cannot start writing the bundle"))
+            });
+        if let Err(e) = started {
+            progress.finish();
+            return Err(e);
+        }
     }
     let run = transfer::execute(source, sink, plan.clone(), transfer, reporter, started);
     tokio::select! {
@@ -385,54 +403,32 @@ pub(crate) async fn check_registries(
         .collect())
 }
 
-/// Refuses to start a bundle when the disks cannot hold it: the blobs still to fetch are
-/// staged, then written again into the volumes with those already staged (staging is
-/// removed only at the end). Staging and volumes are often on different disks (staging in
-/// the cache, volumes on removable media): each disk is checked for its share, or for both
-/// when they are one. An estimate: excluded blobs count as staged, volumes as uncompressed.
-fn check_free_space(
-    staging: &std::path::Path,
-    volumes: Option<&std::path::Path>,
-    bytes_to_fetch: u64,
-    bytes_staged: u64,
-) -> Result<()> {
+/// Refuses to start a bundle when its disk cannot hold what is still to be written: the
+/// bytes still to fetch (volumes are written in one pass, nothing is staged elsewhere). An
+/// estimate: volumes count as uncompressed, plus a margin for descriptors and indexes.
+fn check_free_space(volumes: Option<&std::path::Path>, bytes_to_fetch: u64) -> Result<()> {
     use std::path::Path;
-    // The nearest existing directory: what will be created there takes its disk's space.
-    let probe = |dir: &Path| {
-        dir.ancestors()
-            .find(|p| p.exists() && !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_owned()
+    let Some(volumes) = volumes else {
+        return Ok(());
     };
-    let margin = 64 << 20;
-    let for_staging = bytes_to_fetch.saturating_add(margin);
-    let for_volumes = bytes_to_fetch.saturating_add(bytes_staged);
-    let staging_probe = probe(staging);
-    let device = |p: &Path| rustix::fs::stat(p).ok().map(|s| s.st_dev);
-    let mut checks = vec![(staging_probe.clone(), for_staging)];
-    if let Some(volumes) = volumes {
-        let volumes_probe = probe(volumes);
-        match device(&volumes_probe) {
-            Some(d) if Some(d) == device(&staging_probe) => {
-                checks[0].1 = for_staging.saturating_add(for_volumes)
-            }
-            _ => checks.push((volumes_probe, for_volumes)),
-        }
-    }
-    for (dir, needed) in checks {
-        let Ok(stat) = rustix::fs::statvfs(&dir) else {
-            continue;
-        };
-        let free = stat.f_bavail.saturating_mul(stat.f_frsize);
-        if free < needed {
-            anyhow::bail!(
-                "not enough free space in {}: {} free, about {} needed (blobs to fetch are staged in {}, then written into the volumes); free some space, pass --staging-dir on another disk or write the bundle elsewhere, then run the same command again",
-                dir.display(),
-                indicatif::HumanBytes(free),
-                indicatif::HumanBytes(needed),
-                staging.display()
-            );
-        }
+    // The nearest existing directory: what will be created there takes its disk's space.
+    let dir = volumes
+        .ancestors()
+        .find(|p| p.exists() && !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let needed = bytes_to_fetch.saturating_add(16 << 20);
+    let Ok(stat) = rustix::fs::statvfs(dir) else {
+        return Ok(());
+    };
+    let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+    if free < needed {
+        anyhow::bail!(
+            "not enough free space in {}: {} free, about {} needed for the volumes; free some \
+             space or write the bundle elsewhere, then run the same command again",
+            dir.display(),
+            indicatif::HumanBytes(free),
+            indicatif::HumanBytes(needed),
+        );
     }
     Ok(())
 }

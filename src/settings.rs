@@ -166,9 +166,6 @@ pub struct CreateSettings {
     pub zstd_level: i32,
     pub exclude_from: Vec<PathBuf>,
     pub since: Vec<PathBuf>,
-    pub staging_dir: PathBuf,
-    /// The staging directory was chosen by the user: keep it after success.
-    pub keep_staging: bool,
     /// A mirror to fetch from instead of each image's own registry, and how to map onto it.
     pub from: Option<(Destination, MappingMode)>,
     pub platforms: Vec<Platform>,
@@ -211,24 +208,13 @@ impl CreateSettings {
             .transpose()
             .context("invalid --from")?
             .map(|d| (d, mode.unwrap_or_default()));
-        let keep_staging = staging_dir.is_some();
-        // Staging holds twice what the volumes do at its peak and is written at random: it
-        // belongs in the user's cache, not on the removable media the volumes go to. The
-        // key is derived from the output's absolute path, so the same command run again
-        // resumes from what it staged.
-        let staging_dir = match staging_dir {
-            Some(dir) => dir,
-            None => user_cache_dir()
-                .map(|base| {
-                    base.join("airlift")
-                        .join("staging")
-                        .join(airlift::bundle::staging_key(&output))
-                })
-                .context(
-                    "no directory for staging: neither XDG_CACHE_HOME nor HOME is set; pass \
-                     --staging-dir DIR (a private directory, not a shared one like /tmp)",
-                )?,
-        };
+        if staging_dir.is_some() && !quiet {
+            // Volumes are written in one pass now: nothing is staged.
+            eprintln!(
+                "warning: --staging-dir is no longer used: bundle create writes the volumes in \
+                 one pass, resuming from their .partial files"
+            );
+        }
         Ok(CreateSettings {
             lists,
             output,
@@ -236,8 +222,6 @@ impl CreateSettings {
             zstd_level,
             exclude_from,
             since,
-            staging_dir,
-            keep_staging,
             from,
             platforms,
             transfer: transfer_settings(transfer)?,

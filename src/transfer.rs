@@ -19,12 +19,13 @@ mod resolve;
 mod segments;
 mod upload;
 pub mod walk;
+mod window;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use bundle_source::BundleSource;
-pub use create::bundle_images;
+pub use create::{Prepared, prepare_bundle};
 pub use execute::{dry_run_report, execute};
 pub use plan::{Plan, PlannedBlob, PlannedImage, ReferrerOf, plan};
 pub use referrers::{ReferrerMode, ReferrerPolicy};
@@ -104,13 +105,24 @@ pub enum Sink {
     Bundle(BundleSink),
 }
 
-/// The destination side of `bundle create`.
+/// The destination side of `bundle create`: the volumes to write, opened by
+/// [`prepare_bundle`] once the plan is known.
 #[derive(Clone)]
 pub struct BundleSink {
-    /// Where blobs and manifests are collected (kept across runs, so a re-run resumes).
-    pub staging: crate::bundle::Staging,
+    /// The bundle's file (volume names derive from it).
+    pub output: std::path::PathBuf,
+    /// Volume size, compression.
+    pub write: crate::bundle::WriteOptions,
+    /// Names of the list files, recorded in the bundle.
+    pub lists: Vec<String>,
+    /// `REGISTRY/PREFIX` of the inventories behind `excluded`.
+    pub inventoried: Vec<String>,
     /// Blobs the site already has (differential bundle): planned as present, never fetched.
     pub excluded: Arc<std::collections::BTreeMap<Digest, u64>>,
+    /// Write a bundle without the list entries that cannot be fetched (recorded as missing).
+    pub keep_going: bool,
+    /// The volumes, once open.
+    pub volumes: Arc<std::sync::OnceLock<Arc<crate::bundle::VolumeSet>>>,
 }
 
 /// Errors of the engine. Each names the image reference or blob digest concerned; the

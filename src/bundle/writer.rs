@@ -164,6 +164,7 @@ pub fn write_bundle(
     reporter: &dyn Reporter,
 ) -> Result<Vec<PathBuf>, BundleError> {
     let set = VolumeSet::open(input, staging, out, opts)?;
+    set.start()?;
     let mut blobs: Vec<(usize, Digest)> = input
         .images
         .iter()

@@ -7,12 +7,12 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use indicatif::HumanBytes;
 
-use airlift::bundle::{self, BundleInput, Staging, WriteOptions};
+use airlift::bundle::{self, WriteOptions};
 use airlift::escape::{escape, escape_lines};
 use airlift::imagelist::{self, Origin};
 use airlift::mapping::{self, ImageJob};
 use airlift::registry::RegistryClient;
-use airlift::report::{ImageStatus, MissingImage, NoReporter};
+use airlift::report::{ImageStatus, MissingImage};
 use airlift::transfer::{self, BundleSink, BundleSource, Sink, Source};
 use airlift::{Digest, ImageRef};
 
@@ -23,8 +23,8 @@ use crate::cli::{
 use crate::output;
 use crate::settings::{CreateSettings, LoadSettings};
 
-/// `bundle create`: plan against the staging directory, fetch what it lacks, then write the
-/// volumes from it.
+/// `bundle create`: plan, open the volumes (keeping what an interrupted run left in them),
+/// and stream every blob still missing into them; then finish the volumes.
 pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
     let started = Instant::now();
     let s = CreateSettings::resolve(args, quiet).map_err(|e| UsageError(format!("{e:#}")))?;
@@ -57,16 +57,23 @@ pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
         });
     }
     let excluded = exclusions(&s).await?;
-    // A dry run creates nothing on disk: a staging directory it had to open goes again.
-    let staging_existed = s.staging_dir.exists();
-    let staging = Staging::open(&s.staging_dir)?;
     let client =
         RegistryClient::new(s.client.clone()).context("cannot set up the registry client")?;
     let source = Source::Registry(client);
-    let sink = Sink::Bundle(BundleSink {
-        staging: staging.clone(),
+    let bundle_sink = BundleSink {
+        output: s.output.clone(),
+        write: WriteOptions {
+            max_volume_size: s.max_volume_size,
+            zstd_level: s.zstd_level,
+            ..WriteOptions::default()
+        },
+        lists: s.lists.iter().map(|p| p.display().to_string()).collect(),
+        inventoried: inventoried(&s)?,
         excluded: Arc::new(excluded.clone()),
-    });
+        keep_going: s.write_partial,
+        volumes: Arc::default(),
+    };
+    let sink = Sink::Bundle(bundle_sink.clone());
     let volumes_dir = s.output.parent().filter(|p| !p.as_os_str().is_empty());
     let outcome = super::plan_and_run(
         &source,
@@ -85,38 +92,97 @@ pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
         Outcome::Interrupted => return Ok(Status::Interrupted),
     };
     if s.dry_run {
-        if !staging_existed {
-            fs_err::tokio::remove_dir_all(staging.dir()).await.ok();
-        }
         if !s.output_settings.json {
             print_volume_plan(&plan, &excluded, s.max_volume_size)?;
         }
         return super::finish_run(&report, &s.output_settings, true);
     }
-    if report.images.iter().any(|i| i.disk_full) {
-        super::finish_run(&report, &s.output_settings, false)?;
-        anyhow::bail!(
-            "the disk filled up while staging into {}: the blobs staged so far are kept and no \
-             bundle was written; free some space (or pass --staging-dir on another disk), then \
-             run the same command again",
-            staging.dir().display()
-        );
-    }
-    let failed = report.failed();
-    if failed > 0 && !s.write_partial {
+    let Some(set) = bundle_sink.volumes.get().cloned() else {
+        // Entries that cannot be fetched, and no partial bundle asked for: nothing written.
+        let failed = report.failed();
         let status = super::finish_run(&report, &s.output_settings, false)?;
         eprintln!(
             "error: {failed} of {} list entries could not be fetched, so no bundle was written; \
-             {} keeps everything fetched so far: run the same command again to fetch only what \
-             is missing, or add --keep-going to write a bundle without those entries (it records \
-             them as missing)",
+             fix them and run the same command again, or add --keep-going to write a bundle \
+             without those entries (it records them as missing)",
             report.images.len(),
-            staging.dir().display()
         );
         return Ok(status);
-    }
-    let missing: Vec<MissingImage> = plan
+    };
+    drop(sink);
+    // Images left out while planning are recorded as missing; one that failed while the
+    // volumes were being written leaves them unfinished (their writers then fail).
+    let failed_in_run = plan
         .images
+        .iter()
+        .zip(&report.images)
+        .any(|(p, r)| r.status == ImageStatus::Failed && p.error.is_none());
+    let finished = tokio::task::spawn_blocking(move || set.finish())
+        .await
+        .context("the bundle writer stopped")?;
+    let missing = missing_of(&plan, &report);
+    match finished {
+        Ok(paths) if !failed_in_run => {
+            let volumes = paths
+                .iter()
+                .map(|v| bundle::volume_file(v))
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| format!("cannot read back bundle {}", s.output.display()))?;
+            let written: Vec<std::path::PathBuf> =
+                volumes.iter().map(|v| v.path.clone().into()).collect();
+            for stale in remove_stale_volumes(&s.output, &written)? {
+                if !s.output_settings.quiet {
+                    eprintln!(
+                        "removed {}: a volume of an older bundle of the same name",
+                        stale.display()
+                    );
+                }
+            }
+            report.seconds = started.elapsed().as_secs_f64();
+            if !s.output_settings.quiet {
+                for v in &volumes {
+                    eprintln!("wrote {} ({})", v.path, HumanBytes(v.size));
+                }
+            }
+            if !missing.is_empty() {
+                eprintln!(
+                    "warning: the bundle is partial: {} of {} list entries are not in it \
+                     (recorded in the bundle; `bundle inspect` and `bundle load` name them)",
+                    missing.len(),
+                    report.images.len()
+                );
+            }
+            report.volumes = volumes;
+            super::finish_run(&report, &s.output_settings, false)
+        }
+        Err(e) if !failed_in_run => {
+            super::finish_run(&report, &s.output_settings, false)?;
+            Err(anyhow::Error::new(e).context(format!(
+                "cannot write bundle {}: what was written is kept in its .partial files; run \
+                 the same command again to resume",
+                s.output.display()
+            )))
+        }
+        _ => {
+            let status = super::finish_run(&report, &s.output_settings, false)?;
+            let why = finished
+                .err()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default();
+            eprintln!(
+                "error: the bundle {} is not finished: blobs failed while the volumes were being \
+                 written{why}; what was written is kept in its .partial files: run the same \
+                 command again to resume",
+                s.output.display()
+            );
+            Ok(status)
+        }
+    }
+}
+
+/// The list entries left out of the bundle.
+fn missing_of(plan: &transfer::Plan, report: &airlift::report::RunReport) -> Vec<MissingImage> {
+    plan.images
         .iter()
         .zip(&report.images)
         .filter(|(_, r)| r.status == ImageStatus::Failed)
@@ -125,65 +191,7 @@ pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
             origin: r.origin.clone(),
             error: r.error.clone().unwrap_or_default(),
         })
-        .collect();
-    let images = transfer::bundle_images(&plan, &report, &staging);
-    if images.is_empty() {
-        super::finish_run(&report, &s.output_settings, false)?;
-        anyhow::bail!("no image could be staged: no bundle written");
-    }
-    let created = staging.pinned_created(&bundle::now_rfc3339()).await?;
-    let input = BundleInput {
-        images,
-        lists: s.lists.iter().map(|p| p.display().to_string()).collect(),
-        created,
-        excluded,
-        missing: missing.clone(),
-        inventoried: inventoried(&s)?,
-    };
-    let opts = WriteOptions {
-        max_volume_size: s.max_volume_size,
-        zstd_level: s.zstd_level,
-        ..WriteOptions::default()
-    };
-    let (out, staging2) = (s.output.clone(), staging.clone());
-    let volumes = tokio::task::spawn_blocking(move || {
-        bundle::write_bundle(&staging2, &input, &out, &opts, &NoReporter)?
-            .iter()
-            .map(|v| bundle::volume_file(v))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await
-    .context("the bundle writer stopped")?
-    .with_context(|| format!("cannot write bundle {}", s.output.display()))?;
-    let written: Vec<std::path::PathBuf> = volumes.iter().map(|v| v.path.clone().into()).collect();
-    for stale in remove_stale_volumes(&s.output, &written)? {
-        if !s.output_settings.quiet {
-            eprintln!(
-                "removed {}: a volume of an older bundle of the same name",
-                stale.display()
-            );
-        }
-    }
-    if !s.keep_staging && report.failed() == 0 {
-        // Everything is in the volumes now; a re-run starts from them, not from staging.
-        fs_err::tokio::remove_dir_all(staging.dir()).await.ok();
-    }
-    report.seconds = started.elapsed().as_secs_f64();
-    if !s.output_settings.quiet {
-        for v in &volumes {
-            eprintln!("wrote {} ({})", v.path, HumanBytes(v.size));
-        }
-    }
-    if !missing.is_empty() {
-        eprintln!(
-            "warning: the bundle is partial: {} of {} list entries are not in it (recorded in \
-             the bundle; `bundle inspect` and `bundle load` name them)",
-            missing.len(),
-            report.images.len()
-        );
-    }
-    report.volumes = volumes;
-    super::finish_run(&report, &s.output_settings, false)
+        .collect()
 }
 
 /// `bundle create --dry-run`: how many volumes the media needs. An estimate from the

@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 use futures_util::stream::{self, BoxStream, StreamExt};
 
-use crate::bundle::Staging;
+use crate::bundle::{BlobWriter, VolumeSet, WriteError};
 use crate::reference::Digest;
 use crate::registry::{MountOutcome, Repo};
 use crate::report::Reporter;
@@ -98,15 +98,19 @@ impl BlobSource {
 pub(crate) enum Dest {
     /// A repository of a registry.
     Registry(Repo),
-    /// A bundle's staging directory.
-    Staging(Staging),
+    /// The volumes of a bundle being created.
+    Volumes(Arc<VolumeSet>),
 }
 
 impl Dest {
     fn name(&self) -> String {
         match self {
             Dest::Registry(r) => r.name(),
-            Dest::Staging(s) => s.dir().display().to_string(),
+            Dest::Volumes(v) => v
+                .paths()
+                .first()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
         }
     }
 }
@@ -160,17 +164,25 @@ pub(crate) async fn copy(
     planned: &mut Planned,
 ) -> Result<Moved, TransferError> {
     let mut attempt = 0;
+    // Taken once: a retry sends the blob into the same pieces again.
+    let mut writer: Option<BlobWriter> = None;
     loop {
         let result = match dst {
             Dest::Registry(repo) => {
                 copy_once(ctx, src, repo, digest, size, mount_from, planned).await
             }
-            Dest::Staging(staging) => match open(ctx, src, digest, size).await {
-                Ok(body) => stage(staging, digest, size, body)
-                    .await
-                    .map(|()| Moved::Copied),
-                Err(e) => Err(e),
-            },
+            Dest::Volumes(set) => {
+                let w = match &mut writer {
+                    Some(w) => w,
+                    None => writer.insert(set.writer(digest, size)?),
+                };
+                match open(ctx, src, digest, size).await {
+                    Ok(body) => into_volumes(set, w, src, digest, size, body)
+                        .await
+                        .map(|()| Moved::Copied),
+                    Err(e) => Err(e),
+                }
+            }
         };
         // What a bundle holds does not change: a blob that does not match its digest there is
         // corrupt, reported where it is in the bundle and not read again.
@@ -381,43 +393,40 @@ async fn open(
     }
 }
 
-/// Writes `body` into the staging directory, which verifies digest and size before the blob
-/// gets its final name. Chunks are coalesced so the file sees few, large writes.
-async fn stage(
-    staging: &Staging,
+/// Streams `body` into the blob's pieces in the volumes, which take them once size and
+/// digest are checked. After an error what was sent is forgotten, for a retry from the start.
+async fn into_volumes(
+    set: &VolumeSet,
+    w: &mut BlobWriter,
+    src: &BlobSource,
     digest: &Digest,
     size: u64,
     mut body: ByteStream,
 ) -> Result<(), TransferError> {
-    const COALESCE: usize = 1 << 20;
-    let mut file = staging.begin_blob(digest, size).await?;
-    let mut buf = BytesMut::with_capacity(COALESCE);
-    loop {
-        match body.next().await {
-            Some(Ok(chunk)) => {
-                buf.extend_from_slice(&chunk);
-                if buf.len() >= COALESCE {
-                    if let Err(e) = file.write(&buf).await {
-                        file.abort().await;
-                        return Err(e.into());
-                    }
-                    buf.clear();
-                }
-            }
-            Some(Err(e)) => {
-                file.abort().await;
-                return Err(e);
-            }
-            None => break,
+    let failed = |e: WriteError| match e {
+        WriteError::Stopped(volume) => {
+            TransferError::Bundle(crate::bundle::BundleError::VolumeStopped { volume })
+        }
+        WriteError::Mismatch { actual, received } => TransferError::Integrity {
+            digest: digest.clone(),
+            url: src.name(),
+            actual,
+            received,
+            expected_size: size,
+        },
+    };
+    while let Some(chunk) = body.next().await {
+        let sent = match chunk {
+            Ok(chunk) => w.write(chunk).await.map_err(failed),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            w.restart().await;
+            return Err(e);
         }
     }
-    if !buf.is_empty()
-        && let Err(e) = file.write(&buf).await
-    {
-        file.abort().await;
-        return Err(e.into());
-    }
-    file.commit().await?;
+    let parts = w.finish().await.map_err(failed)?;
+    set.record_parts(parts);
     Ok(())
 }
 

@@ -18,6 +18,7 @@ use crate::report::{ImageReport, ImageStatus, Reporter, RunReport, volume_list};
 use super::blob::{self, BlobSource, Ctx, Dest};
 use super::bundle_source::BundleSource;
 use super::plan::{Plan, PlannedBlob, PlannedImage};
+use super::window::Window;
 use super::{SharedError, Sink, Source, TransferError, TransferOptions};
 
 type BlobFuture = Shared<BoxFuture<'static, Result<(), SharedError>>>;
@@ -170,6 +171,12 @@ pub async fn execute(
     let ctx = Arc::new(Ctx::new(opts.clone(), reporter.clone()));
     let tasks = Arc::new(Tasks::default());
     let permits = Arc::new(Semaphore::new(opts.jobs.max(1)));
+    // Into a bundle: the volumes, and blobs admitted in volume order instead of by permits.
+    let volumes = match sink {
+        Sink::Bundle(b) => b.volumes.get().cloned(),
+        Sink::Registry(_) => None,
+    };
+    let window = Arc::new(Window::new(opts.jobs));
     let transferred = Arc::new(AtomicUsize::new(0));
     let writes = ManifestWrites::default();
     // Blobs the plan counted as present (mountable) whose bytes were copied after all.
@@ -182,6 +189,11 @@ pub async fn execute(
         .iter()
         .filter(|b| !b.present_everywhere())
         .collect();
+    if let Some(set) = &volumes {
+        // Blobs of images left out of the bundle are not fetched.
+        needed.retain(|b| set.rank(&b.digest).is_some());
+        needed.sort_by_key(|b| set.rank(&b.digest));
+    }
     // From a bundle: blobs in volume order, so each volume is read through once; parts of
     // split blobs kept for later runs first (a part that fails its check fails its blob).
     let mut unreadable: HashMap<Digest, SharedError> = HashMap::new();
@@ -218,7 +230,11 @@ pub async fn execute(
                 Sink::Registry(client) => {
                     Dest::Registry(client.repo(&t.registry, &t.repository).for_push())
                 }
-                Sink::Bundle(b) => Dest::Staging(b.staging.clone()),
+                Sink::Bundle(_) => Dest::Volumes(
+                    volumes
+                        .clone()
+                        .expect("prepare_bundle opens the volumes before the run"),
+                ),
             };
             // Mount from a target repository that already has the blob, else from the first
             // one once it has it, or straight from the source repository when source and
@@ -244,6 +260,10 @@ pub async fn execute(
                 b.digest.clone(),
                 b.size,
             );
+            let (window, rank) = (
+                window.clone(),
+                volumes.as_ref().and_then(|v| v.rank(&b.digest)),
+            );
             let counted = primary.is_none().then(|| transferred.clone());
             // The plan counts a blob's bytes once, at its first target, unless every target
             // can mount it; the others are counted as mounts.
@@ -258,10 +278,18 @@ pub async fn execute(
                     if let Some(after) = after {
                         after.await?;
                     }
-                    let _permit = permits
-                        .acquire_owned()
-                        .await
-                        .expect("semaphore never closed");
+                    let (_permit, _admitted) = match rank {
+                        Some(rank) => (None, Some(window.enter(rank).await)),
+                        None => (
+                            Some(
+                                permits
+                                    .acquire_owned()
+                                    .await
+                                    .expect("semaphore never closed"),
+                            ),
+                            None,
+                        ),
+                    };
                     ctx.reporter.on_blob_start(&digest, size);
                     let mut planned = blob::Planned::new(planned_copy);
                     let moved = blob::copy(
@@ -485,21 +513,8 @@ async fn finish_image(
     }
     let dst_client = match sink {
         Sink::Registry(client) => client,
-        Sink::Bundle(b) => {
-            // One store for the whole bundle: each manifest is staged once.
-            for m in &image.manifests {
-                writes
-                    .once(("", ""), &m.digest, m.digest.as_str(), || async {
-                        b.staging
-                            .put_manifest(&m.bytes, &m.media_type)
-                            .await
-                            .map(drop)
-                            .map_err(|e| Arc::new(TransferError::from(e)))
-                    })
-                    .await?;
-            }
-            return Ok(());
-        }
+        // The volumes' writers write the manifests, from the plan.
+        Sink::Bundle(_) => return Ok(()),
     };
     push_manifests(image, dst_client, writes).await
 }

@@ -331,6 +331,44 @@ pub async fn plan(
     }
 }
 
+impl Plan {
+    /// Records the blobs of `present` as present at every target, with the totals that follow
+    /// (a bundle's volumes, resumed, already hold them).
+    pub(crate) fn mark_present(&mut self, present: &HashSet<Digest>) {
+        if present.is_empty() {
+            return;
+        }
+        let mut moved = (0usize, 0u64);
+        for b in self
+            .blobs
+            .iter_mut()
+            .filter(|b| present.contains(&b.digest))
+        {
+            if !(b.present_everywhere() || b.mountable()) {
+                moved.0 += 1;
+                moved.1 += b.size;
+            }
+            for t in &mut b.targets {
+                t.present = true;
+            }
+        }
+        let s = &mut self.summary;
+        s.blobs_to_transfer -= moved.0;
+        s.bytes_to_transfer -= moved.1;
+        s.blobs_present += moved.0;
+        s.bytes_present += moved.1;
+        let sizes: HashMap<&Digest, u64> = self.blobs.iter().map(|b| (&b.digest, b.size)).collect();
+        for image in &mut self.images {
+            for d in image.blobs.iter().filter(|d| present.contains(*d)) {
+                if image.missing.0 > 0 && !image.complete {
+                    image.missing.0 -= 1;
+                    image.missing.1 = image.missing.1.saturating_sub(sizes[d]);
+                }
+            }
+        }
+    }
+}
+
 impl PlannedImage {
     /// An image that cannot be copied, for `error`.
     pub fn failed(job: ImageJob, error: SharedError) -> PlannedImage {
@@ -577,9 +615,9 @@ impl Sink {
                     reference: format!("{registry}/{repository}@{digest}"),
                     source,
                 }),
-            Sink::Bundle(b) => {
-                Ok(b.excluded.contains_key(digest) || b.staging.has_blob(digest).is_some())
-            }
+            // Blobs an earlier run left in the volumes are known only once the volumes are
+            // planned: `Plan::mark_present`.
+            Sink::Bundle(b) => Ok(b.excluded.contains_key(digest)),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `bundle create` and the disk: a disk too small for the plan is refused before anything is
-//! fetched, with a message that says how much is needed; a disk that fills up anyway (another
-//! writer) stops the run cleanly, keeps what was staged, and the same command completes once
-//! there is room again. The small disks are real tmpfs mounts (the tests run as root, as CI
+//! fetched or written, with a message that says how much is needed; a disk that fills up
+//! anyway (another writer) stops the run cleanly, keeps the `.partial` volume, and the same
+//! command resumes from it once there is room again. The small disks are real tmpfs mounts (the tests run as root, as CI
 //! does); a failure to mount one fails the test.
 
 use std::io::Write;
@@ -13,7 +13,7 @@ use crate::faults::{MIB, Rig, fault_set};
 use crate::support::generator;
 use crate::support::proxy::Faults;
 use crate::support::{
-    TestRegistry, airlift, assert_exit, default_staging, run_with_timeout, sha256_hex,
+    TestRegistry, airlift, assert_exit, default_staging, json_report, number, run_with_timeout,
 };
 
 /// A tmpfs of a fixed size, unmounted on drop.
@@ -69,33 +69,21 @@ fn bundle_create_refuses_a_disk_too_small_for_the_plan() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
-    // Staging is in the cache (a big disk); the volumes' disk is the one too small.
-    let staging = default_staging(&out_path);
     let line = format!("not enough free space in {}: ", disk.path().display());
     assert!(stderr.contains(&line), "no {line:?} in stderr: {stderr}");
     assert!(
-        stderr.contains(&format!(
-            "needed (blobs to fetch are staged in {}",
-            staging.display()
-        )),
+        stderr.contains("needed for the volumes"),
         "stderr: {stderr}"
     );
-    // Private, like the load state directory.
-    use std::os::unix::fs::PermissionsExt;
-    for dir in [&staging, staging.parent().unwrap()] {
-        let mode = std::fs::metadata(dir)
-            .expect("staging")
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o700, "{}", dir.display());
-    }
-    // Nothing was fetched: the staging directory holds no blob, and no volume exists.
-    let staged: Vec<_> = walk(&staging.join("blobs"));
+    // Nothing was written: no volume, no `.partial`, and nothing staged anywhere.
+    let written = walk(disk.path());
     assert!(
-        staged.is_empty(),
-        "fetched before checking space: {staged:?}"
+        written
+            .iter()
+            .all(|p| p.file_name().unwrap() == "lost+found"),
+        "written before checking space: {written:?}"
     );
-    assert!(!out_path.exists());
+    assert!(!default_staging(&out_path).exists());
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -111,31 +99,26 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The source is read at 8 MiB/s; once 3 MiB are staged another writer fills the
-/// disk. The create stops at the first blob it cannot write (exit 1, saying the disk filled
-/// up), writes no bundle, leaves no `.partial` file, and keeps only whole, verified staged
-/// blobs. With the filler gone the same command completes and fetches only what was not
-/// staged; the bundle verifies.
+/// The source is read at 8 MiB/s; once the volume holds 3 MiB another writer fills the
+/// disk. The create stops (exit 1, naming the full disk), gives no volume its final name, and
+/// keeps its `.partial` volume. With the filler gone the same command resumes from it,
+/// fetches only what the `.partial` did not hold, and the bundle verifies.
 #[test]
 fn bundle_create_stops_cleanly_when_the_disk_fills_and_resumes_after() {
     let rig = Rig::new(&fault_set());
     let proxy = rig.proxy(&rig.source, Faults::default().with_total_rate(8 * MIB));
     let unique = generator::unique_blob_bytes(&rig.images);
-    // Room for the plan's check (twice the blobs plus 64 MiB), not much more.
-    let disk = SmallDisk::mount("160m");
+    // Room for the plan's check (the blobs plus 16 MiB), not much more.
+    let disk = SmallDisk::mount("96m");
     let out_path = disk.path().join("set.tar.zst");
-    // Staging on the small disk too (by default it is in the cache, on another disk).
-    let staging = disk.path().join("staging");
-    let staged_dir = staging.join("blobs/sha256");
+    let partial = disk.path().join("set.tar.zst.partial");
     let list = rig.list_at(&proxy.addr().to_string());
     let create = || {
         let mut cmd = airlift();
         cmd.args(["bundle", "create", "--json", "--progress", "none", "--list"])
             .arg(&list)
             .arg("-o")
-            .arg(&out_path)
-            .arg("--staging-dir")
-            .arg(&staging);
+            .arg(&out_path);
         cmd
     };
 
@@ -145,11 +128,10 @@ fn bundle_create_stops_cleanly_when_the_disk_fills_and_resumes_after() {
         .spawn()
         .expect("spawn airlift");
     let deadline = Instant::now() + Duration::from_secs(60);
-    // Wait for more than the small blobs: the 3 MiB layer.
-    while size_of(&staged(&staged_dir)) < 3 * MIB {
+    while size_of(std::slice::from_ref(&partial)) < 3 * MIB {
         assert!(
             Instant::now() < deadline,
-            "3 MiB were not staged within 60 s"
+            "3 MiB were not written within 60 s"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -171,48 +153,30 @@ fn bundle_create_stops_cleanly_when_the_disk_fills_and_resumes_after() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_exit(&out, 1);
     assert!(
-        stderr.contains("the disk filled up while staging")
-            && stderr.contains("run the same command again"),
+        stderr.contains("No space left on device") && stderr.contains("run the same command again"),
         "stderr: {stderr}"
     );
-    assert!(!out_path.exists(), "a bundle was written on a full disk");
-    let partial_volumes: Vec<_> = walk(disk.path())
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "partial"))
-        .collect();
     assert!(
-        partial_volumes.is_empty(),
-        "left behind: {partial_volumes:?}"
+        !out_path.exists(),
+        "a volume got its final name on a full disk"
     );
-    let kept = staged(&staged_dir);
-    assert!(!kept.is_empty(), "the staged blobs were thrown away");
-    let mut kept_bytes = 0;
-    for path in &kept {
-        let bytes = std::fs::read(path).unwrap();
-        let name = path.file_name().unwrap().to_string_lossy();
-        assert_eq!(
-            sha256_hex(&bytes),
-            name,
-            "a staged blob is not what its name says"
-        );
-        kept_bytes += bytes.len() as u64;
-    }
-    eprintln!(
-        "stopped with {} blobs ({kept_bytes} bytes) staged",
-        kept.len()
-    );
+    assert!(partial.exists(), "the .partial volume was thrown away");
 
     std::fs::remove_file(&filler_path).expect("remove filler");
     let before = proxy.stats().bytes_to_client;
     let out = run_with_timeout(&mut create(), Duration::from_secs(120));
     assert_exit(&out, 0);
     let second = proxy.stats().bytes_to_client - before;
-    eprintln!("second run fetched {second} bytes; unique {unique}, staged {kept_bytes}");
+    let report = json_report(&out);
+    let kept = number(&report, "bytes_skipped");
+    eprintln!("second run fetched {second} bytes; unique {unique}, kept {kept}");
+    assert!(kept > 0, "nothing kept from the .partial: {report}");
     assert!(
-        second <= unique - kept_bytes + 512 * 1024,
-        "the second run fetched {second} bytes, more than the {} not staged",
-        unique - kept_bytes
+        second <= unique - kept + 512 * 1024,
+        "the second run fetched {second} bytes, more than the {} not kept",
+        unique - kept
     );
+    assert!(!partial.exists());
     let verify = run_with_timeout(
         airlift().args(["bundle", "verify"]).arg(&out_path),
         Duration::from_secs(120),
@@ -226,12 +190,4 @@ fn size_of(paths: &[PathBuf]) -> u64 {
         .filter_map(|p| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .sum()
-}
-
-/// Whole staged blobs (not `.partial`) under `dir`.
-fn staged(dir: &Path) -> Vec<PathBuf> {
-    walk(dir)
-        .into_iter()
-        .filter(|p| p.extension().is_none())
-        .collect()
 }

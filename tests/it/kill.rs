@@ -17,7 +17,7 @@ use crate::faults::{
 };
 use crate::support::generator::{self, Arch, ImageSpec, Kind, LayerSpec};
 use crate::support::proxy::{FaultProxy, Faults, Stats};
-use crate::support::{TestRegistry, airlift, default_staging};
+use crate::support::{TestRegistry, airlift, sha256_hex};
 use crate::support::{assert_exit, json_report, number};
 
 /// Kill points, as fractions of the unique blob bytes seen at the proxy.
@@ -210,61 +210,78 @@ fn assert_verifies(bundle: &Path) {
     assert_exit(&out, 0);
 }
 
-fn create_cmd(list: &Path, output: &Path) -> Command {
+/// `bundle create` of `list` into `output`, fetching from `from` when given (the names
+/// recorded stay the listed ones), at a fixed creation time so that runs are comparable
+/// byte for byte.
+fn create_cmd(list: &Path, output: &Path, from: Option<&str>) -> Command {
     let mut cmd = airlift();
-    cmd.args(["bundle", "create", "--json", "--jobs", "2", "--list"])
+    cmd.env("SOURCE_DATE_EPOCH", "1700000000")
+        .args(["bundle", "create", "--json", "--jobs", "2", "--list"])
         .arg(list)
         .arg("--output")
         .arg(output);
+    if let Some(from) = from {
+        cmd.args(["--from", from]);
+    }
     cmd
 }
 
-/// Blobs committed to a `bundle create` staging directory (`blobs/sha256/<hex>`).
-fn staged(output: &Path) -> HashSet<String> {
-    let dir = default_staging(output).join("blobs/sha256");
-    std::fs::read_dir(&dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.len() == 64 && !n.contains('.'))
-                .map(|n| format!("sha256:{n}"))
-                .collect()
-        })
-        .unwrap_or_default()
+/// The sha256 of every volume file of the bundle at `output` (one volume here).
+fn volume_bytes(output: &Path) -> String {
+    sha256_hex(std::fs::read(output).unwrap_or_else(|e| panic!("{}: {e}", output.display())))
 }
 
+/// A create killed at 10, 50 and 90 % resumes from its `.partial` volume without fetching
+/// what was committed there, and gives the very bytes of an uninterrupted create.
 #[test]
 fn killed_bundle_create_resumes_at_several_points() {
     let rig = Rig::new(&kill_set(12));
-    let sizes = rig.blob_sizes();
     let unique = generator::unique_blob_bytes(&rig.images);
-    // The reference: an uninterrupted create straight from the source.
+    // The reference: an uninterrupted create straight from the source. The killed ones
+    // fetch through the proxy (`--from`) but record the same names.
+    let list = rig.list_at(&rig.source.addr());
     let reference = rig.dir.path().join("reference.tar.zst");
-    let direct_list = rig.list_at(&rig.source.addr());
-    let (out, _) = run(&mut create_cmd(&direct_list, &reference), BOUND);
+    let (out, _) = run(&mut create_cmd(&list, &reference, None), BOUND);
     assert_exit(&out, 0);
     let expected = bundle_images(&reference);
     assert_eq!(expected.len(), rig.images.len(), "{expected:?}");
+    let reference_bytes = volume_bytes(&reference);
     for p in KILL_POINTS {
         let label = format!("bundle create killed at {:.0}%", p * 100.0);
         let proxy = rig.proxy(&rig.source, capped());
-        let list = rig.list_at(&proxy.addr().to_string());
+        let from = proxy.addr().to_string();
         let output = rig
             .dir
             .path()
             .join(format!("kill-{}.tar.zst", (p * 100.0) as u32));
-        let mut child = spawn(&mut create_cmd(&list, &output));
+        let mut child = spawn(&mut create_cmd(&list, &output, Some(&from)));
         let threshold = (unique as f64 * p) as u64;
         kill_at(&mut child, &proxy, |s| s.bytes_to_client, threshold, &label);
-        let committed = committed_bytes(&sizes, &staged(&output));
+        let partial = rig
+            .dir
+            .path()
+            .join(format!("kill-{}.tar.zst.partial", (p * 100.0) as u32));
+        assert!(!output.exists(), "{label}: a volume got its final name");
+        assert!(partial.exists(), "{label}: no .partial volume");
         proxy.set_faults(Faults::default());
         let before = proxy.stats().bytes_to_client;
-        let (out, elapsed) = run(&mut create_cmd(&list, &output), BOUND);
+        let (out, elapsed) = run(&mut create_cmd(&list, &output, Some(&from)), BOUND);
         assert_exit(&out, 0);
         eprintln!("{label}: re-run took {elapsed:?}");
+        assert!(!partial.exists(), "{label}: the .partial is left");
         assert_verifies(&output);
         assert_eq!(bundle_images(&output), expected, "{label}");
+        assert_eq!(
+            volume_bytes(&output),
+            reference_bytes,
+            "{label}: the resumed bundle differs from an uninterrupted one"
+        );
+        // What the second run says it kept must be true: the proxy saw only the rest.
+        let report = json_report(&out);
+        let committed = number(&report, "bytes_skipped");
+        if p >= 0.5 {
+            assert!(committed > 0, "{label}: nothing kept: {report}");
+        }
         let second = proxy.stats().bytes_to_client - before;
         assert_resume_bound(&label, unique, committed, second);
     }
@@ -277,7 +294,7 @@ fn killed_bundle_load_resumes_at_several_points() {
     let unique = generator::unique_blob_bytes(&rig.images);
     let bundle = rig.dir.path().join("load.tar.zst");
     let (out, _) = run(
-        &mut create_cmd(&rig.list_at(&rig.source.addr()), &bundle),
+        &mut create_cmd(&rig.list_at(&rig.source.addr()), &bundle, None),
         BOUND,
     );
     assert_exit(&out, 0);
@@ -403,7 +420,7 @@ fn interrupted_bundle_create_and_load_exit_130_and_resume() {
     let list = rig.list_at(&proxy.addr().to_string());
     let bundle = rig.dir.path().join("ctrl-c.tar.zst");
     interrupt_at(
-        &mut create_cmd(&list, &bundle),
+        &mut create_cmd(&list, &bundle, None),
         &proxy,
         |s| s.bytes_to_client,
         unique / 3,
@@ -414,7 +431,7 @@ fn interrupted_bundle_create_and_load_exit_130_and_resume() {
         bundle.display()
     );
     proxy.set_faults(Faults::default());
-    let (out, _) = run(&mut create_cmd(&list, &bundle), BOUND);
+    let (out, _) = run(&mut create_cmd(&list, &bundle, None), BOUND);
     assert_exit(&out, 0);
     let (out, _) = run(airlift().args(["bundle", "verify"]).arg(&bundle), BOUND);
     assert_exit(&out, 0);

@@ -44,6 +44,8 @@ struct Route {
 enum Slot {
     /// Complete under its final name from an earlier run.
     Final,
+    /// To be written after what an earlier run left ([`VolumeSet::start`]).
+    Pending(Kept, Vec<Option<tokio::sync::mpsc::Receiver<PieceMsg>>>),
     /// Being written.
     Writing(JoinHandle<Result<Written, BundleError>>),
 }
@@ -58,6 +60,9 @@ pub struct VolumeSet {
     written: HashSet<Digest>,
     parts: Mutex<BTreeMap<(Digest, u32), Digest>>,
     limit: Option<u64>,
+    level: i32,
+    threads: usize,
+    manifests: Arc<Vec<(Digest, Vec<u8>)>>,
 }
 
 fn partial_path(path: &Path) -> PathBuf {
@@ -197,14 +202,45 @@ impl VolumeSet {
 
         let jobs = Arc::new(jobs);
         let manifests = Arc::new(manifests);
-        let mut slots = Vec::with_capacity(jobs.len());
-        for (v, (k, rx)) in kept.into_iter().zip(receivers).enumerate() {
-            let Some(mut k) = k else {
-                slots.push(Some(Slot::Final));
+        let slots = kept
+            .into_iter()
+            .zip(receivers)
+            .map(|(k, rx)| match k {
+                None => Some(Slot::Final),
+                Some(mut k) => {
+                    k.entries = k.entries.min(k.ends.len());
+                    k.start.table.truncate(k.frames_after());
+                    Some(Slot::Pending(k, rx))
+                }
+            })
+            .collect();
+        Ok(VolumeSet {
+            paths,
+            jobs,
+            slots: Mutex::new(slots),
+            routes: Mutex::new(routes),
+            ranks,
+            written,
+            parts: Mutex::new(BTreeMap::new()),
+            limit: opts.max_volume_size,
+            level: opts.zstd_level,
+            threads: threads(opts),
+            manifests,
+        })
+    }
+
+    /// Starts writing: a thread per unfinished volume, which first cuts its `.partial` file
+    /// after what is kept. Nothing is written before this.
+    pub fn start(&self) -> Result<(), BundleError> {
+        let mut slots = self.slots.lock().expect("not poisoned");
+        for (v, slot) in slots.iter_mut().enumerate() {
+            let Some(Slot::Pending(..)) = slot else {
                 continue;
             };
-            k.start.table.truncate(k.frames_after());
-            let partial = partial_path(&paths[v]);
+            let Some(Slot::Pending(k, rx)) = slot.take() else {
+                unreachable!("checked above")
+            };
+            let partial = partial_path(&self.paths[v]);
             if let Some(dir) = partial.parent().filter(|d| !d.as_os_str().is_empty()) {
                 fs_err::create_dir_all(dir).map_err(io_err(dir))?;
             }
@@ -215,8 +251,8 @@ impl VolumeSet {
                 .write(true)
                 .open(&partial)
                 .map_err(io_err(&partial))?;
-            let (jobs, manifests) = (jobs.clone(), manifests.clone());
-            let (level, threads) = (opts.zstd_level, threads(opts));
+            let (jobs, manifests) = (self.jobs.clone(), self.manifests.clone());
+            let (level, threads) = (self.level, self.threads);
             let handle = std::thread::Builder::new()
                 .name(format!("volume-{}", v + 1))
                 .spawn(move || {
@@ -234,19 +270,10 @@ impl VolumeSet {
                         threads,
                     )
                 })
-                .map_err(io_err(&paths[v]))?;
-            slots.push(Some(Slot::Writing(handle)));
+                .map_err(io_err(&self.paths[v]))?;
+            *slot = Some(Slot::Writing(handle));
         }
-        Ok(VolumeSet {
-            paths,
-            jobs,
-            slots: Mutex::new(slots),
-            routes: Mutex::new(routes),
-            ranks,
-            written,
-            parts: Mutex::new(BTreeMap::new()),
-            limit: opts.max_volume_size,
-        })
+        Ok(())
     }
 
     /// The volume files, in order.
@@ -305,7 +332,7 @@ impl VolumeSet {
     /// Waits for every volume, and when all were written, finishes them (see the module
     /// documentation); returns the volume paths. After an error the `.partial` files stay for
     /// the next run to resume.
-    pub fn finish(self) -> Result<Vec<PathBuf>, BundleError> {
+    pub fn finish(&self) -> Result<Vec<PathBuf>, BundleError> {
         // Unused writers (blobs no task took) stop their volumes now rather than never.
         self.routes.lock().expect("not poisoned").clear();
         let slots = std::mem::take(&mut *self.slots.lock().expect("not poisoned"));
@@ -316,7 +343,17 @@ impl VolumeSet {
                 Some(Slot::Writing(h)) => match h.join() {
                     Ok(Ok(w)) => done.push(Some(w)),
                     Ok(Err(e)) => {
-                        first_error.get_or_insert(e);
+                        // A volume whose own writing failed says more than one that stopped
+                        // because a blob could not be copied.
+                        let secondary =
+                            |e: &BundleError| matches!(e, BundleError::PieceNotWritten { .. });
+                        let better = match &first_error {
+                            None => true,
+                            Some(f) => secondary(f) && !secondary(&e),
+                        };
+                        if better {
+                            first_error = Some(e);
+                        }
                         done.push(None);
                     }
                     Err(_) => {
@@ -327,6 +364,13 @@ impl VolumeSet {
                         done.push(None);
                     }
                 },
+                Some(Slot::Pending(..)) => {
+                    first_error.get_or_insert(BundleError::InvalidInput(format!(
+                        "{} was never started",
+                        self.paths[v].display()
+                    )));
+                    done.push(None);
+                }
                 _ => done.push(None),
             }
         }
@@ -345,7 +389,7 @@ impl VolumeSet {
                 self.limit,
             )?;
         }
-        Ok(self.paths)
+        Ok(self.paths.clone())
     }
 
     /// The digest of every part of every split blob: as computed while streaming, else read

@@ -210,10 +210,10 @@ fn piece(
         let Some(msg) = rx.blocking_recv() else {
             // The blob's copy gave up: what was written of it goes.
             sink.rewind(mark, cut).map_err(io)?;
-            return Err(BundleError::InvalidInput(format!(
-                "{}: entry {name} was not written: its blob could not be copied",
-                partial.display()
-            )));
+            return Err(BundleError::PieceNotWritten {
+                volume: partial.to_owned(),
+                entry: name.to_owned(),
+            });
         };
         match msg {
             PieceMsg::Data(mut bytes) => {
