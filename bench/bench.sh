@@ -194,11 +194,28 @@ bench_bundle() {
     dir="$(make_tmpdir)"
 
     log "airlift bundle create -> $dir/airlift.tar.zst (--jobs $BENCH_JOBS)"
+    # The disk the create takes at its peak: the output directory (volumes and .partial files)
+    # plus airlift's cache (where older versions staged), sampled every 50 ms.
+    local disk_peak_file="$OUT_DIR/bundle-create-disk-peak"
+    echo 0 >"$disk_peak_file"
+    (
+        peak=0
+        while :; do
+            used=$(du -sbc "$dir" "${XDG_CACHE_HOME:-$HOME/.cache}/airlift" 2>/dev/null | tail -n 1 | cut -f1)
+            if ((used > peak)); then peak=$used; echo "$peak" >"$disk_peak_file"; fi
+            sleep 0.05
+        done
+    ) &
+    local disk_watch=$!
     measure bundle-create-airlift "$AIRLIFT" bundle create --list "$WORK/images.txt" -o "$dir/airlift.tar.zst" \
         --jobs "$BENCH_JOBS" --json --progress none --insecure-registry "$SRC" \
         >"$OUT_DIR/bundle-create-report.json" 2>"$OUT_DIR/bundle-create.log" || rc=$?
     [[ $rc -eq 0 ]] || die "airlift bundle create exited with $rc (see $OUT_DIR/bundle-create.log)"
     create_a="$MEASURED_S" create_a_rss="$MEASURED_RSS"
+    kill "$disk_watch" 2>/dev/null || true
+    wait "$disk_watch" 2>/dev/null || true
+    local disk_peak
+    disk_peak="$(cat "$disk_peak_file")"
 
     log "skopeo sync --all --src yaml --dest dir, then tar | zstd -T0 -3 -> $dir/skopeo.tar.zst"
     t0="$(now)"
@@ -250,6 +267,7 @@ bench_bundle() {
     result "bundle size: unique blob bytes $UNIQUE_BYTES; airlift $size_a" \
         "($(ratio "$size_a" "$UNIQUE_BYTES")x, limit $limit), skopeo $size_s" \
         "($(ratio "$size_s" "$UNIQUE_BYTES")x)"
+    result "bundle create disk peak: airlift $disk_peak bytes, $(ratio "$disk_peak" "$size_a")x its bundle"
     ((size_a <= limit)) || die "the airlift bundle ($size_a bytes) exceeds the unique blob bytes + 1 % ($limit)"
 }
 
@@ -263,7 +281,7 @@ bench_serve() {
     dir="$(make_tmpdir)"
     log "airlift bundle create -> $dir/serve.tar.zst (to serve it)"
     "$AIRLIFT" bundle create --list "$WORK/images.txt" -o "$dir/serve.tar.zst" --jobs "$BENCH_JOBS" \
-        --progress none --insecure-registry "$SRC" --staging-dir "$dir/staging" \
+        --progress none --insecure-registry "$SRC" \
         >"$OUT_DIR/serve-create.log" 2>&1 || die "airlift bundle create failed: see $OUT_DIR/serve-create.log"
     /usr/bin/time -f '%M' -o "$OUT_DIR/serve.time" \
         "$AIRLIFT" bundle serve "$dir/serve.tar.zst" --listen 127.0.0.1:0 -q 2>"$OUT_DIR/serve.log" &

@@ -571,8 +571,10 @@ fn since_takes_every_volume_of_the_old_bundle() {
         [
             "differential: 3 blobs (583.60 KiB) are not carried and must already be at the site",
             "  volume 1: DIR/new.tar.zst (SIZE), 3 blobs (391.22 KiB)",
-            "  SRC/harness/base:1.0 HEX [] 584.29 KiB (697 B carried, 583.60 KiB at the site) \
-             manifests only",
+            // The platform is read from the config before the volumes are planned, even
+            // when the config itself is left at the site.
+            "  SRC/harness/base:1.0 HEX [linux/amd64] 584.29 KiB (697 B carried, 583.60 KiB at \
+             the site) manifests only",
             "  SRC/harness/app-oci:2.1 HEX [linux/amd64] 908.62 KiB (392.06 KiB carried, 516.56 \
              KiB at the site) in volume(s) 1",
         ],
