@@ -14,7 +14,6 @@ use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
-use tokio::sync::mpsc::{Sender, channel};
 
 use crate::reference::Digest;
 
@@ -23,12 +22,8 @@ use super::super::seek::{FrameIndex, FrameReader, encode_table};
 use super::super::{BundleError, VolumeReader, io_err};
 use super::frames::{Start, raw_frame};
 use super::resume::{self, Kept, normalized};
-use super::volume::{self, PieceMsg, VolumeJob, Written};
+use super::volume::{self, PieceMsg, PieceRx, PieceTx, VolumeJob, Written, piece_channel};
 use super::{BundleContent, BundleInput, WriteOptions, padded, prepare, threads, volume_paths};
-
-/// Messages a piece's channel holds before its sender waits: with chunks of a few tens of KiB
-/// from the network, a blob waiting for its turn holds about a MiB.
-const CHANNEL: usize = 32;
 
 /// One piece of a blob, as the blob's writer sends it.
 struct Route {
@@ -37,7 +32,7 @@ struct Route {
     length: u64,
     part: Option<u32>,
     /// `None` for a piece in a volume finished by an earlier run: its bytes are only hashed.
-    tx: Option<Sender<PieceMsg>>,
+    tx: Option<PieceTx>,
 }
 
 /// A volume of the set.
@@ -45,7 +40,7 @@ enum Slot {
     /// Complete under its final name from an earlier run.
     Final,
     /// To be written after what an earlier run left ([`VolumeSet::start`]).
-    Pending(Kept, Vec<Option<tokio::sync::mpsc::Receiver<PieceMsg>>>),
+    Pending(Kept, Vec<Option<PieceRx>>),
     /// Being written.
     Writing(JoinHandle<Result<Written, BundleError>>),
 }
@@ -165,7 +160,7 @@ impl VolumeSet {
         let mut written = HashSet::new();
         let mut ranks = HashMap::new();
         let mut routes: HashMap<Digest, Vec<Route>> = HashMap::new();
-        let mut receivers: Vec<Vec<Option<tokio::sync::mpsc::Receiver<PieceMsg>>>> = jobs
+        let mut receivers: Vec<Vec<Option<PieceRx>>> = jobs
             .iter()
             .map(|j| (0..j.pieces.len()).map(|_| None).collect())
             .collect();
@@ -184,7 +179,7 @@ impl VolumeSet {
             for &(v, i, _) in list {
                 let p = &jobs[v].pieces[i];
                 let tx = kept[v].is_some().then(|| {
-                    let (tx, rx) = channel(CHANNEL);
+                    let (tx, rx) = piece_channel();
                     receivers[v][i] = Some(rx);
                     tx
                 });

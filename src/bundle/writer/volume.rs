@@ -10,8 +10,10 @@
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
-use tokio::sync::mpsc::Receiver;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::reference::Digest;
 
@@ -33,6 +35,69 @@ pub(crate) enum PieceMsg {
     Restart,
     /// All bytes were sent and the blob matches its digest.
     Commit,
+}
+
+/// Bytes a piece's channel holds before its sender waits. Bounded in bytes, not in messages:
+/// network chunks range from a few KiB to hundreds, and every blob admitted but not yet
+/// written (up to `--jobs`) holds this much.
+const PIECE_BUFFER: usize = 1 << 20;
+
+/// The sending side of a piece's channel (see [`piece_channel`]).
+pub(crate) struct PieceTx {
+    tx: mpsc::Sender<PieceMsg>,
+    room: Arc<Semaphore>,
+}
+
+/// The receiving side of a piece's channel; dropping it makes every send fail.
+pub(crate) struct PieceRx {
+    rx: mpsc::Receiver<PieceMsg>,
+    room: Arc<Semaphore>,
+}
+
+/// A channel for one piece: messages in order, at most [`PIECE_BUFFER`] bytes of data queued.
+pub(crate) fn piece_channel() -> (PieceTx, PieceRx) {
+    let (tx, rx) = mpsc::channel(1024);
+    let room = Arc::new(Semaphore::new(PIECE_BUFFER));
+    (
+        PieceTx {
+            tx,
+            room: room.clone(),
+        },
+        PieceRx { rx, room },
+    )
+}
+
+fn cost(msg: &PieceMsg) -> u32 {
+    match msg {
+        PieceMsg::Data(b) => b.len().min(PIECE_BUFFER) as u32,
+        _ => 0,
+    }
+}
+
+impl PieceTx {
+    /// Sends `msg` once there is room; `Err` when the volume's writer is gone.
+    pub(crate) async fn send(&self, msg: PieceMsg) -> Result<(), ()> {
+        let n = cost(&msg);
+        if n > 0 {
+            self.room.acquire_many(n).await.map_err(drop)?.forget();
+        }
+        self.tx.send(msg).await.map_err(drop)
+    }
+}
+
+impl PieceRx {
+    fn blocking_recv(&mut self) -> Option<PieceMsg> {
+        let msg = self.rx.blocking_recv()?;
+        self.room.add_permits(cost(&msg) as usize);
+        Some(msg)
+    }
+}
+
+impl Drop for PieceRx {
+    fn drop(&mut self) {
+        // A sender waiting for room must not wait forever.
+        self.room.close();
+    }
 }
 
 /// A volume to write: its descriptor and what goes in it.
@@ -121,7 +186,7 @@ pub(crate) fn write(
     mut file: fs_err::File,
     kept: usize,
     start: Start,
-    mut pieces: Vec<Option<Receiver<PieceMsg>>>,
+    mut pieces: Vec<Option<PieceRx>>,
     level: i32,
     threads: usize,
 ) -> Result<Written, BundleError> {
@@ -187,7 +252,7 @@ fn piece(
     sink: &mut FrameSink<io::BufWriter<fs_err::File>>,
     name: &str,
     size: u64,
-    rx: &mut Receiver<PieceMsg>,
+    rx: &mut PieceRx,
     partial: &std::path::Path,
 ) -> Result<(), BundleError> {
     let io = |e: io::Error| BundleError::Io {
