@@ -204,8 +204,8 @@ mod tests {
                 let got = out.len() as u64 - table;
                 assert!(got > n as u64, "{n} bytes compressed to {got}");
                 assert!(got <= entry_cost(n as u64), "{n} -> {got}, level {level}");
-                // The margin stays well under 1% for anything sizeable.
-                if n > 1 << 20 {
+                // The margin stays under 0.5 % for anything sizeable.
+                if n > 2 << 20 {
                     assert!(entry_cost(n as u64) - got < n as u64 / 200, "{n} -> {got}");
                 }
             }

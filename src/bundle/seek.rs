@@ -43,7 +43,7 @@ pub const MAX_FRAMES: u64 = 1 << 22;
 /// Largest decompressed frame a reader accepts (the writer makes frames of [`FRAME_BYTES`]).
 pub const MAX_FRAME_BYTES: u64 = 16 << 20;
 /// Uncompressed tar bytes per frame of an entry's content.
-pub const FRAME_BYTES: u64 = 4 << 20;
+pub const FRAME_BYTES: u64 = 1 << 20;
 /// zstd window log of the frames (1 MiB): a decoder needs about that much memory, whatever the
 /// frame size. A reader refuses frames that need more.
 pub const WINDOW_LOG: u32 = 20;

@@ -175,7 +175,7 @@ fn decompress(volume: &Path) -> Vec<u8> {
 }
 
 /// Compresses a tar stream into a format-2 volume file as airlift writes it: each entry's
-/// header a zstd frame of its own, its padded content in frames of 4 MiB, the end marker a
+/// header a zstd frame of its own, its padded content in frames of 1 MiB, the end marker a
 /// frame, then the seek index (the zstd seekable format's table in a skippable frame).
 fn compress_to(tar: &[u8], volume: &Path) {
     let mut cuts = Vec::new();
@@ -191,7 +191,7 @@ fn compress_to(tar: &[u8], volume: &Path) {
         let end = (pos + size.div_ceil(512) * 512).min(tar.len());
         while pos < end {
             cuts.push(pos);
-            pos = (pos + (4 << 20)).min(end);
+            pos = (pos + (1 << 20)).min(end);
         }
     }
     cuts.push(pos);
