@@ -164,6 +164,11 @@ fn entry_of(bytes: &[u8], decompressed: u32) -> FrameEntry {
     }
 }
 
+/// The size of [`raw_frame`] of `n` bytes.
+pub(crate) fn raw_frame_len(n: usize) -> usize {
+    9 + 3 * n.div_ceil(RAW_BLOCK).max(1) + n + 4
+}
+
 /// `data` as one zstd frame of raw (stored) blocks with a content checksum. Its size depends
 /// only on `data.len()`, so a frame of other bytes of the same length can replace it in place.
 ///
@@ -334,6 +339,7 @@ mod tests {
             assert_eq!(back, data, "{n} bytes");
             let other = raw_frame(&vec![b' '; n]).unwrap();
             assert_eq!(frame.len(), other.len(), "{n} bytes");
+            assert_eq!(frame.len(), raw_frame_len(n), "{n} bytes");
             assert!(frame.len() as u64 <= super::super::super::seek::bound(n as u64) + 32);
             // A flipped content byte fails the checksum.
             if n > 0 {

@@ -15,7 +15,7 @@ use std::path::Path;
 use super::super::descriptor::Descriptor;
 use super::super::seek::{FRAME_BYTES, FrameEntry, bound};
 use super::super::{BundleError, io_err};
-use super::frames::Start;
+use super::frames::{Start, raw_frame_len};
 use super::header;
 use super::volume::{Content, Entry};
 
@@ -85,7 +85,10 @@ pub(crate) fn scan(
             let mut at = 0u64;
             while at < padded {
                 let n = FRAME_BYTES.min(padded - at);
-                let Some(bytes) = frames.next(n, &mut table)? else {
+                // The descriptor is rewritten in place at the end: its frames must be raw.
+                let raw = matches!(entry.content, Content::Fixed { raw: true, .. })
+                    .then(|| raw_frame_len(n as usize));
+                let Some(bytes) = frames.next_sized(n, raw, &mut table)? else {
                     return Ok(false);
                 };
                 if let Content::Fixed { bytes: fixed, raw } = &entry.content {
@@ -141,6 +144,16 @@ impl Frames<'_> {
     /// The next frame, decompressed, if it is complete, sound and `size` bytes long; its table
     /// entry is pushed onto `table`.
     fn next(&mut self, size: u64, table: &mut Vec<FrameEntry>) -> io::Result<Option<Vec<u8>>> {
+        self.next_sized(size, None, table)
+    }
+
+    /// [`Frames::next`], also requiring a compressed size of `compressed` when given.
+    fn next_sized(
+        &mut self,
+        size: u64,
+        compressed: Option<usize>,
+        table: &mut Vec<FrameEntry>,
+    ) -> io::Result<Option<Vec<u8>>> {
         let most = (bound(size) + 64).min(self.len.saturating_sub(self.pos)) as usize;
         if most == 0 {
             return Ok(None);
@@ -158,6 +171,9 @@ impl Frames<'_> {
         let Ok(n) = zstd::zstd_safe::find_frame_compressed_size(window) else {
             return Ok(None);
         };
+        if compressed.is_some_and(|c| c != n) {
+            return Ok(None);
+        }
         let frame = &window[..n];
         let Ok(bytes) = zstd::bulk::decompress(frame, size as usize) else {
             return Ok(None);
