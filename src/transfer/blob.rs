@@ -235,7 +235,9 @@ async fn copy_once(
                 let body = open(ctx, src, digest, size).await?;
                 Checked::Held(read_checked(src, digest, size, body).await?)
             } else {
-                let body = counted_read(ctx, super::bundle_source::blob_stream(b, digest, 0));
+                // Not counted: the report's bytes transferred count each blob once, with the
+                // read that uploads it.
+                let body = super::bundle_source::blob_stream(b, digest, 0);
                 hash_checked(src, digest, size, body).await?;
                 Checked::Proven
             }
@@ -366,11 +368,7 @@ fn refetch_bundle(ctx: &Ctx, bundle: &Arc<BundleSource>, digest: &Digest) -> Opt
     }))
 }
 
-/// `s`, its bytes added to the run's bytes read (not to the blob's progress).
-fn counted_read(ctx: &Ctx, s: ByteStream) -> ByteStream {
-    counted_total(ctx.bytes_read.clone(), s)
-}
-
+/// `s`, its bytes added to `total` (the run's bytes read), not to the blob's progress.
 fn counted_total(total: Arc<AtomicU64>, s: ByteStream) -> ByteStream {
     s.inspect(move |r| {
         if let Ok(b) = r {
