@@ -36,6 +36,8 @@ pub(crate) struct Ctx {
     pub uploader: Uploader,
     /// Memory for segment data received ahead of the reader, shared by all blobs.
     pub budget: MemoryBudget,
+    /// Segments running ahead of their blob's head, shared by all blobs.
+    pub segment_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Ctx {
@@ -45,6 +47,9 @@ impl Ctx {
         Ctx {
             uploader: Uploader::new(&opts, retry_budget.clone(), reporter.clone()),
             budget: MemoryBudget::new(opts.memory_budget),
+            segment_slots: Arc::new(tokio::sync::Semaphore::new(
+                opts.segment_parallelism.saturating_sub(1),
+            )),
             opts,
             reporter,
             bytes_read: Arc::new(AtomicU64::new(0)),
