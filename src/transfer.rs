@@ -44,7 +44,8 @@ pub struct TransferOptions {
     /// Size of one segment (default 8 MiB: segments waiting for their turn hold their bytes
     /// in the memory budget, so smaller ones keep more connections busy within it).
     pub segment_size: u64,
-    /// Segments of one blob in flight at once (default 4).
+    /// Segments of one blob in flight at once (default 4); the segments ahead of their
+    /// blob's head share `segment_parallelism - 1` slots across the run.
     pub segment_parallelism: usize,
     /// Bytes that segments received ahead of the one being read may hold, shared by all
     /// jobs (default 8 MiB). Segments beyond it wait; this, not `--jobs`, bounds the
