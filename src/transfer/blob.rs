@@ -36,6 +36,8 @@ pub(crate) struct Ctx {
     pub uploader: Uploader,
     /// Memory for segment data received ahead of the reader, shared by all blobs.
     pub budget: MemoryBudget,
+    /// Segments running ahead of their blob's head, shared by all blobs.
+    pub segment_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Ctx {
@@ -45,6 +47,9 @@ impl Ctx {
         Ctx {
             uploader: Uploader::new(&opts, retry_budget.clone(), reporter.clone()),
             budget: MemoryBudget::new(opts.memory_budget),
+            segment_slots: Arc::new(tokio::sync::Semaphore::new(
+                opts.segment_parallelism.saturating_sub(1),
+            )),
             opts,
             reporter,
             bytes_read: Arc::new(AtomicU64::new(0)),
@@ -235,16 +240,26 @@ async fn copy_once(
         BlobSource::Bundle(b) => b.check_available(digest),
         BlobSource::Registry(_) => Ok(()),
     };
-    // A bundle's blob that fits one upload chunk (the uploader would hold it whole anyway) is
-    // read and checked before a session opens: a corrupt one then leaves nothing at the
-    // registry, where a cancelled docker-distribution upload leaves files behind.
+    // A bundle's blob that fits one upload chunk is checked before a session opens: a corrupt
+    // one then leaves nothing at the registry, where a cancelled docker-distribution upload
+    // leaves files behind. A small one is read and kept for the upload; a larger one in a
+    // random-access bundle is only hashed, then read again to upload (held whole, it would
+    // cost a chunk of memory per job).
     let checked = match (src, mount_from) {
-        (BlobSource::Bundle(_), None) if size <= ctx.opts.upload_chunk_size.max(5 << 20) => {
+        (BlobSource::Bundle(b), None) if size <= ctx.opts.upload_chunk_size.max(5 << 20) => {
             std::mem::replace(&mut available, Ok(()))?;
-            let body = open(ctx, src, digest, size).await?;
-            Some(read_checked(src, digest, size, body).await?)
+            if size <= HOLD_WHOLE || !b.random_access() {
+                let body = open(ctx, src, digest, size).await?;
+                Checked::Held(read_checked(src, digest, size, body).await?)
+            } else {
+                // Not counted: the report's bytes transferred count each blob once, with the
+                // read that uploads it.
+                let body = super::bundle_source::blob_stream(b, digest, 0);
+                hash_checked(src, digest, size, body).await?;
+                Checked::Proven
+            }
         }
-        _ => None,
+        _ => Checked::No,
     };
     let session = match mount_from {
         Some(from) => match dst.mount_blob(digest, from).await? {
@@ -268,11 +283,16 @@ async fn copy_once(
     let origin = format!("{}@{}", src.name(), digest);
     let up = &ctx.uploader;
     match (src, checked) {
-        (_, Some(bytes)) => {
+        (_, Checked::Held(bytes)) => {
             let body = stream::once(async move { Ok(bytes) }).boxed();
             up.upload(dst, session, digest, size, body, origin).await
         }
-        (BlobSource::Registry(repo), None) => {
+        // Proven right a moment ago: one streaming PUT (still verified as it passes).
+        (_, Checked::Proven) => {
+            let body = open(ctx, src, digest, size).await?;
+            up.upload(dst, session, digest, size, body, origin).await
+        }
+        (BlobSource::Registry(repo), Checked::No) => {
             let body = open(ctx, src, digest, size).await?;
             up.upload_refetching(
                 dst,
@@ -286,9 +306,10 @@ async fn copy_once(
             .await
         }
         // Nothing checked a bundle's blob before: a corrupt one must not cut a request off.
-        (BlobSource::Bundle(_), None) => {
+        (BlobSource::Bundle(b), Checked::No) => {
             let body = open(ctx, src, digest, size).await?;
-            up.upload_in_chunks(dst, session, digest, size, body, origin)
+            let refetch = refetch_bundle(ctx, b, digest);
+            up.upload_in_chunks(dst, session, digest, size, body, origin, refetch)
                 .await
         }
     }
@@ -333,6 +354,76 @@ fn refetch(ctx: &Ctx, src: &Repo, digest: &Digest) -> Refetch {
         });
         futures_util::future::ready(Ok(s.boxed())).boxed()
     })
+}
+
+/// Bundle blobs up to this size are read into memory once, checked, and uploaded from there;
+/// larger ones are never held whole (see `copy_once`).
+const HOLD_WHOLE: u64 = 1 << 20;
+
+/// What was checked of a bundle's blob before its upload session opened.
+enum Checked {
+    /// Nothing.
+    No,
+    /// Its digest and size, reading it through; it is read again for the upload.
+    Proven,
+    /// Its digest and size, and these are its bytes.
+    Held(Bytes),
+}
+
+/// Reads byte ranges of `digest` again from a bundle read at random (through the seek index),
+/// for an upload resuming after a drop; `None` for a format-1 bundle, which is read in order
+/// and so keeps the current chunk in memory instead. The bytes count as read, not as progress.
+fn refetch_bundle(ctx: &Ctx, bundle: &Arc<BundleSource>, digest: &Digest) -> Option<Refetch> {
+    if !bundle.random_access() {
+        return None;
+    }
+    let (bundle, digest, total) = (bundle.clone(), digest.clone(), ctx.bytes_read.clone());
+    Some(Arc::new(move |from, to| {
+        let total = total.clone();
+        let body = super::bundle_source::blob_range(&bundle, &digest, from..to);
+        futures_util::future::ready(Ok(counted_total(total, body))).boxed()
+    }))
+}
+
+/// `s`, its bytes added to `total` (the run's bytes read), not to the blob's progress.
+fn counted_total(total: Arc<AtomicU64>, s: ByteStream) -> ByteStream {
+    s.inspect(move |r| {
+        if let Ok(b) = r {
+            total.fetch_add(b.len() as u64, Ordering::Relaxed);
+        }
+    })
+    .boxed()
+}
+
+/// Reads a whole blob through, checking its size and digest without keeping its bytes.
+async fn hash_checked(
+    src: &BlobSource,
+    digest: &Digest,
+    size: u64,
+    mut body: ByteStream,
+) -> Result<(), TransferError> {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    let mut received = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        hasher.update(&chunk);
+        received += chunk.len() as u64;
+        if received > size {
+            break;
+        }
+    }
+    let actual = Digest::from_sha256(&hasher.finalize());
+    if received != size || actual != *digest {
+        return Err(TransferError::Integrity {
+            digest: digest.clone(),
+            url: src.name(),
+            actual,
+            received,
+            expected_size: size,
+        });
+    }
+    Ok(())
 }
 
 /// Reads a whole (small) blob into memory and checks its size and digest.

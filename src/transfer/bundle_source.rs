@@ -159,6 +159,12 @@ impl BundleSource {
         })
     }
 
+    /// Whether any byte range of a blob can be read without reading what comes before it
+    /// (format 2 and later, through the seek index); format-1 volumes are read in order.
+    pub(crate) fn random_access(&self) -> bool {
+        self.cursors.is_none()
+    }
+
     /// Volumes of the bundle not among those given.
     pub fn missing_volumes(&self) -> Vec<u32> {
         (1..=self.descriptor.volume_count)
@@ -419,6 +425,34 @@ pub(crate) fn blob_stream(bundle: &Arc<BundleSource>, digest: &Digest, start: u6
     let (bundle, digest) = (bundle.clone(), digest.clone());
     tokio::task::spawn_blocking(move || bundle.send_blob(&digest, start, &tx));
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
+/// Bytes `range` of blob `digest` of `bundle`, read like [`blob_stream`]: for a random-access
+/// bundle only the frames that hold them are decompressed.
+pub(crate) fn blob_range(
+    bundle: &Arc<BundleSource>,
+    digest: &Digest,
+    range: std::ops::Range<u64>,
+) -> ByteStream {
+    let left = range.end.saturating_sub(range.start);
+    blob_stream(bundle, digest, range.start)
+        .scan(left, |left, item| {
+            let item = match item {
+                Ok(_) if *left == 0 => None,
+                Ok(mut bytes) => {
+                    bytes.truncate(
+                        bytes
+                            .len()
+                            .min(usize::try_from(*left).unwrap_or(usize::MAX)),
+                    );
+                    *left -= bytes.len() as u64;
+                    Some(Ok(bytes))
+                }
+                Err(e) => Some(Err(e)),
+            };
+            futures_util::future::ready(item)
+        })
+        .boxed()
 }
 
 /// The error a blob of `bundle` whose content did not match its digest is reported with:

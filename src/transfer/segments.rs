@@ -1,7 +1,10 @@
 //! Large blobs downloaded as parallel `Range` segments, streamed in order within a memory
 //! budget shared by the whole run.
 //!
-//! Segment tasks run ahead of the reader, `segment_parallelism` per blob. The segment being
+//! Segment tasks run ahead of the reader, up to `segment_parallelism` per blob; those ahead of
+//! their blob's head take one of `segment_parallelism - 1` slots shared by the run, so a blob
+//! alone gets them all and many large blobs at once do not each keep idle connections (and
+//! their read buffers) open while the budget is full. The segment being
 //! read (the head) streams through a small window of its own ([`HEAD_WINDOW`]); the segments
 //! after it keep what they receive only while the run-wide [`MemoryBudget`] has room, and
 //! otherwise stop reading (TCP backpressure) until the reader catches up. So memory is
@@ -74,6 +77,8 @@ impl Drop for Task {
 struct Segment {
     rx: mpsc::UnboundedReceiver<Result<Piece, TransferError>>,
     head: watch::Sender<bool>,
+    /// A run-wide slot held while the segment runs ahead of its blob's head.
+    slot: Option<OwnedSemaphorePermit>,
     _task: Task,
 }
 
@@ -127,6 +132,7 @@ pub(super) async fn segmented(
         size: u64,
         seg: u64,
         parallel: usize,
+        slots: Arc<Semaphore>,
         done: bool,
     }
     let state = State {
@@ -137,6 +143,7 @@ pub(super) async fn segmented(
         size,
         seg,
         parallel: ctx.opts.segment_parallelism.max(1),
+        slots: ctx.segment_slots.clone(),
         done: false,
     };
     let s = stream::unfold(state, |mut st| async move {
@@ -145,13 +152,25 @@ pub(super) async fn segmented(
         }
         loop {
             while st.queue.len() < st.parallel && st.next < st.size {
+                // The head needs no slot; a segment ahead of it opens only when one is free.
+                let slot = if st.queue.is_empty() {
+                    None
+                } else {
+                    match st.slots.clone().try_acquire_owned() {
+                        Ok(permit) => Some(permit),
+                        Err(_) => break,
+                    }
+                };
                 let end = (st.next + st.seg).min(st.size);
+                let opened = st.opened.take();
                 st.queue
-                    .push_back(spawn(st.shared.clone(), st.next, end, st.opened.take()));
+                    .push_back(spawn(st.shared.clone(), st.next, end, opened, slot));
                 st.next = end;
             }
             let head = st.queue.front_mut()?;
             head.head.send_if_modified(|h| !std::mem::replace(h, true));
+            // Now the head: its slot goes to segments ahead of other blobs.
+            head.slot = None;
             match head.rx.recv().await {
                 Some(Ok(piece)) => return Some((Ok(piece.bytes), st)),
                 Some(Err(e)) => {
@@ -170,13 +189,20 @@ pub(super) async fn segmented(
 
 /// Starts the task fetching bytes `start..end`; `opened` is a response already open for
 /// exactly that range (the first segment's, which told us the server honours `Range`).
-fn spawn(shared: Shared, start: u64, end: u64, opened: Option<BlobBody>) -> Segment {
+fn spawn(
+    shared: Shared,
+    start: u64,
+    end: u64,
+    opened: Option<BlobBody>,
+    slot: Option<OwnedSemaphorePermit>,
+) -> Segment {
     let (tx, rx) = mpsc::unbounded_channel();
     let (head_tx, head_rx) = watch::channel(false);
     let task = tokio::spawn(fetch(shared, start, end, opened, tx, head_rx));
     Segment {
         rx,
         head: head_tx,
+        slot,
         _task: Task(task),
     }
 }

@@ -5,13 +5,15 @@
 //! nothing.
 //!
 //! A blob of up to one chunk goes as one streaming `PUT`; its caller retries it whole. A
-//! larger blob goes as `PATCH` chunks, each kept in memory until the registry has taken it
-//! (the next chunk fills from the source meanwhile). When a chunk fails on the way, the
-//! uploader asks the registry how much of the upload it holds (`GET` on the upload URL, its
-//! `Range` header) and sends the rest of that chunk from there: the source is not read again.
+//! larger blob goes as `PATCH` chunks streaming from the source ([`Feed`]). When a chunk fails
+//! on the way, the uploader asks the registry how much of the upload it holds (`GET` on the
+//! upload URL, its `Range` header) and sends the rest of that chunk from there: read again
+//! from the source by range when it can be (a registry, a random-access bundle), else from
+//! the copy of the current chunk kept in memory (a source read once, in order).
 //! When the registry no longer knows the session (docker distribution drops one whose last
 //! `PATCH` was cut off mid-body), the error goes up and the caller restarts that blob only. A
-//! registry that refuses `PATCH` gets the blob as one `PUT`, again without a second download.
+//! registry that refuses `PATCH` (it does so on the first chunk) gets the blob as one `PUT`,
+//! starting over from the bytes of that chunk.
 
 use std::collections::HashSet;
 use std::pin::Pin;
@@ -86,7 +88,11 @@ impl Uploader {
     /// off when the body turns out wrong (the last chunk goes once the digest is proven), so
     /// the session is given up cleanly. A streaming `PUT` cut off mid-body leaves docker
     /// distribution an upload it no longer lets anyone cancel. For sources whose content may
-    /// be corrupt at rest (a bundle), where nothing verified it before.
+    /// be corrupt at rest (a bundle), where nothing verified it before. With `refetch` (a
+    /// bundle read at random through its seek index), the bytes of a dropped chunk are read
+    /// again from the source; without it (a format-1 volume, read in order) the current chunk
+    /// is kept in memory.
+    #[allow(clippy::too_many_arguments)]
     pub async fn upload_in_chunks(
         &self,
         dst: &Repo,
@@ -95,8 +101,12 @@ impl Uploader {
         size: u64,
         body: ByteStream,
         origin: String,
+        refetch: Option<Refetch>,
     ) -> Result<(), TransferError> {
-        let keep = Keep::Memory(Default::default(), 0);
+        let keep = match refetch {
+            Some(r) => Keep::Refetch(r, Vec::new()),
+            None => Keep::Memory(Default::default(), 0),
+        };
         self.upload_keeping(dst, session, digest, size, body, origin, keep, true)
             .await
     }

@@ -771,9 +771,10 @@ fn upload_cut_mid_chunk_restarts_only_that_blob() {
     );
 }
 
-/// `bundle load` streams the big layer out of the volume once; when a chunk's connection
-/// drops on its way to the site registry, the upload resumes from the registry's offset
-/// with the chunk still in memory, so the blob lands in the same pass over the volume.
+/// `bundle load` streams the big layer out of the volume; when a chunk's connection drops on
+/// its way to the site registry, the upload resumes from the registry's offset, reading what
+/// the dropped request had taken again through the seek index (the chunk is not held in
+/// memory), so the blob lands in the same run.
 #[test]
 fn bundle_load_resumes_a_dropped_upload_in_the_same_pass() {
     let rig = Rig::new(&fault_set());
