@@ -40,7 +40,7 @@ pub(crate) enum PieceMsg {
 /// Bytes a piece's channel holds before its sender waits. Bounded in bytes, not in messages:
 /// network chunks range from a few KiB to hundreds, and every blob admitted but not yet
 /// written (up to `--jobs`) holds this much.
-const PIECE_BUFFER: usize = 1 << 20;
+const PIECE_BUFFER: usize = 256 << 10;
 
 /// The sending side of a piece's channel (see [`piece_channel`]).
 pub(crate) struct PieceTx {
