@@ -286,9 +286,12 @@ async fn copy_once(
             .await
         }
         // Nothing checked a bundle's blob before: a corrupt one must not cut a request off.
-        (BlobSource::Bundle(_), None) => {
+        (BlobSource::Bundle(bundle), None) => {
             let body = open(ctx, src, digest, size).await?;
-            up.upload_in_chunks(dst, session, digest, size, body, origin)
+            let refetch = bundle
+                .random_access()
+                .then(|| bundle_refetch(ctx, bundle, digest));
+            up.upload_in_chunks(dst, session, digest, size, body, origin, refetch)
                 .await
         }
     }
@@ -327,6 +330,22 @@ fn refetch(ctx: &Ctx, src: &Repo, digest: &Digest) -> Refetch {
             Some((item, st))
         })
         .inspect(move |r| {
+            if let Ok(b) = r {
+                total.fetch_add(b.len() as u64, Ordering::Relaxed);
+            }
+        });
+        futures_util::future::ready(Ok(s.boxed())).boxed()
+    })
+}
+
+/// Reads bytes of `digest` from a random-access bundle again, for an upload resuming after a
+/// drop. The bytes count as read from the source, not as progress.
+fn bundle_refetch(ctx: &Ctx, bundle: &Arc<BundleSource>, digest: &Digest) -> Refetch {
+    let (bundle, digest, total) = (bundle.clone(), digest.clone(), ctx.bytes_read.clone());
+    Arc::new(move |from, _to| {
+        // From `from` to the blob's end: the feed stops reading where it needs no more.
+        let total = total.clone();
+        let s = super::bundle_source::blob_stream(&bundle, &digest, from).inspect(move |r| {
             if let Ok(b) = r {
                 total.fetch_add(b.len() as u64, Ordering::Relaxed);
             }

@@ -167,6 +167,12 @@ impl BundleSource {
             .collect()
     }
 
+    /// Whether blobs can be read from any byte on at no extra cost (format 2 and later; a
+    /// format-1 volume is read through in order).
+    pub(crate) fn random_access(&self) -> bool {
+        self.cursors.is_none()
+    }
+
     /// Whether volume `n` was given.
     pub(crate) fn has_volume(&self, n: u32) -> bool {
         self.numbers.contains(&n)

@@ -6,7 +6,9 @@
 //!
 //! A blob of up to one chunk goes as one streaming `PUT`; its caller retries it whole. A
 //! larger blob goes as `PATCH` chunks, each kept in memory until the registry has taken it
-//! (the next chunk fills from the source meanwhile). When a chunk fails on the way, the
+//! (the next chunk fills from the source meanwhile), or read again by range from a source
+//! that can be (a registry; a random-access bundle, whose blob then goes as one `PATCH` of
+//! all but its last chunk). When a chunk fails on the way, the
 //! uploader asks the registry how much of the upload it holds (`GET` on the upload URL, its
 //! `Range` header) and sends the rest of that chunk from there: the source is not read again.
 //! When the registry no longer knows the session (docker distribution drops one whose last
@@ -87,6 +89,11 @@ impl Uploader {
     /// the session is given up cleanly. A streaming `PUT` cut off mid-body leaves docker
     /// distribution an upload it no longer lets anyone cancel. For sources whose content may
     /// be corrupt at rest (a bundle), where nothing verified it before.
+    ///
+    /// With `refetch` (a source read again by range: a random-access bundle) nothing is held
+    /// for resends, so all but the last chunk goes as one `PATCH`: each request costs the
+    /// registry a session resume and a saved hash state, and the stream a pause.
+    #[allow(clippy::too_many_arguments)]
     pub async fn upload_in_chunks(
         &self,
         dst: &Repo,
@@ -95,8 +102,12 @@ impl Uploader {
         size: u64,
         body: ByteStream,
         origin: String,
+        refetch: Option<Refetch>,
     ) -> Result<(), TransferError> {
-        let keep = Keep::Memory(Default::default(), 0);
+        let keep = match refetch {
+            Some(r) => Keep::Refetch(r, Vec::new()),
+            None => Keep::Memory(Default::default(), 0),
+        };
         self.upload_keeping(dst, session, digest, size, body, origin, keep, true)
             .await
     }
@@ -138,9 +149,11 @@ impl Uploader {
                 .lock()
                 .expect("not poisoned")
                 .contains(dst.registry());
+        let one_patch = in_chunks && matches!(keep, Keep::Refetch(..));
         let result = if chunked {
             let feed = Feed::new(body, digest, size, origin, keep, failure.clone());
-            self.chunked(dst, session, digest, size, Arc::new(Mutex::new(feed)))
+            let feed = Arc::new(Mutex::new(feed));
+            self.chunked(dst, session, digest, size, feed, one_patch)
                 .await
         } else {
             let verified = Verify {
@@ -172,7 +185,8 @@ impl Uploader {
         result
     }
 
-    /// The chunked upload: each chunk's `PATCH` body streams from the feed.
+    /// The chunked upload: each chunk's `PATCH` body streams from the feed. With `one_patch`,
+    /// everything but the last chunk goes as the first.
     async fn chunked(
         &self,
         dst: &Repo,
@@ -180,11 +194,15 @@ impl Uploader {
         digest: &Digest,
         size: u64,
         feed: Arc<Mutex<Feed>>,
+        one_patch: bool,
     ) -> Result<(), TransferError> {
         let mut session = session;
         let mut start = 0u64;
         while start < size {
-            let end = (start + self.chunk_size).min(size);
+            let end = match start + self.chunk_size {
+                _ if one_patch && start == 0 && size > self.chunk_size => size - self.chunk_size,
+                end => end.min(size),
+            };
             let last = end == size;
             feed.lock().expect("not poisoned").commit(start);
             match self
