@@ -230,26 +230,29 @@ bench_bundle() {
     rm -rf "$dir/skopeo-dir"
 
     start_registry
-    local to_airlift="$REGISTRY_ADDR"
+    local to_airlift="$REGISTRY_ADDR" airlift_pid="$REGISTRY_PID"
     start_registry
-    local to_skopeo="$REGISTRY_ADDR"
+    local to_skopeo="$REGISTRY_ADDR" skopeo_pid="$REGISTRY_PID" d0 load_a_cpu load_a_dst load_k_cpu load_k_dst
 
     log "airlift bundle load -> $to_airlift/bench (--flatten --jobs $BENCH_JOBS)"
+    d0="$(cpu_of "$airlift_pid")"
     measure bundle-load-airlift "$AIRLIFT" bundle load "$dir/airlift.tar.zst" --to "$to_airlift/bench" --flatten \
         --jobs "$BENCH_JOBS" --json --progress none --insecure-registry "$to_airlift" \
         --state-dir "$dir/load-state" \
         >"$OUT_DIR/bundle-load-report.json" 2>"$OUT_DIR/bundle-load.log" || rc=$?
     [[ $rc -eq 0 ]] || die "airlift bundle load exited with $rc (see $OUT_DIR/bundle-load.log)"
-    load_a="$MEASURED_S" load_a_rss="$MEASURED_RSS"
+    load_a="$MEASURED_S" load_a_rss="$MEASURED_RSS" load_a_cpu="$MEASURED_CPU"
+    load_a_dst="$(cpu_delta "$d0" "$(cpu_of "$airlift_pid")")"
 
     log "zstd -d | tar -x, then skopeo sync --all --src dir --dest docker -> $to_skopeo/bench"
-    t0="$(now)"
+    t0="$(now)" d0="$(cpu_of "$skopeo_pid")"
     mkdir "$dir/unpacked"
     zstd -q -d -c "$dir/skopeo.tar.zst" | tar -x -C "$dir/unpacked" || die "unpacking failed"
     measure bundle-load-skopeo skopeo --policy "$POLICY" sync --all --src dir --dest docker --dest-tls-verify=false \
         "$dir/unpacked" "$to_skopeo/bench" >"$OUT_DIR/skopeo-bundle-load.log" 2>&1 \
         || die "skopeo sync from the dir failed: see $OUT_DIR/skopeo-bundle-load.log"
-    load_k_rss="$MEASURED_RSS"
+    load_k_rss="$MEASURED_RSS" load_k_cpu="$MEASURED_CPU"
+    load_k_dst="$(cpu_delta "$d0" "$(cpu_of "$skopeo_pid")")"
     t1="$(now)"
     load_s="$(elapsed "$t0" "$t1")"
 
@@ -264,6 +267,8 @@ bench_bundle() {
     result "bundle load: airlift: $load_a s, zstd+tar+skopeo sync: $load_s s," \
         "ratio airlift/skopeo: $(ratio "$load_a" "$load_s");" \
         "peak RSS airlift $load_a_rss MiB, skopeo $load_k_rss MiB"
+    result "  cpu seconds: airlift load: client $load_a_cpu, target registry $load_a_dst;" \
+        "skopeo sync from the dir: client $load_k_cpu, target registry $load_k_dst"
     result "bundle size: unique blob bytes $UNIQUE_BYTES; airlift $size_a" \
         "($(ratio "$size_a" "$UNIQUE_BYTES")x, limit $limit), skopeo $size_s" \
         "($(ratio "$size_s" "$UNIQUE_BYTES")x)"

@@ -20,6 +20,7 @@
 //! volumes given hold are kept in the state directory ([`PartAssembler`]) until a later run
 //! brings the others, and a part kept there counts as available.
 
+use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -177,23 +178,28 @@ impl BundleSource {
         self.numbers.contains(&n)
     }
 
-    /// Where blobs are best read from first, for reading each volume once: (volume, position
-    /// in it) of the blob's first piece; blobs the bundle does not hold last.
-    pub(crate) fn read_order(&self, digest: &Digest) -> (u32, usize) {
-        let Some(first) = self
+    /// The order blobs are best read in. A format-1 volume is read through in order (each
+    /// volume decompressed once): (volume, position in it) of the blob's first piece. A
+    /// random-access bundle is read largest blob first: the longest single upload (a blob
+    /// goes up as one stream) starts at once and the small ones fill in around it, where
+    /// volume order could leave a large blob late in the volume uploading alone at the end.
+    /// Blobs the bundle does not hold come last.
+    pub(crate) fn read_order(&self, digest: &Digest) -> (u32, usize, Reverse<u64>) {
+        let Some((entry, first)) = self
             .descriptor
             .blobs
             .get(digest)
-            .and_then(|e| e.volumes.first())
+            .and_then(|e| Some((e, e.volumes.first()?)))
         else {
-            return (u32::MAX, usize::MAX);
+            return (u32::MAX, usize::MAX, Reverse(0));
         };
-        let position = self
-            .cursors
-            .as_ref()
-            .and_then(|c| c.position(first.volume, &entry_name(digest, first)))
-            .unwrap_or(0);
-        (first.volume, position)
+        match &self.cursors {
+            Some(c) => {
+                let position = c.position(first.volume, &entry_name(digest, first));
+                (first.volume, position.unwrap_or(0), Reverse(0))
+            }
+            None => (0, 0, Reverse(entry.size)),
+        }
     }
 
     fn parts(&self) -> Result<PartAssembler, BundleError> {

@@ -5,11 +5,12 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared, join_all};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
 
 use crate::reference::Digest;
@@ -194,8 +195,9 @@ pub async fn execute(
         needed.retain(|b| set.rank(&b.digest).is_some());
         needed.sort_by_key(|b| set.rank(&b.digest));
     }
-    // From a bundle: blobs in volume order, so each volume is read through once; parts of
-    // split blobs kept for later runs first (a part that fails its check fails its blob).
+    // From a bundle: blobs in its read order (a format-1 volume read through once, a
+    // random-access bundle largest blob first); parts of split blobs kept for later runs
+    // first (a part that fails its check fails its blob).
     let mut unreadable: HashMap<Digest, SharedError> = HashMap::new();
     if let Some(bundle) = &bundle {
         needed.sort_by_cached_key(|b| bundle.read_order(&b.digest));
@@ -269,6 +271,10 @@ pub async fn execute(
             // can mount it; the others are counted as mounts.
             let planned_copy = primary.is_none() && !b.mountable();
             let unskipped = b.mountable().then(|| unskipped.clone());
+            // A copy that waits for no other queues for its permit now, so copies start in
+            // plan order.
+            let queued = (after.is_none() && failed.is_none() && rank.is_none())
+                .then(|| queue_permit(&permits));
             let failed = failed.clone();
             let fut = tasks
                 .spawn(async move {
@@ -280,15 +286,13 @@ pub async fn execute(
                     }
                     let (_permit, _admitted) = match rank {
                         Some(rank) => (None, Some(window.enter(rank).await)),
-                        None => (
-                            Some(
-                                permits
-                                    .acquire_owned()
-                                    .await
-                                    .expect("semaphore never closed"),
-                            ),
-                            None,
-                        ),
+                        None => {
+                            let permit = match queued {
+                                Some(queued) => queued.await,
+                                None => permits.acquire_owned().await,
+                            };
+                            (Some(permit.expect("semaphore never closed")), None)
+                        }
                     };
                     ctx.reporter.on_blob_start(&digest, size);
                     let mut planned = blob::Planned::new(planned_copy);
@@ -419,6 +423,22 @@ pub async fn execute(
         volumes: Vec::new(),
     }
 }
+
+/// A permit of `permits` asked for now: the request takes its place in the semaphore's queue
+/// (served first come, first served) at this call, not when the task awaiting it first runs.
+/// Spawned tasks first run in no set order across worker threads, so queueing from within
+/// them would start copies in no set order either, whatever the plan's.
+fn queue_permit(permits: &Arc<Semaphore>) -> BoxFuture<'static, PermitResult> {
+    let mut acquire = Box::pin(permits.clone().acquire_owned());
+    let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+    match acquire.as_mut().poll(&mut cx) {
+        Poll::Ready(permit) => futures_util::future::ready(permit).boxed(),
+        // Queued: polled again from the task, with its waker.
+        Poll::Pending => acquire,
+    }
+}
+
+type PermitResult = Result<OwnedSemaphorePermit, tokio::sync::AcquireError>;
 
 /// What each image of `plan` still needs moved: its blobs that its target lacks (`scope` gives
 /// the registry and repository a target's blobs go to, as [`Sink::scope`]).

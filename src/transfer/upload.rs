@@ -9,7 +9,9 @@
 //! on the way, the uploader asks the registry how much of the upload it holds (`GET` on the
 //! upload URL, its `Range` header) and sends the rest of that chunk from there: read again
 //! from the source by range when it can be (a registry, a random-access bundle), else from
-//! the copy of the current chunk kept in memory (a source read once, in order).
+//! the copy of the current chunk kept in memory (a source read once, in order). A bundle blob
+//! that can be read again goes as one `PATCH` of all but its last chunk (each request costs
+//! the registry a session resume and a saved hash state).
 //! When the registry no longer knows the session (docker distribution drops one whose last
 //! `PATCH` was cut off mid-body), the error goes up and the caller restarts that blob only. A
 //! registry that refuses `PATCH` (it does so on the first chunk) gets the blob as one `PUT`,
@@ -89,9 +91,10 @@ impl Uploader {
     /// the session is given up cleanly. A streaming `PUT` cut off mid-body leaves docker
     /// distribution an upload it no longer lets anyone cancel. For sources whose content may
     /// be corrupt at rest (a bundle), where nothing verified it before. With `refetch` (a
-    /// bundle read at random through its seek index), the bytes of a dropped chunk are read
-    /// again from the source; without it (a format-1 volume, read in order) the current chunk
-    /// is kept in memory.
+    /// bundle read at random through its seek index), nothing is held for resends: the bytes
+    /// of a dropped chunk are read again from the source, and all but the last chunk goes as
+    /// one `PATCH`. Without it (a format-1 volume, read in order) the current chunk is kept in
+    /// memory.
     #[allow(clippy::too_many_arguments)]
     pub async fn upload_in_chunks(
         &self,
@@ -148,9 +151,11 @@ impl Uploader {
                 .lock()
                 .expect("not poisoned")
                 .contains(dst.registry());
+        let one_patch = in_chunks && matches!(keep, Keep::Refetch(..));
         let result = if chunked {
             let feed = Feed::new(body, digest, size, origin, keep, failure.clone());
-            self.chunked(dst, session, digest, size, Arc::new(Mutex::new(feed)))
+            let feed = Arc::new(Mutex::new(feed));
+            self.chunked(dst, session, digest, size, feed, one_patch)
                 .await
         } else {
             let verified = Verify {
@@ -182,7 +187,8 @@ impl Uploader {
         result
     }
 
-    /// The chunked upload: each chunk's `PATCH` body streams from the feed.
+    /// The chunked upload: each chunk's `PATCH` body streams from the feed. With `one_patch`,
+    /// everything but the last chunk goes as the first.
     async fn chunked(
         &self,
         dst: &Repo,
@@ -190,11 +196,15 @@ impl Uploader {
         digest: &Digest,
         size: u64,
         feed: Arc<Mutex<Feed>>,
+        one_patch: bool,
     ) -> Result<(), TransferError> {
         let mut session = session;
         let mut start = 0u64;
         while start < size {
-            let end = (start + self.chunk_size).min(size);
+            let end = match start + self.chunk_size {
+                _ if one_patch && start == 0 && size > self.chunk_size => size - self.chunk_size,
+                end => end.min(size),
+            };
             let last = end == size;
             feed.lock().expect("not poisoned").commit(start);
             match self

@@ -1013,7 +1013,7 @@ fn differential_bundle_carries_only_what_the_site_lacks() {
 // -------------------------------------------------------------------------------------------
 
 /// Flips one byte in the middle of entry `blobs/sha256/<hex>` of `volume`, in place.
-fn corrupt_blob(volume: &Path, digest: &str) {
+pub(crate) fn corrupt_blob(volume: &Path, digest: &str) {
     corrupt_entry(
         volume,
         &format!("blobs/sha256/{}", digest.trim_start_matches("sha256:")),
