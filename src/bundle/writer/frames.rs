@@ -26,6 +26,34 @@ type Done = (u64, io::Result<Vec<u8>>, u32);
 /// Largest block of a raw frame (zstd's `Block_Maximum_Size`).
 const RAW_BLOCK: usize = 128 << 10;
 
+/// Frame buffers, input and output, kept for reuse: a volume streams through the same few
+/// buffers instead of allocating a MiB per frame, which the allocator would keep, scattered
+/// across threads, long after the frames are gone.
+#[derive(Clone, Default)]
+pub(crate) struct Buffers(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl Buffers {
+    /// Most buffers kept: the frames in flight, in and out, for a few workers.
+    const KEEP: usize = 12;
+
+    /// An empty buffer with room for a frame (input) or its compressed form (output).
+    pub(crate) fn take(&self) -> Vec<u8> {
+        let kept = self.0.lock().expect("not poisoned").pop();
+        kept.unwrap_or_else(|| {
+            Vec::with_capacity(super::super::seek::bound(FRAME_BYTES) as usize + 64)
+        })
+    }
+
+    /// Gives `buf` back for reuse.
+    pub(crate) fn give(&self, mut buf: Vec<u8>) {
+        buf.clear();
+        let mut kept = self.0.lock().expect("not poisoned");
+        if kept.len() < Self::KEEP && buf.capacity() >= FRAME_BYTES as usize {
+            kept.push(buf);
+        }
+    }
+}
+
 /// Receives the tar stream frame by frame (see [`with_frame_sink`]).
 pub(crate) struct FrameSink<W: Write> {
     out: W,
@@ -40,6 +68,7 @@ pub(crate) struct FrameSink<W: Write> {
     position: u64,
     /// Compressed bytes written to `out` so far (frames kept from an earlier run included).
     out_bytes: u64,
+    buffers: Buffers,
 }
 
 /// Where a sink was: [`FrameSink::mark`], for [`FrameSink::rewind`].
@@ -97,11 +126,13 @@ pub(crate) fn run_frame_sink<W: Write, T, E>(
     let (jobs, job_rx) = sync_channel::<(u64, Vec<u8>)>(threads);
     let job_rx = Arc::new(Mutex::new(job_rx));
     let (done_tx, results) = sync_channel::<Done>(threads + 1);
+    let buffers = Buffers::default();
     std::thread::scope(|scope| {
         for _ in 0..threads {
             let job_rx = Arc::clone(&job_rx);
             let done_tx = done_tx.clone();
-            scope.spawn(move || worker(level, &job_rx, &done_tx));
+            let buffers = buffers.clone();
+            scope.spawn(move || worker(level, &job_rx, &done_tx, &buffers));
         }
         drop(done_tx);
         let frames = start.table.len() as u64;
@@ -116,6 +147,7 @@ pub(crate) fn run_frame_sink<W: Write, T, E>(
             submitted: frames,
             written: frames,
             max_in_flight: threads as u64 + 1,
+            buffers,
         };
         let value = f(&mut sink);
         let drained = value.is_ok().then(|| sink.drain_all());
@@ -129,7 +161,12 @@ pub(crate) fn run_frame_sink<W: Write, T, E>(
     })
 }
 
-fn worker(level: i32, jobs: &Mutex<Receiver<(u64, Vec<u8>)>>, done: &SyncSender<Done>) {
+fn worker(
+    level: i32,
+    jobs: &Mutex<Receiver<(u64, Vec<u8>)>>,
+    done: &SyncSender<Done>,
+    buffers: &Buffers,
+) {
     let mut compressor = zstd::bulk::Compressor::new(level).and_then(|mut c| {
         c.set_parameter(CParameter::ChecksumFlag(true))?;
         c.set_parameter(CParameter::WindowLog(WINDOW_LOG))?;
@@ -139,11 +176,15 @@ fn worker(level: i32, jobs: &Mutex<Receiver<(u64, Vec<u8>)>>, done: &SyncSender<
         let job = jobs.lock().map(|rx| rx.recv());
         let Ok(Ok((seq, data))) = job else { return };
         let result = match &mut compressor {
-            Ok(c) => c.compress(&data),
+            Ok(c) => {
+                let mut out = buffers.take();
+                out.reserve(zstd::zstd_safe::compress_bound(data.len()));
+                c.compress_to_buffer(&data, &mut out).map(|_| out)
+            }
             Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
         };
         let len = data.len() as u32;
-        drop(data);
+        buffers.give(data);
         if done.send((seq, result, len)).is_err() {
             return;
         }
@@ -204,6 +245,11 @@ pub(crate) fn raw_frame(data: &[u8]) -> io::Result<Vec<u8>> {
 }
 
 impl<W: Write> FrameSink<W> {
+    /// An empty buffer to fill with a frame's bytes (then [`FrameSink::frame`]).
+    pub(crate) fn buffer(&self) -> Vec<u8> {
+        self.buffers.take()
+    }
+
     /// Compressed bytes in the file once every frame submitted so far is written.
     fn written_bytes(&self) -> u64 {
         self.out_bytes
@@ -221,6 +267,7 @@ impl<W: Write> FrameSink<W> {
             self.out_bytes += bytes.len() as u64;
             self.table.push(entry_of(&bytes, len));
             self.written += 1;
+            self.buffers.give(bytes);
         }
         Ok(())
     }
@@ -308,7 +355,7 @@ impl<W: Write> FrameSink<W> {
         let mut framed = 0u64;
         while framed < padded {
             let chunk = FRAME_BYTES.min(padded - framed);
-            let mut buf = Vec::with_capacity(chunk as usize);
+            let mut buf = self.buffers.take();
             let data = chunk.min(left);
             let n = content.take(data).read_to_end(&mut buf)? as u64;
             if n != data {

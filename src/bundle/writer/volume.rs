@@ -300,7 +300,7 @@ fn piece(
                         sink.frame(std::mem::take(&mut buf)).map_err(io)?;
                     }
                     if buf.capacity() == 0 {
-                        buf.reserve_exact(frame_len.min(size as usize));
+                        buf = sink.buffer();
                     }
                     let n = (frame_len - buf.len()).min(bytes.len());
                     buf.extend_from_slice(&bytes.split_to(n));
