@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::faults::{assert_mirrored, assert_store_sound};
 use crate::support::generator::{self, Arch, Generated, ImageSpec, Kind, LayerSpec};
-use crate::support::{TestRegistry, airlift, assert_exit, require_program, run_with_timeout};
+use crate::support::{TestRegistry, assert_exit, require_program, run_with_timeout};
 
 const MIB: u64 = 1024 * 1024;
 
