@@ -8,7 +8,9 @@
 # BENCH_SECTIONS (default "mirror-sync") picks the sections to run: mirror-sync, bundle, serve
 # (skopeo pulling from `airlift bundle serve`), longhaul (the source behind examples/faultproxy
 # as a slow, distant link). Every section reports wall time and the peak RSS of airlift and of
-# its peer (GNU time's maximum resident set size). Results go to stdout and bench/out/results.txt.
+# its peer (GNU time's maximum resident set size); the bundle section also the disk airlift's
+# create takes at its peak against the bundle's size. Results go to stdout and
+# bench/out/results.txt.
 #
 # Each section is a function bench_<name> (dashes become underscores) that appends lines to
 # the results: run each side with `measure LABEL CMD...` (wall seconds, CPU seconds and
