@@ -26,11 +26,15 @@ type Done = (u64, io::Result<Vec<u8>>, u32);
 /// Largest block of a raw frame (zstd's `Block_Maximum_Size`).
 const RAW_BLOCK: usize = 128 << 10;
 
-/// Frame buffers, input and output, kept for reuse: a volume streams through the same few
-/// buffers instead of allocating a MiB per frame, which the allocator would keep, scattered
-/// across threads, long after the frames are gone.
+/// Frame buffers, input and output, and zstd compression contexts, kept for reuse by every
+/// volume of a bundle: the volumes stream through the same few buffers and contexts instead of
+/// allocating a MiB per frame and a context per worker and volume, which the allocator would
+/// keep, scattered across the arenas of threads long gone.
 #[derive(Clone, Default)]
-pub(crate) struct Buffers(Arc<Mutex<Vec<Vec<u8>>>>);
+pub(crate) struct Buffers {
+    bufs: Arc<Mutex<Vec<Vec<u8>>>>,
+    compressors: Arc<Mutex<Vec<(i32, zstd::bulk::Compressor<'static>)>>>,
+}
 
 impl Buffers {
     /// Most buffers kept: the frames in flight, in and out, for a few workers.
@@ -38,7 +42,7 @@ impl Buffers {
 
     /// An empty buffer with room for a frame (input) or its compressed form (output).
     pub(crate) fn take(&self) -> Vec<u8> {
-        let kept = self.0.lock().expect("not poisoned").pop();
+        let kept = self.bufs.lock().expect("not poisoned").pop();
         kept.unwrap_or_else(|| {
             Vec::with_capacity(super::super::seek::bound(FRAME_BYTES) as usize + 64)
         })
@@ -47,9 +51,29 @@ impl Buffers {
     /// Gives `buf` back for reuse.
     pub(crate) fn give(&self, mut buf: Vec<u8>) {
         buf.clear();
-        let mut kept = self.0.lock().expect("not poisoned");
+        let mut kept = self.bufs.lock().expect("not poisoned");
         if kept.len() < Self::KEEP && buf.capacity() >= FRAME_BYTES as usize {
             kept.push(buf);
+        }
+    }
+
+    /// A compression context at `level` with the frames' parameters, reused if one is kept.
+    fn compressor(&self, level: i32) -> io::Result<zstd::bulk::Compressor<'static>> {
+        let mut kept = self.compressors.lock().expect("not poisoned");
+        if let Some(at) = kept.iter().position(|(l, _)| *l == level) {
+            return Ok(kept.swap_remove(at).1);
+        }
+        drop(kept);
+        let mut c = zstd::bulk::Compressor::new(level)?;
+        c.set_parameter(CParameter::ChecksumFlag(true))?;
+        c.set_parameter(CParameter::WindowLog(WINDOW_LOG))?;
+        Ok(c)
+    }
+
+    fn give_compressor(&self, level: i32, c: zstd::bulk::Compressor<'static>) {
+        let mut kept = self.compressors.lock().expect("not poisoned");
+        if kept.len() < 8 {
+            kept.push((level, c));
         }
     }
 }
@@ -105,8 +129,15 @@ pub(crate) fn with_frame_sink<W: Write, T, E>(
     io_error: impl Fn(io::Error) -> E,
     f: impl FnOnce(&mut FrameSink<W>) -> Result<T, E>,
 ) -> Result<(T, W), E> {
-    let (value, mut out, table) =
-        run_frame_sink(out, Start::default(), level, threads, &io_error, f)?;
+    let (value, mut out, table) = run_frame_sink(
+        out,
+        Start::default(),
+        level,
+        threads,
+        &Buffers::default(),
+        &io_error,
+        f,
+    )?;
     out.write_all(&super::super::seek::encode_table(&table))
         .map_err(&io_error)?;
     Ok((value, out))
@@ -119,6 +150,7 @@ pub(crate) fn run_frame_sink<W: Write, T, E>(
     start: Start,
     level: i32,
     threads: usize,
+    buffers: &Buffers,
     io_error: &impl Fn(io::Error) -> E,
     f: impl FnOnce(&mut FrameSink<W>) -> Result<T, E>,
 ) -> Result<(T, W, Vec<FrameEntry>), E> {
@@ -126,7 +158,7 @@ pub(crate) fn run_frame_sink<W: Write, T, E>(
     let (jobs, job_rx) = sync_channel::<(u64, Vec<u8>)>(threads);
     let job_rx = Arc::new(Mutex::new(job_rx));
     let (done_tx, results) = sync_channel::<Done>(threads + 1);
-    let buffers = Buffers::default();
+    let buffers = buffers.clone();
     std::thread::scope(|scope| {
         for _ in 0..threads {
             let job_rx = Arc::clone(&job_rx);
@@ -167,14 +199,15 @@ fn worker(
     done: &SyncSender<Done>,
     buffers: &Buffers,
 ) {
-    let mut compressor = zstd::bulk::Compressor::new(level).and_then(|mut c| {
-        c.set_parameter(CParameter::ChecksumFlag(true))?;
-        c.set_parameter(CParameter::WindowLog(WINDOW_LOG))?;
-        Ok(c)
-    });
+    let mut compressor = buffers.compressor(level);
     loop {
         let job = jobs.lock().map(|rx| rx.recv());
-        let Ok(Ok((seq, data))) = job else { return };
+        let Ok(Ok((seq, data))) = job else {
+            if let Ok(c) = compressor {
+                buffers.give_compressor(level, c);
+            }
+            return;
+        };
         let result = match &mut compressor {
             Ok(c) => {
                 let mut out = buffers.take();
@@ -186,6 +219,9 @@ fn worker(
         let len = data.len() as u32;
         buffers.give(data);
         if done.send((seq, result, len)).is_err() {
+            if let Ok(c) = compressor {
+                buffers.give_compressor(level, c);
+            }
             return;
         }
     }

@@ -228,9 +228,18 @@ impl VolumeSet {
     /// after what is kept. Nothing is written before this.
     pub fn start(&self) -> Result<(), BundleError> {
         let mut slots = self.slots.lock().expect("not poisoned");
+        // Each writer starts when the one before it reaches its last piece.
+        let mut wait: Option<std::sync::mpsc::Receiver<()>> = None;
+        let buffers = super::frames::Buffers::default();
         for (v, slot) in slots.iter_mut().enumerate() {
             let Some(Slot::Pending(..)) = slot else {
                 continue;
+            };
+            let (next, next_wait) = std::sync::mpsc::channel();
+            let turn = volume::Turn {
+                wait: wait.replace(next_wait),
+                next: Some(next),
+                buffers: buffers.clone(),
             };
             let Some(Slot::Pending(k, rx)) = slot.take() else {
                 unreachable!("checked above")
@@ -263,6 +272,7 @@ impl VolumeSet {
                         rx,
                         level,
                         threads,
+                        turn,
                     )
                 })
                 .map_err(io_err(&self.paths[v]))?;

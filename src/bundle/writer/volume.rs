@@ -176,8 +176,22 @@ pub(crate) struct Written {
     pub descriptor_at: (u64, usize),
 }
 
+/// When a volume writer may start, and how it lets the next one start: volumes are written
+/// about one at a time (their blobs arrive in volume order), so a writer starts only once the
+/// one before it has reached its last piece, and its buffers and compression contexts exist
+/// only while it writes. Memory then stays flat however many volumes a bundle has.
+#[derive(Default)]
+pub(crate) struct Turn {
+    /// Returns (a message or the sender gone) when this writer may start.
+    pub wait: Option<std::sync::mpsc::Receiver<()>>,
+    /// Dropped when the next writer may start.
+    pub next: Option<std::sync::mpsc::Sender<()>>,
+    /// Buffers and compression contexts shared by the volumes of a bundle.
+    pub buffers: frames::Buffers,
+}
+
 /// Writes the entries of `job` after the first `kept` (already in `file`, whose frames are
-/// `start`), receiving piece N's bytes on `pieces[N]`.
+/// `start`), receiving piece N's bytes on `pieces[N]`, once `turn` says so.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn write(
     job: &VolumeJob,
@@ -189,7 +203,13 @@ pub(crate) fn write(
     mut pieces: Vec<Option<PieceRx>>,
     level: i32,
     threads: usize,
+    mut turn: Turn,
 ) -> Result<Written, BundleError> {
+    if let Some(wait) = &turn.wait {
+        let _ = wait.recv();
+    }
+    let mut next = turn.next.take();
+    let last_piece = job.pieces.len().checked_sub(1);
     let io = |e: io::Error| BundleError::Io {
         path: partial.clone(),
         source: e,
@@ -204,36 +224,41 @@ pub(crate) fn write(
     );
     let out = io::BufWriter::with_capacity(1 << 20, file);
     let entries = job.entries(manifests);
-    let (at, out, table) = frames::run_frame_sink(out, start, level, threads, &io, |sink| {
-        let mut at = None;
-        for entry in entries.iter().skip(kept) {
-            match &entry.content {
-                Content::Fixed { bytes, raw: true } => {
-                    sink.frame(header(&entry.name, entry.size).as_bytes().to_vec())
-                        .map_err(io)?;
-                    at = Some(sink.raw(bytes).map_err(io)?);
-                }
-                Content::Fixed { bytes, raw: false } => sink
-                    .entry(&header(&entry.name, entry.size), entry.size, &mut &**bytes)
-                    .map_err(io)?,
-                Content::Piece(i) => {
-                    let rx = pieces[*i].as_mut().ok_or_else(|| {
-                        BundleError::InvalidInput(format!(
-                            "{}: piece {} has no sender",
-                            partial.display(),
-                            entry.name
-                        ))
-                    })?;
-                    piece(sink, &entry.name, entry.size, rx, &partial)?;
-                    // Its sender has nothing more to say; dropping the receiver now frees the
-                    // channel's memory.
-                    pieces[*i] = None;
+    let (at, out, table) =
+        frames::run_frame_sink(out, start, level, threads, &turn.buffers, &io, |sink| {
+            let mut at = None;
+            for entry in entries.iter().skip(kept) {
+                match &entry.content {
+                    Content::Fixed { bytes, raw: true } => {
+                        sink.frame(header(&entry.name, entry.size).as_bytes().to_vec())
+                            .map_err(io)?;
+                        at = Some(sink.raw(bytes).map_err(io)?);
+                    }
+                    Content::Fixed { bytes, raw: false } => sink
+                        .entry(&header(&entry.name, entry.size), entry.size, &mut &**bytes)
+                        .map_err(io)?,
+                    Content::Piece(i) => {
+                        if Some(*i) == last_piece {
+                            // The next volume's first piece may be this one's continuation.
+                            drop(next.take());
+                        }
+                        let rx = pieces[*i].as_mut().ok_or_else(|| {
+                            BundleError::InvalidInput(format!(
+                                "{}: piece {} has no sender",
+                                partial.display(),
+                                entry.name
+                            ))
+                        })?;
+                        piece(sink, &entry.name, entry.size, rx, &partial)?;
+                        // Its sender has nothing more to say; dropping the receiver now frees the
+                        // channel's memory.
+                        pieces[*i] = None;
+                    }
                 }
             }
-        }
-        sink.frame(vec![0; TAR_END as usize]).map_err(io)?;
-        Ok::<_, BundleError>(at)
-    })?;
+            sink.frame(vec![0; TAR_END as usize]).map_err(io)?;
+            Ok::<_, BundleError>(at)
+        })?;
     if let Some(at) = at {
         descriptor_at = (at, 1);
     }
