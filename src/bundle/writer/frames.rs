@@ -34,7 +34,16 @@ const RAW_BLOCK: usize = 128 << 10;
 pub(crate) struct Buffers {
     bufs: Arc<Mutex<Vec<Vec<u8>>>>,
     compressors: Arc<Mutex<Vec<(i32, zstd::bulk::Compressor<'static>)>>>,
+    /// The compressing workers, started on first use and shared by every sink of these
+    /// buffers (so by every volume of a bundle): they stop when the last clone is dropped.
+    pool: Arc<Mutex<Option<Workers>>>,
 }
+
+/// Running workers: their zstd level and their job queue.
+type Workers = (i32, SyncSender<Job>);
+
+/// One frame to compress: its sequence number, its bytes, and where the result goes.
+type Job = (u64, Vec<u8>, SyncSender<Done>);
 
 impl Buffers {
     /// Most buffers kept: the frames in flight, in and out, for a few workers.
@@ -70,6 +79,31 @@ impl Buffers {
         Ok(c)
     }
 
+    /// The job queue of the workers compressing at `level` (`threads` of them, started now
+    /// if they are not running yet).
+    fn workers(&self, level: i32, threads: usize) -> SyncSender<Job> {
+        let mut pool = self.pool.lock().expect("not poisoned");
+        if let Some((l, jobs)) = pool.as_ref()
+            && *l == level
+        {
+            return jobs.clone();
+        }
+        let (jobs, job_rx) = sync_channel::<Job>(threads);
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        for _ in 0..threads {
+            let job_rx = Arc::clone(&job_rx);
+            // Not `self`: a worker holding the pool would keep itself running.
+            let parts = Buffers {
+                bufs: self.bufs.clone(),
+                compressors: self.compressors.clone(),
+                pool: Arc::default(),
+            };
+            std::thread::spawn(move || worker(level, &job_rx, &parts));
+        }
+        *pool = Some((level, jobs.clone()));
+        jobs
+    }
+
     fn give_compressor(&self, level: i32, c: zstd::bulk::Compressor<'static>) {
         let mut kept = self.compressors.lock().expect("not poisoned");
         if kept.len() < 8 {
@@ -82,8 +116,10 @@ impl Buffers {
 pub(crate) struct FrameSink<W: Write> {
     out: W,
     table: Vec<FrameEntry>,
-    jobs: SyncSender<(u64, Vec<u8>)>,
+    jobs: SyncSender<Job>,
     results: Receiver<Done>,
+    /// Where this sink's jobs send their results.
+    reply: SyncSender<Done>,
     pending: BTreeMap<u64, (Vec<u8>, u32)>,
     submitted: u64,
     written: u64,
@@ -155,54 +191,38 @@ pub(crate) fn run_frame_sink<W: Write, T, E>(
     f: impl FnOnce(&mut FrameSink<W>) -> Result<T, E>,
 ) -> Result<(T, W, Vec<FrameEntry>), E> {
     let threads = threads.max(1);
-    let (jobs, job_rx) = sync_channel::<(u64, Vec<u8>)>(threads);
-    let job_rx = Arc::new(Mutex::new(job_rx));
-    let (done_tx, results) = sync_channel::<Done>(threads + 1);
-    let buffers = buffers.clone();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            let job_rx = Arc::clone(&job_rx);
-            let done_tx = done_tx.clone();
-            let buffers = buffers.clone();
-            scope.spawn(move || worker(level, &job_rx, &done_tx, &buffers));
-        }
-        drop(done_tx);
-        let frames = start.table.len() as u64;
-        let mut sink = FrameSink {
-            out,
-            position: start.position(),
-            out_bytes: start.out_bytes(),
-            table: start.table,
-            jobs,
-            results,
-            pending: BTreeMap::new(),
-            submitted: frames,
-            written: frames,
-            max_in_flight: threads as u64 + 1,
-            buffers,
-        };
-        let value = f(&mut sink);
-        let drained = value.is_ok().then(|| sink.drain_all());
-        // Closing the job channel stops the workers, whatever happened.
-        let FrameSink { out, table, .. } = sink;
-        let value = value?;
-        drained
-            .expect("drained when f succeeded")
-            .map_err(io_error)?;
-        Ok((value, out, table))
-    })
+    let jobs = buffers.workers(level, threads);
+    let (reply, results) = sync_channel::<Done>(threads + 1);
+    let frames = start.table.len() as u64;
+    let mut sink = FrameSink {
+        out,
+        position: start.position(),
+        out_bytes: start.out_bytes(),
+        table: start.table,
+        jobs,
+        results,
+        reply,
+        pending: BTreeMap::new(),
+        submitted: frames,
+        written: frames,
+        max_in_flight: threads as u64 + 1,
+        buffers: buffers.clone(),
+    };
+    let value = f(&mut sink);
+    let drained = value.is_ok().then(|| sink.drain_all());
+    let FrameSink { out, table, .. } = sink;
+    let value = value?;
+    drained
+        .expect("drained when f succeeded")
+        .map_err(io_error)?;
+    Ok((value, out, table))
 }
 
-fn worker(
-    level: i32,
-    jobs: &Mutex<Receiver<(u64, Vec<u8>)>>,
-    done: &SyncSender<Done>,
-    buffers: &Buffers,
-) {
+fn worker(level: i32, jobs: &Mutex<Receiver<Job>>, buffers: &Buffers) {
     let mut compressor = buffers.compressor(level);
     loop {
         let job = jobs.lock().map(|rx| rx.recv());
-        let Ok(Ok((seq, data))) = job else {
+        let Ok(Ok((seq, data, done))) = job else {
             if let Ok(c) = compressor {
                 buffers.give_compressor(level, c);
             }
@@ -218,12 +238,8 @@ fn worker(
         };
         let len = data.len() as u32;
         buffers.give(data);
-        if done.send((seq, result, len)).is_err() {
-            if let Ok(c) = compressor {
-                buffers.give_compressor(level, c);
-            }
-            return;
-        }
+        // A sink that went away (an error) no longer wants its frames.
+        let _ = done.send((seq, result, len));
     }
 }
 
@@ -324,7 +340,7 @@ impl<W: Write> FrameSink<W> {
         }
         self.position += data.len() as u64;
         self.jobs
-            .send((self.submitted, data))
+            .send((self.submitted, data, self.reply.clone()))
             .map_err(|_| io::Error::other("the compression workers stopped"))?;
         self.submitted += 1;
         Ok(())

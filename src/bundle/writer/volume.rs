@@ -222,7 +222,8 @@ pub(crate) fn write(
         start.table.first().map_or(0, |f| u64::from(f.compressed)),
         1,
     );
-    let out = io::BufWriter::with_capacity(1 << 20, file);
+    // Frames are written whole (a MiB each): the buffer only gathers the small ones.
+    let out = io::BufWriter::with_capacity(128 << 10, file);
     let entries = job.entries(manifests);
     let (at, out, table) =
         frames::run_frame_sink(out, start, level, threads, &turn.buffers, &io, |sink| {
@@ -238,10 +239,6 @@ pub(crate) fn write(
                         .entry(&header(&entry.name, entry.size), entry.size, &mut &**bytes)
                         .map_err(io)?,
                     Content::Piece(i) => {
-                        if Some(*i) == last_piece {
-                            // The next volume's first piece may be this one's continuation.
-                            drop(next.take());
-                        }
                         let rx = pieces[*i].as_mut().ok_or_else(|| {
                             BundleError::InvalidInput(format!(
                                 "{}: piece {} has no sender",
@@ -249,7 +246,10 @@ pub(crate) fn write(
                                 entry.name
                             ))
                         })?;
-                        piece(sink, &entry.name, entry.size, rx, &partial)?;
+                        // The next volume starts once this one's last piece has all its bytes: its
+                        // first piece may be the continuation of this one.
+                        let last = (Some(*i) == last_piece).then_some(&mut next);
+                        piece(sink, &entry.name, entry.size, rx, &partial, last)?;
                         // Its sender has nothing more to say; dropping the receiver now frees the
                         // channel's memory.
                         pieces[*i] = None;
@@ -279,6 +279,7 @@ fn piece(
     size: u64,
     rx: &mut PieceRx,
     partial: &std::path::Path,
+    mut next: Option<&mut Option<std::sync::mpsc::Sender<()>>>,
 ) -> Result<(), BundleError> {
     let io = |e: io::Error| BundleError::Io {
         path: partial.to_owned(),
@@ -330,6 +331,15 @@ fn piece(
                     let n = (frame_len - buf.len()).min(bytes.len());
                     buf.extend_from_slice(&bytes.split_to(n));
                 }
+                if received == size {
+                    // All bytes are in; the commit may be long in coming (a blob split over
+                    // volumes commits once all its parts are sent): write what is compressed
+                    // so that only the held-back last frame waits in memory.
+                    sink.drain_all().map_err(io)?;
+                    if let Some(next) = next.as_mut() {
+                        drop(next.take());
+                    }
+                }
             }
             PieceMsg::Restart => {
                 sink.rewind(mark, cut).map_err(io)?;
@@ -344,6 +354,9 @@ fn piece(
                         "{}: entry {name} committed after {received} of {size} bytes",
                         partial.display()
                     )));
+                }
+                if let Some(next) = next.as_mut() {
+                    drop(next.take());
                 }
                 if !started {
                     sink.frame(header(name, size).as_bytes().to_vec())
