@@ -400,9 +400,32 @@ async fn hash_checked(
     src: &BlobSource,
     digest: &Digest,
     size: u64,
-    mut body: ByteStream,
+    body: ByteStream,
 ) -> Result<(), TransferError> {
+    checked(src, digest, size, body, false).await.map(drop)
+}
+
+/// Reads a whole (small) blob into memory and checks its size and digest.
+pub(super) async fn read_checked(
+    src: &BlobSource,
+    digest: &Digest,
+    size: u64,
+    body: ByteStream,
+) -> Result<Bytes, TransferError> {
+    checked(src, digest, size, body, true).await
+}
+
+/// Reads `body` through (keeping its bytes when `keep`, at most `size` of them) and checks
+/// that it is `size` bytes hashing to `digest`.
+async fn checked(
+    src: &BlobSource,
+    digest: &Digest,
+    size: u64,
+    mut body: ByteStream,
+    keep: bool,
+) -> Result<Bytes, TransferError> {
     use sha2::Digest as _;
+    let mut buf = BytesMut::with_capacity(if keep { size as usize } else { 0 });
     let mut hasher = sha2::Sha256::new();
     let mut received = 0u64;
     while let Some(chunk) = body.next().await {
@@ -412,6 +435,9 @@ async fn hash_checked(
         if received > size {
             break;
         }
+        if keep {
+            buf.extend_from_slice(&chunk);
+        }
     }
     let actual = Digest::from_sha256(&hasher.finalize());
     if received != size || actual != *digest {
@@ -420,37 +446,6 @@ async fn hash_checked(
             url: src.name(),
             actual,
             received,
-            expected_size: size,
-        });
-    }
-    Ok(())
-}
-
-/// Reads a whole (small) blob into memory and checks its size and digest.
-async fn read_checked(
-    src: &BlobSource,
-    digest: &Digest,
-    size: u64,
-    mut body: ByteStream,
-) -> Result<Bytes, TransferError> {
-    use sha2::Digest as _;
-    let mut buf = BytesMut::with_capacity(size as usize);
-    let mut hasher = sha2::Sha256::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk?;
-        hasher.update(&chunk);
-        buf.extend_from_slice(&chunk);
-        if buf.len() as u64 > size {
-            break;
-        }
-    }
-    let actual = Digest::from_sha256(&hasher.finalize());
-    if buf.len() as u64 != size || actual != *digest {
-        return Err(TransferError::Integrity {
-            digest: digest.clone(),
-            url: src.name(),
-            actual,
-            received: buf.len() as u64,
             expected_size: size,
         });
     }

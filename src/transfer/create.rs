@@ -11,6 +11,7 @@ use crate::bundle::{BundleContent, BundleImage, BundleInput, VolumeSet};
 use crate::reference::Digest;
 use crate::report::MissingImage;
 
+use super::blob::{BlobSource, read_checked};
 use super::plan::{Plan, PlannedImage};
 use super::walk::{self, Parsed};
 use super::{BundleSink, Source, TransferError, TransferOptions};
@@ -172,7 +173,7 @@ async fn fetch_configs(
     let Source::Registry(client) = source else {
         return HashMap::new();
     };
-    let mut wanted: Vec<(Digest, String, String)> = Vec::new();
+    let mut wanted: Vec<(Digest, u64, String, String)> = Vec::new();
     let mut seen = HashSet::new();
     for (image, _) in plan.images.iter().zip(failed).filter(|(_, f)| !**f) {
         let Some(top) = image.manifests.last() else {
@@ -185,26 +186,19 @@ async fn fetch_configs(
         {
             wanted.push((
                 config.digest.clone(),
+                config.size,
                 image.job.source.registry().to_owned(),
                 image.job.source.repository().to_owned(),
             ));
         }
     }
     stream::iter(wanted)
-        .map(|(digest, registry, repository)| async move {
+        .map(|(digest, size, registry, repository)| async move {
             let repo = client.repo(&registry, &repository);
             let body = repo.get_blob(&digest, 0, None).await.ok()?;
-            let mut bytes = Vec::new();
-            let mut s = body.stream;
-            while let Some(chunk) = s.next().await {
-                bytes.extend_from_slice(&chunk.ok()?);
-                if bytes.len() as u64 > MAX_CONFIG {
-                    return None;
-                }
-            }
-            if Digest::of(&bytes) != digest {
-                return None;
-            }
+            let body = body.stream.map(|r| r.map_err(TransferError::from)).boxed();
+            let src = BlobSource::Registry(repo);
+            let bytes = read_checked(&src, &digest, size, body).await.ok()?;
             let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
             let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
             Some((digest, (s("os")?, s("architecture")?, s("variant"))))

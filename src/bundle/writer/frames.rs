@@ -244,7 +244,7 @@ fn worker(level: i32, jobs: &Mutex<Receiver<Job>>, buffers: &Buffers) {
 }
 
 /// The table entry of a compressed frame: its sizes and its trailing content checksum.
-fn entry_of(bytes: &[u8], decompressed: u32) -> FrameEntry {
+pub(crate) fn entry_of(bytes: &[u8], decompressed: u32) -> FrameEntry {
     let checksum = bytes
         .len()
         .checked_sub(4)

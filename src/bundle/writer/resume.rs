@@ -15,7 +15,7 @@ use std::path::Path;
 use super::super::descriptor::Descriptor;
 use super::super::seek::{FRAME_BYTES, FrameEntry, bound};
 use super::super::{BundleError, io_err};
-use super::frames::{Start, raw_frame_len};
+use super::frames::{Start, entry_of, raw_frame_len};
 use super::header;
 use super::volume::{Content, Entry};
 
@@ -181,11 +181,7 @@ impl Frames<'_> {
         if bytes.len() as u64 != size || frame.len() < 4 {
             return Ok(None);
         }
-        table.push(FrameEntry {
-            compressed: n as u32,
-            decompressed: size as u32,
-            checksum: u32::from_le_bytes(frame[n - 4..].try_into().expect("4 bytes")),
-        });
+        table.push(entry_of(frame, size as u32));
         self.pos += n as u64;
         Ok(Some(bytes))
     }

@@ -20,7 +20,7 @@ use crate::reference::Digest;
 use super::super::descriptor::Descriptor;
 use super::super::seek::{FrameIndex, FrameReader, encode_table};
 use super::super::{BundleError, VolumeReader, io_err};
-use super::frames::{Start, raw_frame};
+use super::frames::{Start, entry_of, raw_frame};
 use super::resume::{self, Kept, normalized};
 use super::volume::{self, PieceMsg, PieceRx, PieceTx, VolumeJob, Written, piece_channel};
 use super::{BundleContent, BundleInput, WriteOptions, padded, prepare, threads, volume_paths};
@@ -530,7 +530,7 @@ fn finish_volume(
                 partial.display()
             )));
         }
-        entry.checksum = u32::from_le_bytes(frame[frame.len() - 4..].try_into().expect("4"));
+        entry.checksum = entry_of(&frame, entry.decompressed).checksum;
         file.write_all(&frame).map_err(&io)?;
     }
     let end: u64 = table.iter().map(|f| u64::from(f.compressed)).sum();
