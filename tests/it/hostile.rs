@@ -12,7 +12,7 @@ use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -92,16 +92,8 @@ fn measured(args: &[OsString], env: &[(&str, Option<&str>)]) -> Run {
     require_program("time", "time");
     let dir = tempfile::tempdir().expect("tempdir");
     let rss_file = dir.path().join("rss");
-    let mut cmd = Command::new("time");
-    cmd.arg("-f")
-        .arg("%M")
-        .arg("-o")
-        .arg(&rss_file)
-        .arg(env!("CARGO_BIN_EXE_airlift"))
-        .args(args)
-        .env("AIRLIFT_RETRY_DELAY_MS", "0")
-        .env("NO_COLOR", "1")
-        .stdin(std::process::Stdio::null());
+    let mut cmd = crate::support::airlift_under_time(&rss_file);
+    cmd.args(args);
     for (k, v) in env {
         match v {
             Some(v) => cmd.env(k, v),

@@ -4,12 +4,13 @@
 //! measured as the process's peak RSS by GNU `time`.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use crate::faults::{assert_mirrored, assert_store_sound};
 use crate::support::generator::{self, Arch, Generated, ImageSpec, Kind, LayerSpec};
-use crate::support::{TestRegistry, assert_exit, require_program, run_with_timeout};
+use crate::support::{
+    TestRegistry, airlift_under_time, assert_exit, require_program, run_with_timeout,
+};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -32,16 +33,8 @@ const CREATE_RSS_BOUND_MIB: u64 = 80;
 /// appended; asserts exit 0 and returns the peak RSS in KiB.
 fn peak_rss_kib(dir: &Path, label: &str, args: &[&std::ffi::OsStr]) -> u64 {
     let rss_file = dir.join(format!("rss-{label}"));
-    let mut cmd = Command::new("time");
-    cmd.arg("-f")
-        .arg("%M")
-        .arg("-o")
-        .arg(&rss_file)
-        .arg(env!("CARGO_BIN_EXE_airlift"))
-        .args(args)
-        .env("AIRLIFT_RETRY_DELAY_MS", "0")
-        .env("NO_COLOR", "1")
-        .stdin(std::process::Stdio::null());
+    let mut cmd = airlift_under_time(&rss_file);
+    cmd.args(args);
     let out = run_with_timeout(&mut cmd, Duration::from_secs(600));
     assert_exit(&out, 0);
     let report = std::fs::read_to_string(&rss_file).expect("time report");

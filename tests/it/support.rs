@@ -493,3 +493,18 @@ pub fn assert_complete(status: &serde_json::Value, context: impl std::fmt::Displ
         "status {status}, expected copied or already_present: {context}"
     );
 }
+
+/// `airlift` run under GNU `time`, which writes the child's peak RSS (KiB, `%M`) to
+/// `rss_file`; the caller adds the arguments. As [`airlift`]: no retry delay, no colour.
+pub fn airlift_under_time(rss_file: &Path) -> Command {
+    let mut cmd = Command::new("time");
+    cmd.arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(rss_file)
+        .arg(env!("CARGO_BIN_EXE_airlift"))
+        .env("AIRLIFT_RETRY_DELAY_MS", "0")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null());
+    cmd
+}
