@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod completions;
 mod config;
+mod malloc;
 mod output;
 mod settings;
 
@@ -17,6 +18,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    malloc::tune();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
