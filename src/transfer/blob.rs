@@ -244,11 +244,16 @@ async fn copy_once(
     // one then leaves nothing at the registry, where a cancelled docker-distribution upload
     // leaves files behind. A small one is read and kept for the upload; a larger one in a
     // random-access bundle is only hashed, then read again to upload (held whole, it would
-    // cost a chunk of memory per job).
+    // cost a chunk of memory per job). A format-1 volume cannot be read again cheaply: such a
+    // blob is held whole, within the run's memory budget (until its upload is done).
+    let mut _held_room = None;
     let checked = match (src, mount_from) {
         (BlobSource::Bundle(b), None) if size <= ctx.opts.upload_chunk_size.max(5 << 20) => {
             std::mem::replace(&mut available, Ok(()))?;
             if size <= HOLD_WHOLE || !b.random_access() {
+                if size > HOLD_WHOLE {
+                    _held_room = Some(ctx.budget.reserve(size as usize).await);
+                }
                 let body = open(ctx, src, digest, size).await?;
                 Checked::Held(read_checked(src, digest, size, body).await?)
             } else {
@@ -370,19 +375,16 @@ enum Checked {
     Held(Bytes),
 }
 
-/// Reads byte ranges of `digest` again from a bundle read at random (through the seek index),
-/// for an upload resuming after a drop; `None` for a format-1 bundle, which is read in order
-/// and so keeps the current chunk in memory instead. The bytes count as read, not as progress.
-fn refetch_bundle(ctx: &Ctx, bundle: &Arc<BundleSource>, digest: &Digest) -> Option<Refetch> {
-    if !bundle.random_access() {
-        return None;
-    }
+/// Reads byte ranges of `digest` again from a bundle, for an upload resuming after a drop
+/// (through the seek index; a format-1 volume from its start), so no chunk is held in memory
+/// for it. The bytes count as read, not as progress.
+fn refetch_bundle(ctx: &Ctx, bundle: &Arc<BundleSource>, digest: &Digest) -> Refetch {
     let (bundle, digest, total) = (bundle.clone(), digest.clone(), ctx.bytes_read.clone());
-    Some(Arc::new(move |from, to| {
+    Arc::new(move |from, to| {
         let total = total.clone();
         let body = super::bundle_source::blob_range(&bundle, &digest, from..to);
         futures_util::future::ready(Ok(counted_total(total, body))).boxed()
-    }))
+    })
 }
 
 /// `s`, its bytes added to `total` (the run's bytes read), not to the blob's progress.

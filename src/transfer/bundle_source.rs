@@ -44,7 +44,7 @@ use super::blob::ByteStream;
 /// go at once and the next blob can be read while this one uploads.
 const SMALL_PIECE: u64 = 4 << 20;
 /// Size of the chunks a blob streams in.
-const CHUNK: usize = 256 << 10;
+const CHUNK: usize = 128 << 10;
 /// Chunks in flight between a blob's reader thread and its upload.
 const CHANNEL: usize = 4;
 
@@ -281,7 +281,7 @@ impl BundleSource {
             if parts.has_part(digest, n) || !self.has_volume(l.volume) {
                 continue;
             }
-            self.with_piece(digest, l, 0, &mut |r| {
+            self.with_piece(digest, l, 0, false, &mut |r| {
                 parts
                     .store_part(digest, entry, n, r)
                     .map_err(std::io::Error::other)
@@ -301,17 +301,20 @@ impl BundleSource {
         }
     }
 
-    /// Runs `read` on bytes `skip..` of one stored piece (a volume entry), holding a format-1
-    /// volume's stream meanwhile.
+    /// Runs `read` on bytes `skip..` of one stored piece (a volume entry). A format-1 volume
+    /// is read through its shared in-order stream, held meanwhile, unless `apart`: then on a
+    /// stream of its own, decompressed from the volume's start (a re-read after an upload
+    /// dropped, rare, which must not wait for the shared stream its own upload holds).
     fn with_piece(
         &self,
         digest: &Digest,
         loc: &BlobLocation,
         skip: u64,
+        apart: bool,
         read: &mut dyn FnMut(&mut dyn Read) -> std::io::Result<()>,
     ) -> Result<(), BundleError> {
         let path = self.store.volume_path(loc.volume).unwrap_or(Path::new(""));
-        match &self.cursors {
+        match self.cursors.as_ref().filter(|_| !apart) {
             Some(cursors) => cursors.with_entry(loc.volume, &entry_name(digest, loc), |body| {
                 let skipped = std::io::copy(&mut body.take(skip), &mut std::io::sink())?;
                 if skipped != skip {
@@ -328,16 +331,17 @@ impl BundleSource {
         }
     }
 
-    /// Sends bytes `start..` of blob `digest` into `tx`, in chunks. Blocking; stops quietly
-    /// when the receiver is gone. The bytes are not checked here: the upload checks the
-    /// blob's digest as they pass.
+    /// Sends bytes `start..` of blob `digest` into `tx`, in chunks (`apart`: see
+    /// [`Self::with_piece`]). Blocking; stops quietly when the receiver is gone. The bytes are
+    /// not checked here: the upload checks the blob's digest as they pass.
     fn send_blob(
         &self,
         digest: &Digest,
         start: u64,
+        apart: bool,
         tx: &mpsc::Sender<Result<Bytes, TransferError>>,
     ) {
-        if let Err(e) = self.try_send_blob(digest, start, tx) {
+        if let Err(e) = self.try_send_blob(digest, start, apart, tx) {
             let _ = tx.blocking_send(Err(TransferError::Bundle(e)));
         }
     }
@@ -346,6 +350,7 @@ impl BundleSource {
         &self,
         digest: &Digest,
         start: u64,
+        apart: bool,
         tx: &mpsc::Sender<Result<Bytes, TransferError>>,
     ) -> Result<(), BundleError> {
         let pieces = self.pieces(digest)?;
@@ -366,9 +371,11 @@ impl BundleSource {
                     stream(&mut file, tx).map_err(crate::bundle::io_err(&path))
                 }
                 // A small piece of a sequential volume is read whole, and the volume let go.
-                Piece::Volume(l) if self.cursors.is_some() && l.length - skip <= SMALL_PIECE => {
+                Piece::Volume(l)
+                    if self.cursors.is_some() && !apart && l.length - skip <= SMALL_PIECE =>
+                {
                     let mut whole = Vec::with_capacity((l.length - skip) as usize);
-                    self.with_piece(digest, l, skip, &mut |r| {
+                    self.with_piece(digest, l, skip, false, &mut |r| {
                         r.read_to_end(&mut whole).map(drop)
                     })?;
                     for chunk in whole.chunks(CHUNK) {
@@ -378,7 +385,7 @@ impl BundleSource {
                     }
                     Ok(())
                 }
-                Piece::Volume(l) => self.with_piece(digest, l, skip, &mut |r| stream(r, tx)),
+                Piece::Volume(l) => self.with_piece(digest, l, skip, apart, &mut |r| stream(r, tx)),
             };
             match result {
                 Ok(()) => {}
@@ -427,21 +434,27 @@ fn entry_name(digest: &Digest, loc: &BlobLocation) -> String {
 /// Bytes `start..` of blob `digest` of `bundle`, read on a blocking thread and streamed
 /// through a bounded channel.
 pub(crate) fn blob_stream(bundle: &Arc<BundleSource>, digest: &Digest, start: u64) -> ByteStream {
+    stream_from(bundle, digest, start, false)
+}
+
+fn stream_from(bundle: &Arc<BundleSource>, digest: &Digest, start: u64, apart: bool) -> ByteStream {
     let (tx, mut rx) = mpsc::channel(CHANNEL);
     let (bundle, digest) = (bundle.clone(), digest.clone());
-    tokio::task::spawn_blocking(move || bundle.send_blob(&digest, start, &tx));
+    tokio::task::spawn_blocking(move || bundle.send_blob(&digest, start, apart, &tx));
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
 }
 
-/// Bytes `range` of blob `digest` of `bundle`, read like [`blob_stream`]: for a random-access
-/// bundle only the frames that hold them are decompressed.
+/// Bytes `range` of blob `digest` of `bundle` read again, for an upload resuming after a drop:
+/// from a random-access bundle only the frames that hold them are decompressed; a format-1
+/// volume is read apart from the shared in-order stream, from its start (slow, but a drop is
+/// rare, and nothing is held in memory for it).
 pub(crate) fn blob_range(
     bundle: &Arc<BundleSource>,
     digest: &Digest,
     range: std::ops::Range<u64>,
 ) -> ByteStream {
     let left = range.end.saturating_sub(range.start);
-    blob_stream(bundle, digest, range.start)
+    stream_from(bundle, digest, range.start, true)
         .scan(left, |left, item| {
             let item = match item {
                 Ok(_) if *left == 0 => None,

@@ -6,9 +6,11 @@
 //! again: from the source with `Range` ([`Keep::Refetch`]), starting at the last saved hash
 //! state at or below the resume point (one every [`SNAPSHOT`] bytes), so the bytes sent
 //! again are hashed again and the digest check at the end covers exactly what the registry
-//! received. Sources that cannot be read twice (a bundle volume being streamed) keep the
-//! current chunk in memory instead ([`Keep::Memory`]). The last bytes of the blob are held
-//! back until the digest and size are proven right, so a wrong body never completes.
+//! received (a bundle reads them again from its volume, see
+//! [`super::bundle_source::blob_range`]). A body that cannot be read twice (a blob already
+//! held whole, at most one chunk) keeps the current chunk in memory instead
+//! ([`Keep::Memory`]). The last bytes of the blob are held back until the digest and size are
+//! proven right, so a wrong body never completes.
 
 use std::collections::VecDeque;
 use std::pin::Pin;

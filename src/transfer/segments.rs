@@ -44,8 +44,8 @@ impl MemoryBudget {
         }
     }
 
-    /// Room for `n` bytes, held until the permit is dropped.
-    async fn reserve(&self, n: usize) -> OwnedSemaphorePermit {
+    /// Room for `n` bytes (at most the whole budget), held until the permit is dropped.
+    pub(super) async fn reserve(&self, n: usize) -> OwnedSemaphorePermit {
         let n = n.min(self.total).min(u32::MAX as usize) as u32;
         self.bytes
             .clone()

@@ -90,11 +90,9 @@ impl Uploader {
     /// off when the body turns out wrong (the last chunk goes once the digest is proven), so
     /// the session is given up cleanly. A streaming `PUT` cut off mid-body leaves docker
     /// distribution an upload it no longer lets anyone cancel. For sources whose content may
-    /// be corrupt at rest (a bundle), where nothing verified it before. With `refetch` (a
-    /// bundle read at random through its seek index), nothing is held for resends: the bytes
-    /// of a dropped chunk are read again from the source, and all but the last chunk goes as
-    /// one `PATCH`. Without it (a format-1 volume, read in order) the current chunk is kept in
-    /// memory.
+    /// be corrupt at rest (a bundle), where nothing verified it before. Nothing is held for
+    /// resends: the bytes of a dropped chunk are read again through `refetch`, and all but
+    /// the last chunk goes as one `PATCH`.
     #[allow(clippy::too_many_arguments)]
     pub async fn upload_in_chunks(
         &self,
@@ -104,12 +102,9 @@ impl Uploader {
         size: u64,
         body: ByteStream,
         origin: String,
-        refetch: Option<Refetch>,
+        refetch: Refetch,
     ) -> Result<(), TransferError> {
-        let keep = match refetch {
-            Some(r) => Keep::Refetch(r, Vec::new()),
-            None => Keep::Memory(Default::default(), 0),
-        };
+        let keep = Keep::Refetch(refetch, Vec::new());
         self.upload_keeping(dst, session, digest, size, body, origin, keep, true)
             .await
     }

@@ -777,8 +777,19 @@ fn upload_cut_mid_chunk_restarts_only_that_blob() {
 /// read at random; nothing is held in memory for it), so the blob lands in the same run.
 #[test]
 fn bundle_load_resumes_a_dropped_upload_in_the_same_pass() {
+    load_resumes_a_dropped_upload(false);
+}
+
+/// The same from a format-1 volume (one zstd frame, read in order): the dropped bytes are read
+/// again from a second pass over the volume, not kept in memory.
+#[test]
+fn format1_bundle_load_resumes_a_dropped_upload_in_the_same_pass() {
+    load_resumes_a_dropped_upload(true);
+}
+
+fn load_resumes_a_dropped_upload(format1: bool) {
     let rig = Rig::new(&fault_set());
-    let bundle = rig.dir.path().join("set.tar.zst");
+    let mut bundle = rig.dir.path().join("set.tar.zst");
     let out = airlift()
         .args(["bundle", "create", "--list"])
         .arg(rig.list_at(&rig.source.addr()))
@@ -787,6 +798,11 @@ fn bundle_load_resumes_a_dropped_upload_in_the_same_pass() {
         .output()
         .expect("run airlift");
     assert_exit(&out, 0);
+    if format1 {
+        let old = rig.dir.path().join("set-format1.tar.zst");
+        crate::support::to_format1(&bundle, &old);
+        bundle = old;
+    }
     let dst_proxy = rig.proxy(
         &rig.target,
         Faults::default().with_rule(Rule::new(big_patch(), Action::ResetRequestAfter(0)).times(1)),

@@ -20,9 +20,10 @@ const MIB: u64 = 1024 * 1024;
 /// glibc's malloc tuned at start (src/malloc.rs), 50 MiB.
 const RSS_BOUND_MIB: u64 = 64;
 
-/// The bound for `bundle load` (debug build): measured 56 MiB. When the uploads of a
-/// bundle's blobs kept their current 8 MiB chunk in memory (eight at once here), it would
-/// have grown by up to 64 MiB; they now read a dropped chunk again through the seek index.
+/// The bound for `bundle load` (debug build): measured 56 MiB, 46 MiB from the format-1
+/// volume. When the uploads of a bundle's blobs kept their current 8 MiB chunk in memory
+/// (eight at once here), it would have grown by up to 64 MiB; they now read a dropped chunk
+/// again from the volume (through the seek index, or a second pass over a format-1 volume).
 const LOAD_RSS_BOUND_MIB: u64 = 64;
 
 /// The bound for `bundle create` (debug build), which streams blobs into the volume as they
@@ -93,15 +94,19 @@ fn sync_of_a_300_mib_layer_keeps_peak_rss_flat() {
     }
 }
 
-/// A bundle holding a 160 MiB layer and seven of 20 MiB, created and then loaded at the
+/// A bundle holding a 160 MiB layer, seven of 20 MiB and eight of 6 MiB, created and then loaded at the
 /// default `--jobs` (eight blobs at once): peak RSS stays under [`CREATE_RSS_BOUND_MIB`] and
-/// [`LOAD_RSS_BOUND_MIB`], and the load is exact.
+/// [`LOAD_RSS_BOUND_MIB`], and the load is exact, from that bundle and from it rewritten as
+/// format 1.
 #[test]
 fn create_and_load_of_a_bundle_with_large_blobs_keep_peak_rss_flat() {
     require_program("time", "time");
     let source = TestRegistry::start();
     let mut layers = vec![LayerSpec::seeded(4100, 160 * MIB)];
     layers.extend((0..7).map(|i| LayerSpec::seeded(4101 + i, 20 * MIB)));
+    // Blobs of up to an upload chunk, which a format-1 load holds whole to prove them: within
+    // the run's memory budget, not one per job.
+    layers.extend((0..8).map(|i| LayerSpec::seeded(4110 + i, 6 * MIB)));
     let spec = ImageSpec::new(
         "release/large-blobs",
         "1.0",
@@ -157,6 +162,34 @@ fn create_and_load_of_a_bundle_with_large_blobs_keep_peak_rss_flat() {
     assert!(
         rss_kib < LOAD_RSS_BOUND_MIB * 1024,
         "bundle load: peak RSS {} MiB exceeds {LOAD_RSS_BOUND_MIB} MiB",
+        rss_kib / 1024
+    );
+    assert_copied(&target, &to, &images);
+
+    // The same bundle as the previous release wrote it (format 1, read in order): as flat.
+    let old = dir.path().join("large-format1.tar.zst");
+    crate::support::to_format1(&bundle, &old);
+    let target = TestRegistry::start();
+    let to = format!("{}/m", target.addr());
+    let state = dir.path().join("state-format1");
+    let args: [&std::ffi::OsStr; 8] = [
+        "bundle".as_ref(),
+        "load".as_ref(),
+        "--json".as_ref(),
+        old.as_os_str(),
+        "--to".as_ref(),
+        to.as_ref(),
+        "--state-dir".as_ref(),
+        state.as_os_str(),
+    ];
+    let rss_kib = peak_rss_kib(dir.path(), "load-format1", &args);
+    eprintln!(
+        "bundle load of the format-1 volume: peak RSS {} MiB",
+        rss_kib / 1024
+    );
+    assert!(
+        rss_kib < LOAD_RSS_BOUND_MIB * 1024,
+        "bundle load (format 1): peak RSS {} MiB exceeds {LOAD_RSS_BOUND_MIB} MiB",
         rss_kib / 1024
     );
     assert_copied(&target, &to, &images);

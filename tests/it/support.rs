@@ -508,3 +508,37 @@ pub fn airlift_under_time(rss_file: &Path) -> Command {
         .stdin(std::process::Stdio::null());
     cmd
 }
+
+/// Rewrites the format-2 volume `src` as the format-1 volume `dst` that the previous release
+/// wrote for the same content: one zstd frame (no per-entry frames, no seek index), its
+/// descriptor at `format_version` 1 without `tar_offset`. Streams: a volume of any size.
+pub fn to_format1(src: &Path, dst: &Path) {
+    let input = std::fs::File::open(src).expect("open the format-2 volume");
+    let mut archive = tar::Archive::new(zstd::Decoder::new(input).expect("zstd decoder"));
+    let output = std::fs::File::create(dst).expect("create the format-1 volume");
+    let mut builder = tar::Builder::new(zstd::Encoder::new(output, 3).expect("zstd encoder"));
+    for entry in archive.entries().expect("tar entries") {
+        let mut entry = entry.expect("tar entry");
+        let mut header = entry.header().clone();
+        if entry.path_bytes().as_ref() == b"airlift-bundle.json" {
+            let mut d: serde_json::Value = serde_json::from_reader(&mut entry).expect("descriptor");
+            d["format_version"] = 1.into();
+            for blob in d["blobs"].as_object_mut().expect("blobs").values_mut() {
+                for location in blob["volumes"].as_array_mut().expect("locations") {
+                    location
+                        .as_object_mut()
+                        .expect("location")
+                        .remove("tar_offset");
+                }
+            }
+            let bytes = serde_json::to_vec(&d).expect("JSON");
+            header.set_size(bytes.len() as u64);
+            header.set_cksum();
+            builder.append(&header, bytes.as_slice()).expect("append");
+        } else {
+            builder.append(&header, &mut entry).expect("append");
+        }
+    }
+    let encoder = builder.into_inner().expect("finish the tar");
+    encoder.finish().expect("finish the zstd frame");
+}
