@@ -184,8 +184,9 @@ pub struct VolumeFile {
     pub path: String,
     /// Its size in bytes.
     pub size: u64,
-    /// SHA-256 of the file, hex (as `sha256sum` prints it).
-    pub sha256: String,
+    /// SHA-256 of the file, hex (as `sha256sum` prints it); taken for `--json` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 impl RunReport {

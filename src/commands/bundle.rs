@@ -123,11 +123,12 @@ pub async fn create(args: BundleCreateArgs, quiet: bool) -> Result<Status> {
     let missing = missing_of(&plan, &report);
     match finished {
         Ok(paths) if !failed_in_run => {
-            let volumes = paths
-                .iter()
-                .map(|v| bundle::volume_file(v))
-                .collect::<Result<Vec<_>, _>>()
-                .with_context(|| format!("cannot read back bundle {}", s.output.display()))?;
+            let checksum = s.output_settings.json;
+            let volumes =
+                tokio::task::spawn_blocking(move || bundle::volume_files(&paths, checksum))
+                    .await
+                    .context("reading the volumes back stopped")?
+                    .with_context(|| format!("cannot read back bundle {}", s.output.display()))?;
             let written: Vec<std::path::PathBuf> =
                 volumes.iter().map(|v| v.path.clone().into()).collect();
             for stale in remove_stale_volumes(&s.output, &written)? {
