@@ -121,6 +121,7 @@ pub(crate) mod frames;
 mod resume;
 mod set;
 mod volume;
+mod writeback;
 
 pub use set::{BlobWriter, VolumeSet, WriteError};
 use volume::VolumeJob;

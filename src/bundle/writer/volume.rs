@@ -24,6 +24,7 @@ use super::super::{
     BundleError, DESCRIPTOR_NAME, INDEX_NAME, OCI_LAYOUT_NAME, blob_name, part_name,
 };
 use super::frames::{self, FrameSink, Start};
+use super::writeback::Writeback;
 use super::{OCI_LAYOUT, header};
 
 /// What the engine sends for one piece.
@@ -223,7 +224,7 @@ pub(crate) fn write(
         1,
     );
     // Frames are written whole (a MiB each): the buffer only gathers the small ones.
-    let out = io::BufWriter::with_capacity(128 << 10, file);
+    let out = io::BufWriter::with_capacity(128 << 10, Writeback::new(file, &partial));
     let entries = job.entries(manifests);
     let (at, out, table) =
         frames::run_frame_sink(out, start, level, threads, &turn.buffers, &io, |sink| {
@@ -262,7 +263,10 @@ pub(crate) fn write(
     if let Some(at) = at {
         descriptor_at = (at, 1);
     }
-    let mut file = out.into_inner().map_err(|e| io(e.into_error()))?;
+    let mut file = out
+        .into_inner()
+        .map_err(|e| io(e.into_error()))?
+        .into_inner();
     file.flush().map_err(io)?;
     Ok(Written {
         file,
@@ -274,7 +278,7 @@ pub(crate) fn write(
 /// Receives one piece into `sink` as tar entry `name` of `size` bytes. Full frames are
 /// submitted as more bytes follow them; the last is submitted on [`PieceMsg::Commit`].
 fn piece(
-    sink: &mut FrameSink<io::BufWriter<fs_err::File>>,
+    sink: &mut FrameSink<io::BufWriter<Writeback>>,
     name: &str,
     size: u64,
     rx: &mut PieceRx,
@@ -285,9 +289,9 @@ fn piece(
         path: partial.to_owned(),
         source: e,
     };
-    let cut = |w: &mut io::BufWriter<fs_err::File>, len: u64| {
+    let cut = |w: &mut io::BufWriter<Writeback>, len: u64| {
         w.flush()?;
-        let f = w.get_mut();
+        let f = w.get_mut().file_mut();
         f.set_len(len)?;
         f.seek(SeekFrom::Start(len))?;
         Ok(())
