@@ -50,10 +50,13 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 # measure LABEL CMD...: runs CMD under GNU time (its output and exit status are CMD's) and
 # sets MEASURED_S (wall seconds), MEASURED_CPU (user + system seconds) and MEASURED_RSS
-# (peak resident set size in MiB). The report is kept in $OUT_DIR/LABEL.time.
+# (peak resident set size in MiB). The report is kept in $OUT_DIR/LABEL.time. What earlier
+# steps left dirty in the page cache is written out first (`sync`), so that neither side pays
+# for the other's writeback.
 measure() {
     local label="$1" t0 t1 rc=0
     shift
+    sync
     t0="$(now)"
     /usr/bin/time -f '%U %S %M' -o "$OUT_DIR/$label.time" "$@" || rc=$?
     t1="$(now)"
