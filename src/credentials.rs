@@ -366,17 +366,18 @@ impl Credentials {
         })
     }
 
-    /// Asks `registry`'s helper again (at most [`MAX_REFRESHES`] times a run); the new
-    /// answer replaces the cached one. `Some` only when it differs from the rejected one.
-    async fn refresh_helper(&self, registry: &str) -> Option<Credential> {
+    /// Asks `registry`'s helper again (at most [`MAX_REFRESHES`] times a run), after the
+    /// registry rejected `rejected`; the new answer replaces the cached one. `Some` only when
+    /// it differs from the rejected one.
+    async fn refresh_helper(
+        &self,
+        registry: &str,
+        rejected: Option<Credential>,
+    ) -> Option<Credential> {
         let host = normalize_registry(registry);
         let helper = self.helper_of(&host)?.to_owned();
-        let rejected = match self.cached(&helper, &host) {
-            Some(Cached::Found(c)) => Some(c),
-            _ => None,
-        };
         let _one_at_a_time = self.refreshing.lock().await;
-        // Another task may have refreshed while this one waited.
+        // Another request may have refreshed since this one was sent, or while it waited.
         if let Some(Cached::Found(c)) = self.cached(&helper, &host)
             && rejected.as_ref().is_some_and(|r| !same(r, &c))
         {
@@ -416,8 +417,9 @@ impl CredentialSource for Credentials {
     fn refresh<'a>(
         &'a self,
         registry: &'a str,
+        rejected: Option<Credential>,
     ) -> futures_util::future::BoxFuture<'a, Option<Credential>> {
-        Box::pin(self.refresh_helper(registry))
+        Box::pin(self.refresh_helper(registry, rejected))
     }
 
     fn prepare<'a>(

@@ -316,14 +316,18 @@ pub trait CredentialSource: Send + Sync {
         None
     }
 
-    /// After the registry rejected `registry`'s credentials: asks their source again (a
-    /// credential helper whose short-lived token expired) and returns a different credential
-    /// to try, if any. Bounded by the source. The default has nothing new.
+    /// After the registry rejected `registry`'s credentials (`rejected`, what
+    /// [`Self::credential`] gave before the request): asks their source again (a credential
+    /// helper whose short-lived token expired) and returns a different credential to try, if
+    /// any. A credential that already differs from `rejected` (another request refreshed it
+    /// meanwhile) is returned without asking. Bounded by the source. The default has nothing
+    /// new.
     fn refresh<'a>(
         &'a self,
         registry: &'a str,
+        rejected: Option<Credential>,
     ) -> futures_util::future::BoxFuture<'a, Option<Credential>> {
-        let _ = registry;
+        let _ = (registry, rejected);
         Box::pin(async { None })
     }
 }

@@ -475,3 +475,28 @@ fn futures_are_send_and_credentials_plug_into_the_client() {
     };
     assert!(client.credentials.is_some());
 }
+
+/// Two requests sent with the same expired token are both rejected; the first to refresh asks
+/// the helper, and the second, arriving after that refresh is done, gets the new answer
+/// without asking again (it was rejected for the old one, not for the new).
+#[tokio::test]
+async fn a_rejection_of_an_already_refreshed_credential_does_not_ask_the_helper_again() {
+    let (fake, _tmp, o) = helper_setup(r#"{"credsStore":"airlifttest"}"#);
+    fake.preload("reg.example", "u", "expired");
+    let creds = Credentials::load(o).unwrap();
+    assert!(creds.prepare(&["reg.example".into()]).await.is_empty());
+    let sent_with = creds.credential("reg.example");
+    assert_eq!(pair(sent_with.clone()), some("u", "expired"));
+    fake.preload("reg.example", "u", "fresh");
+    let first = creds.refresh("reg.example", sent_with.clone()).await;
+    assert_eq!(pair(first), some("u", "fresh"));
+    let second = creds.refresh("reg.example", sent_with).await;
+    assert_eq!(pair(second), some("u", "fresh"));
+    assert_eq!(fake.calls(), ["get reg.example", "get reg.example"]);
+    // Rejected for the fresh one too: the helper is asked, and has nothing new.
+    let third = creds
+        .refresh("reg.example", creds.credential("reg.example"))
+        .await;
+    assert_eq!(pair(third), None);
+    assert_eq!(fake.calls().len(), 3);
+}

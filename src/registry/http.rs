@@ -495,13 +495,16 @@ impl Inner {
             }
             Target::Path(p) => self.url(registry, p).await?,
         };
+        // What the request goes with: when it is rejected, a credential other than this one
+        // (refreshed by a concurrent request meanwhile) is new, and the helper is not asked.
+        let sent_with = (self.credentials.as_ref()).and_then(|c| c.credential(&host.registry));
         let mut result = self.send_retried(&host, call, &url).await;
         // Credentials a helper gave may have expired since (1-hour tokens): ask it again and
         // resend once, when the body can be sent again.
         if is_rejected(&result)
             && let Some(source) = &self.credentials
         {
-            let fresh = source.refresh(&host.registry).await;
+            let fresh = source.refresh(&host.registry, sent_with).await;
             if fresh.is_some() && !matches!(call.body, CallBody::Stream(_)) {
                 result = self.send_retried(&host, call, &url).await;
             }
