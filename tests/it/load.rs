@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::generator::{self, Arch, ImageSpec, Kind, LayerSpec};
+use crate::support::generator::{self, Arch, Generated, ImageSpec, Kind, LayerSpec};
 use crate::support::proxy::{FaultProxy, Faults};
 use crate::support::{
     TestRegistry, airlift, assert_complete, assert_exit, describe, digest_of, json_report,
@@ -34,6 +34,25 @@ fn load(volumes: &[PathBuf], to: &str, state: &Path, args: &[&str]) -> std::proc
         .args(["--progress", "none", "--json"])
         .args(args);
     run_with_timeout(&mut cmd, TIMEOUT)
+}
+
+/// `spec` pushed to a fresh source registry and written into the bundle `name` in a new
+/// work directory: the generated images, the directory and the volume.
+fn bundled(spec: ImageSpec, name: &str) -> (Vec<Generated>, tempfile::TempDir, PathBuf) {
+    let source = TestRegistry::start();
+    let images = generator::push(&source.addr(), &[spec]);
+    let work = tempfile::tempdir().unwrap();
+    let list = generator::write_list(work.path(), &images, &source.addr());
+    let out = work.path().join(name);
+    let mut cmd = airlift();
+    cmd.args(["bundle", "create", "--list"])
+        .arg(&list)
+        .arg("-o")
+        .arg(&out)
+        .args(["--insecure-registry", &source.addr()])
+        .args(["--progress", "none"]);
+    assert_exit(&run_with_timeout(&mut cmd, TIMEOUT), 0);
+    (images, work, out)
 }
 
 /// The format-1 bundle of the previous release.
@@ -140,23 +159,11 @@ fn format1_bundle_of_the_previous_release_loads_with_every_digest() {
 fn load_reads_blobs_concurrently_up_to_jobs() {
     // One image of many small layers: with every request delayed by the proxy, a load that
     // moves blobs one at a time takes several times longer than one moving eight at a time.
-    let source = TestRegistry::start();
     let layers = (0..24)
         .map(|i| LayerSpec::seeded(900 + i, 48 << 10))
         .collect();
     let spec = ImageSpec::new("many/layers", "1", Kind::Oci, Arch::Single, layers);
-    let images = generator::push(&source.addr(), &[spec]);
-    let work = tempfile::tempdir().unwrap();
-    let list = generator::write_list(work.path(), &images, &source.addr());
-    let out = work.path().join("many.tar.zst");
-    let mut cmd = airlift();
-    cmd.args(["bundle", "create", "--list"])
-        .arg(&list)
-        .arg("-o")
-        .arg(&out)
-        .args(["--insecure-registry", &source.addr()])
-        .args(["--progress", "none"]);
-    assert_exit(&run_with_timeout(&mut cmd, TIMEOUT), 0);
+    let (images, work, out) = bundled(spec, "many.tar.zst");
     let blobs = images[0].blobs.len();
     assert!(blobs >= 25, "{blobs} blobs");
 
@@ -202,7 +209,6 @@ fn random_access_bundle_uploads_its_largest_blobs_first() {
     // A large blob read late (volume order) uploads alone at the end while the rest of the
     // machine idles: a format-2 bundle is loaded largest blob first. With --jobs 1 the blobs
     // go up one after another, so the order of their closing PUTs is the order they were read.
-    let source = TestRegistry::start();
     let sizes: [u64; 5] = [64 << 10, 3 << 20, 256 << 10, 1 << 20, 2 << 20];
     let layers = sizes
         .iter()
@@ -210,18 +216,7 @@ fn random_access_bundle_uploads_its_largest_blobs_first() {
         .map(|(i, &size)| LayerSpec::seeded(950 + i as u64, size))
         .collect();
     let spec = ImageSpec::new("sized/layers", "1", Kind::Oci, Arch::Single, layers);
-    let images = generator::push(&source.addr(), &[spec]);
-    let work = tempfile::tempdir().unwrap();
-    let list = generator::write_list(work.path(), &images, &source.addr());
-    let out = work.path().join("sized.tar.zst");
-    let mut cmd = airlift();
-    cmd.args(["bundle", "create", "--list"])
-        .arg(&list)
-        .arg("-o")
-        .arg(&out)
-        .args(["--insecure-registry", &source.addr()])
-        .args(["--progress", "none"]);
-    assert_exit(&run_with_timeout(&mut cmd, TIMEOUT), 0);
+    let (images, work, out) = bundled(spec, "sized.tar.zst");
 
     let site = TestRegistry::start();
     let to = format!("{}/site", site.addr());
@@ -254,24 +249,12 @@ fn corrupt_large_blob_of_a_random_access_bundle_commits_nothing() {
     // before the PUT completes, and nothing is committed. (The session is not always gone:
     // docker distribution keeps the data of a PUT cut off mid-body, as it did with 8 MiB
     // PATCH chunks before.)
-    let source = TestRegistry::start();
     let layers = vec![
         LayerSpec::seeded(960, 64 << 10),
         LayerSpec::seeded(961, 20 << 20),
     ];
     let spec = ImageSpec::new("corrupt/big", "1", Kind::Oci, Arch::Single, layers);
-    let images = generator::push(&source.addr(), &[spec]);
-    let work = tempfile::tempdir().unwrap();
-    let list = generator::write_list(work.path(), &images, &source.addr());
-    let out = work.path().join("big.tar.zst");
-    let mut cmd = airlift();
-    cmd.args(["bundle", "create", "--list"])
-        .arg(&list)
-        .arg("-o")
-        .arg(&out)
-        .args(["--insecure-registry", &source.addr()])
-        .args(["--progress", "none"]);
-    assert_exit(&run_with_timeout(&mut cmd, TIMEOUT), 0);
+    let (images, work, out) = bundled(spec, "big.tar.zst");
     let (big, _) = images[0]
         .blobs
         .iter()
