@@ -519,7 +519,7 @@ pub(crate) fn part_name(digest: &Digest, n: u32) -> String {
 
 /// The written volume files as `bundle create` lists them: path and size, and with
 /// `checksum` (for `--json`) the SHA-256 of each, read back in 1 MiB chunks (memory stays
-/// flat whatever the volume's size), volumes hashed concurrently, one per core. The checksum
+/// flat whatever the volume's size), the volumes split over one thread per core. The checksum
 /// costs a read of the whole bundle (a volume's descriptor is patched when it is finished, so
 /// it cannot be hashed as it is written): 0.77 s of a 2.9 s create of 706 MB here, which is
 /// why it is only taken when asked for.
@@ -540,33 +540,24 @@ pub fn volume_files(
             })
             .collect();
     }
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(paths.len());
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut hashed: Vec<(usize, Result<crate::report::VolumeFile, BundleError>)> =
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut mine = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(path) = paths.get(i) else {
-                                return mine;
-                            };
-                            mine.push((i, hashed_volume_file(path)));
-                        }
-                    })
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = paths.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = paths
+            .chunks(per_thread)
+            .map(|some| {
+                scope.spawn(|| {
+                    some.iter()
+                        .map(|p| hashed_volume_file(p))
+                        .collect::<Vec<_>>()
                 })
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().expect("a hashing thread panicked"))
-                .collect()
-        });
-    hashed.sort_by_key(|(i, _)| *i);
-    hashed.into_iter().map(|(_, file)| file).collect()
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a hashing thread panicked"))
+            .collect()
+    })
 }
 
 fn hashed_volume_file(path: &Path) -> Result<crate::report::VolumeFile, BundleError> {
