@@ -105,6 +105,8 @@ const PIECE: usize = 64 << 10;
 fn detached(
     inner: BoxStream<'static, Result<Bytes, RegistryError>>,
 ) -> BoxStream<'static, Result<Bytes, RegistryError>> {
+    // The copies are made at once, not as the pieces are pulled: hyper's connection task reads
+    // ahead while a chunk is being handed out, and would not find its buffer free.
     inner
         .flat_map(|item| {
             let items: Vec<Result<Bytes, RegistryError>> = match item {
